@@ -1,0 +1,46 @@
+# The README's commands. Each target installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+KAFKA  := dev/kafka/kafka.sh
+
+.PHONY: help venv demo test test-unit bench faults broker-start broker-stop clean
+
+help:
+	@echo "make demo    run the tracker on the embedded store with a bundled sample, print a journey"
+	@echo "make test    the whole test suite against a real Kafka broker and real chDB"
+	@echo "make bench   throughput/latency benchmark (report in bench/results/)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+broker-start:
+	@PYTHON=$(abspath $(BIN)/python) $(KAFKA) start
+
+broker-stop:
+	@$(KAFKA) stop
+
+# Starts a broker only if none answers at JOURNEYS_KAFKA_BOOTSTRAP, and stops only what it started.
+demo: $(STAMP)
+	@set -e; started=0; \
+	if ! PYTHON=$(abspath $(BIN)/python) $(KAFKA) status >/dev/null 2>&1; then started=1; fi; \
+	PYTHON=$(abspath $(BIN)/python) $(KAFKA) start; \
+	rc=0; $(BIN)/journeys demo $(DEMO_ARGS) || rc=$$?; \
+	if [ $$started = 1 ] && [ -z "$(findstring --keep-running,$(DEMO_ARGS))" ]; then $(KAFKA) stop; fi; \
+	exit $$rc
+
+# tests/conftest.py starts the broker (if none is reachable) and stops it afterwards.
+test: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf .journeys test-artifacts

@@ -1,0 +1,111 @@
+"""The one bridge from raw bytes to a validated event (pure: no I/O, no clock).
+
+Every rejection raises :class:`~schemas.errors.InvalidEvent` with path-level reasons, so the
+caller can answer 400 or write a dead letter with the same words.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.errors import InvalidEvent, Reason
+from schemas.events import EVENT_TYPES, MAX_EVENT_BYTES, InboundEvent, SegmentCall
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(InboundEvent)
+
+
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """``('context', 'page', 'url')`` → ``$.context.page.url``; ints become ``[i]``."""
+    path = "$"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def reasons_from(error: ValidationError, *, tagged: bool = True) -> list[Reason]:
+    """Map pydantic errors to path-level reasons (dropping the union's tag from the path)."""
+    reasons = []
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if tagged and loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (this event type is strict)"
+        reasons.append(Reason(json_path(loc), message))
+    return reasons
+
+
+def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES) -> Any:
+    if len(raw) > limit:
+        raise InvalidEvent(
+            [Reason("$", f"payload is {len(raw)} bytes; the limit is {limit}")],
+            stage="decode",
+            oversized=True,
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent([Reason("$", f"malformed JSON: {exc}")], stage="decode") from exc
+
+
+def validate(obj: Any) -> Any:
+    """Validate one decoded JSON value against the contract."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent([Reason("$", f"expected a JSON object, got {type(obj).__name__}")])
+    if "type" not in obj:
+        raise InvalidEvent([Reason("$.type", f"required; one of {', '.join(EVENT_TYPES)}")])
+    if obj["type"] not in EVENT_TYPES:
+        raise InvalidEvent(
+            [Reason("$.type", f"unknown event type {str(obj['type'])[:64]!r}; one of {', '.join(EVENT_TYPES)}")]
+        )
+    try:
+        return _ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise InvalidEvent(reasons_from(exc)) from exc
+
+
+def event_time(event: Any, received_at: datetime) -> datetime:
+    """When the event happened, with Segment's clock-skew correction.
+
+    ``timestamp = receivedAt − (sentAt − originalTimestamp)`` when the client sent ``sentAt``;
+    the client's own timestamp otherwise; the time we received it when there is none.
+    """
+    if isinstance(event, SegmentCall):
+        received = event.receivedAt or received_at
+        client = event.client_timestamp
+        if client is None:
+            return received
+        if event.sentAt is not None:
+            return received - (event.sentAt - client)
+        return client
+    for field in ("startedAt", "changedAt"):
+        value = getattr(event, field, None)
+        if value is not None:
+            return value
+    return received_at
+
+
+def check_not_future(when: datetime, received_at: datetime, max_future: timedelta) -> None:
+    if when - received_at > max_future:
+        raise InvalidEvent(
+            [
+                Reason(
+                    "$.timestamp",
+                    f"{when.isoformat()} is {(when - received_at).total_seconds():.0f}s in the future "
+                    f"(limit {max_future.total_seconds():.0f}s)",
+                )
+            ]
+        )
+
+
+def decode(raw: bytes, *, received_at: datetime, max_future: timedelta) -> tuple[Any, datetime]:
+    """Raw bytes → (validated event, corrected event time), or :class:`InvalidEvent`."""
+    event = validate(parse_json(raw))
+    when = event_time(event, received_at)
+    check_not_future(when, received_at, max_future)
+    return event, when

@@ -1,0 +1,55 @@
+"""What the tracker produces for every accepted event: one normalised timeline entry.
+
+This is the strict side of the contract: produced by our agents, read by the sink and by
+anyone who consumes the timeline topic. Unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Side = Literal["digital", "human", "crm"]
+"""digital = self-service (web, content, ads, webinars, marketing email);
+human = a 1:1 conversation with a rep; crm = a lifecycle record (lead status, opportunity)."""
+
+
+class TimelineEvent(BaseModel):
+    """One entry of a buyer journey, after validation, normalisation and identity resolution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str
+    event_type: str
+    name: str = ""
+    channel: str
+    side: Side
+    event_time: AwareDatetime
+    received_at: AwareDatetime
+    anonymous_id: str = ""
+    user_id: str = ""
+    email: str = ""
+    contact_id: str = ""
+    """Resolved person key ('' while the device is anonymous)."""
+    account_id: str = ""
+    """Resolved account key ('' while unknown)."""
+    group_id: str = ""
+    domain: str = ""
+    rep_id: str = ""
+    rep_role: str = ""
+    source: str = ""
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "TimelineEvent":
+        return cls.model_validate_json(raw)
+
+
+def utc_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)

@@ -1,0 +1,1 @@
+"""Everything that leaves the stream: the ClickHouse store and alert delivery."""

@@ -1,0 +1,1 @@
+"""ClickHouse store: one URL chooses chDB (embedded, default) or a ClickHouse server."""

@@ -1,0 +1,108 @@
+"""The one module that imports clickhouse_connect.
+
+``chdb:///abs/path`` opens the embedded engine (chDB) in this process — only one process may
+open a data path, so the store process owns it. ``http(s)://user:pass@host:8123/db`` talks to
+a ClickHouse server or cluster. Same DDL and queries for both.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from schemas.errors import ConfigurationError, TerminalSinkError, TransientSinkError
+
+# ClickHouse error codes worth retrying: timeouts, too many parts/queries, network, readonly
+# replica, memory limit. Everything else from the server is terminal (bad SQL, auth, schema).
+_TRANSIENT_CODES = {159, 164, 202, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1000}
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def is_embedded(url: str) -> bool:
+    return url.startswith("chdb:")
+
+
+def classify(exc: BaseException) -> TransientSinkError | TerminalSinkError:
+    """Map a client exception to a transient (retry) or terminal (operator) error."""
+    if isinstance(exc, OperationalError):
+        return TransientSinkError(str(exc))
+    if isinstance(exc, DatabaseError):
+        text = str(exc)
+        for code in _TRANSIENT_CODES:
+            if f"Code: {code}." in text or f"code: {code}" in text.lower():
+                return TransientSinkError(text)
+        return TerminalSinkError(text)
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return TransientSinkError(str(exc))
+    return TerminalSinkError(f"{type(exc).__name__}: {exc}")
+
+
+class Store:
+    """A thread-safe handle on one ClickHouse database (embedded or server)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        try:
+            self._client = _connect(url)
+        except (DatabaseError, OperationalError, OSError) as exc:
+            raise ConfigurationError(f"cannot open ClickHouse at {redact(url)}: {exc}") from exc
+
+    @property
+    def embedded(self) -> bool:
+        return is_embedded(self.url)
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            return self._client.command(sql, parameters=parameters)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        with self._lock:
+            result = self._client.query(sql, parameters=parameters)
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert one block; raise Transient/TerminalSinkError on failure."""
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        try:
+            with self._lock:
+                self._client.insert(table, rows, column_names=list(columns), settings=settings)
+        except Exception as exc:  # noqa: BLE001 - mapped to our error tree right here
+            raise classify(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+
+def _connect(url: str) -> Any:
+    if is_embedded(url):
+        path = url[len("chdb://") :]
+        if path.startswith("/"):
+            Path(path).mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=url)
+    if url.startswith(("http://", "https://")):
+        return clickhouse_connect.get_client(dsn=url)
+    raise ConfigurationError(
+        f"JOURNEYS_CLICKHOUSE_URL must start with chdb://, http:// or https://, got {redact(url)!r}"
+    )

@@ -1,0 +1,115 @@
+"""Versioned, idempotent schema migrations — the same statements on chDB and on a server.
+
+Each migration is a list of statements that are safe to re-run (``IF NOT EXISTS``).
+``schema_migrations`` records what was applied. Idempotency of rows: tables are
+ReplacingMergeTree keyed by event id; analyst views read ``FINAL`` so a replayed event is
+never visible twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class _Runs(Protocol):
+    def command(self, sql: str, parameters: dict | None = None) -> object: ...
+
+    def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]: ...
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+# Non-replicated MergeTree (chDB) dedups retried insert blocks only with this window set.
+_DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "timeline and dead letters",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS timeline (
+                event_id String,
+                account_id String,
+                event_time DateTime64(3, 'UTC'),
+                received_at DateTime64(3, 'UTC'),
+                event_type LowCardinality(String),
+                name String,
+                channel LowCardinality(String),
+                side LowCardinality(String),
+                anonymous_id String,
+                user_id String,
+                email String,
+                contact_id String,
+                group_id String,
+                domain String,
+                rep_id String,
+                rep_role LowCardinality(String),
+                source LowCardinality(String),
+                properties String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (account_id, event_id)
+            {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS dead_letters (
+                dlq_id String,
+                rejected_at DateTime64(3, 'UTC'),
+                source_kind LowCardinality(String),
+                source String,
+                stage LowCardinality(String),
+                reasons Array(String),
+                payload String,
+                replayed UInt8 DEFAULT 0
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY dlq_id
+            {_DEDUP}
+            """,
+            # Analysts read this: one row per event id, whatever was replayed.
+            """
+            CREATE VIEW IF NOT EXISTS timeline_v AS
+            SELECT * EXCEPT version FROM timeline FINAL
+            ORDER BY event_time, event_id
+            LIMIT 1 BY event_id
+            """,
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree ORDER BY version
+"""
+
+
+def applied(store: _Runs) -> list[int]:
+    store.command(_LEDGER)
+    _, rows = store.query("SELECT DISTINCT version FROM schema_migrations ORDER BY version")
+    return [int(r[0]) for r in rows]
+
+
+def migrate(store: _Runs) -> list[Migration]:
+    """Apply every missing migration in order; return the ones applied (none if up to date)."""
+    done = set(applied(store))
+    ran = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            store.command(statement)
+        store.command(
+            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+            {"v": migration.version, "n": migration.name},
+        )
+        ran.append(migration)
+    return ran

@@ -1,0 +1,49 @@
+"""Pure row mapping: timeline entries and dead letters → ClickHouse rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+import orjson
+
+from schemas.timeline import TimelineEvent, utc_ms
+
+TIMELINE_COLUMNS = (
+    "event_id", "account_id", "event_time", "received_at", "event_type", "name", "channel",
+    "side", "anonymous_id", "user_id", "email", "contact_id", "group_id", "domain", "rep_id",
+    "rep_role", "source", "properties", "version",
+)  # fmt: skip
+
+DEAD_LETTER_COLUMNS = ("dlq_id", "rejected_at", "source_kind", "source", "stage", "reasons", "payload")
+
+_FAR_FUTURE_MS = 1 << 48
+
+
+def first_wins_version(received_at: datetime) -> int:
+    """ReplacingMergeTree keeps the highest version: the earliest receipt of an id wins."""
+    return _FAR_FUTURE_MS - utc_ms(received_at)
+
+
+def timeline_row(e: TimelineEvent) -> tuple[Any, ...]:
+    return (
+        e.event_id, e.account_id, e.event_time, e.received_at, e.event_type, e.name, e.channel,
+        e.side, e.anonymous_id, e.user_id, e.email, e.contact_id, e.group_id, e.domain,
+        e.rep_id, e.rep_role, e.source, orjson.dumps(e.properties).decode(),
+        first_wins_version(e.received_at),
+    )  # fmt: skip
+
+
+def dead_letter_row(
+    dlq_id: str,
+    rejected_at: datetime,
+    source_kind: str,
+    source: str,
+    stage: str,
+    reasons: Sequence[str],
+    payload: bytes,
+) -> tuple[Any, ...]:
+    return (
+        dlq_id, rejected_at, source_kind, source, stage, list(reasons),
+        payload.decode("utf-8", errors="backslashreplace"),
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The Faust app: topics, thin agents, and the pure rules they call."""

@@ -1,0 +1,77 @@
+"""Build the Faust app from settings: topics, agents for this process's roles, web views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from streams import topics as t
+from streams.settings import Settings
+from streams.storehandle import StoreHandle
+
+
+@dataclass
+class Topics:
+    """The Faust topic objects of this app, built from :mod:`streams.topics`."""
+
+    inbound: faust.TopicT
+    inbound_dlq: faust.TopicT
+    events: faust.TopicT
+    timeline: faust.TopicT
+
+
+def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.TopicT:
+    return app.topic(
+        t.name(spec, settings.topic_prefix),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+        replicas=settings.topic_replicas,
+        compacting=spec.compacted or None,
+    )
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired for the roles in ``settings.roles``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")),
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replicas,
+        topic_allow_declare=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_enabled=True,
+        broker_commit_interval=settings.commit_interval,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+        autodiscover=False,
+    )
+    topics = Topics(
+        inbound=_topic(app, t.INBOUND, settings),
+        inbound_dlq=_topic(app, t.INBOUND_DLQ, settings),
+        events=_topic(app, t.EVENTS, settings),
+        timeline=_topic(app, t.TIMELINE, settings),
+    )
+    app.journeys_settings = settings  # type: ignore[attr-defined]
+    app.journeys_topics = topics  # type: ignore[attr-defined]
+
+    if settings.has_role("stream"):
+        from streams.agents import ingest
+
+        ingest.register(app, topics, settings)
+    if settings.has_role("store"):
+        from streams.agents import store_dead_letters, store_timeline
+        from streams.web import api
+
+        handle = StoreHandle(settings.store_url)
+        store_timeline.register(app, topics, settings, handle)
+        store_dead_letters.register(app, topics, settings, handle)
+        api.register(app, handle)
+    return app

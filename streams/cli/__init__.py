@@ -1,0 +1,24 @@
+"""The ``journeys`` console script: Faust's command line (``journeys worker``) plus ours."""
+
+from __future__ import annotations
+
+import sys
+
+from faust.cli.faust import cli
+
+from streams.cli import commands
+
+
+def main() -> None:
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    settings = Settings()
+    for command in commands.ALL:
+        cli.add_command(command)
+    app = create_app(settings)
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        from streams.admin import ensure_topics
+
+        ensure_topics(settings)
+    app.main()

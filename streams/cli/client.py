@@ -1,0 +1,73 @@
+"""Answer a query through the running store process's API if it is up, directly otherwise.
+
+With the embedded store (chDB) only the store process may open the data path, so when a worker
+is running the CLI must ask it; when none is running the CLI opens the store itself.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Callable
+from urllib.parse import quote
+
+from sinks.clickhouse import queries
+from sinks.clickhouse.client import Store, is_embedded
+from streams.settings import Settings
+from streams.storehandle import StoreHandle
+
+
+def api_get(settings: Settings, path: str, timeout: float = 10.0) -> dict[str, Any] | None:
+    """GET from the running store process, or None when nothing listens there."""
+    try:
+        with urllib.request.urlopen(settings.api_url.rstrip("/") + path, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
+    handle = StoreHandle(settings.store_url)
+    try:
+        return fn(handle.get(), *args)
+    finally:
+        handle.close()
+
+
+def timeline(settings: Settings, account_id: str, limit: int) -> list[dict[str, Any]]:
+    if is_embedded(settings.store_url):
+        body = api_get(settings, f"/api/v1/timeline/{quote(account_id, safe='')}?limit={limit}")
+        if body is not None:
+            return body["events"]
+    cols, rows = direct(settings, queries.timeline, account_id, limit)
+    return queries.records(cols, rows)
+
+
+def accounts(settings: Settings) -> list[dict[str, Any]]:
+    if is_embedded(settings.store_url):
+        body = api_get(settings, "/api/v1/accounts")
+        if body is not None:
+            return body["accounts"]
+    cols, rows = direct(settings, queries.accounts, 100)
+    return queries.records(cols, rows)
+
+
+def dead_letters(settings: Settings) -> list[dict[str, Any]]:
+    if is_embedded(settings.store_url):
+        body = api_get(settings, "/api/v1/dead-letters")
+        if body is not None:
+            return body["dead_letters"]
+    cols, rows = direct(settings, queries.dead_letters, 100)
+    return queries.records(cols, rows)
+
+
+def stats(settings: Settings) -> dict[str, int] | None:
+    if is_embedded(settings.store_url):
+        return api_get(settings, "/api/v1/stats", timeout=5)
+    return direct(settings, queries.stats)
+
+
+__all__ = ["Store", "timeline", "accounts", "dead_letters", "stats"]

@@ -1,0 +1,119 @@
+"""Our commands on the ``journeys`` command line (Faust provides ``worker`` and friends)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import Progress
+
+from streams import topics as t
+from streams.cli import client
+from streams.cli.output import FORMATS, emit
+from streams.settings import Settings
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    return ctx.find_root().app.journeys_settings  # type: ignore[attr-defined]
+
+
+format_option = click.option(
+    "--format", "fmt", type=FORMATS, default="table", show_default=True, help="Output format."
+)
+
+
+@click.command()
+@click.argument("account_id")
+@format_option
+@click.option("--limit", default=1000, show_default=True, help="Most events to show.")
+@click.pass_context
+def timeline(ctx: click.Context, account_id: str, fmt: str, limit: int) -> None:
+    """Show ACCOUNT_ID's journey: every touch, in event-time order, each event once."""
+    records = client.timeline(settings_of(ctx), account_id, limit)
+    if not records and fmt == "table":
+        click.echo(f"No events for account {account_id!r}. Try `journeys accounts`.", err=True)
+    emit(records, fmt, title=f"Journey of {account_id}",
+         columns=["event_time", "side", "channel", "event_type", "name", "contact_id", "rep_role", "event_id"]
+         if fmt == "table" else None)
+
+
+@click.command()
+@format_option
+@click.pass_context
+def accounts(ctx: click.Context, fmt: str) -> None:
+    """List accounts with their event counts and last activity."""
+    emit(client.accounts(settings_of(ctx)), fmt, title="Accounts")
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: rejected inputs with their reasons."""
+
+
+@dlq.command("list")
+@format_option
+@click.pass_context
+def dlq_list(ctx: click.Context, fmt: str) -> None:
+    """Show the latest dead letters and why they were rejected."""
+    emit(client.dead_letters(settings_of(ctx)), fmt, title="Dead letters")
+
+
+@click.group()
+def db() -> None:
+    """ClickHouse schema: migrations and status."""
+
+
+@db.command("migrate")
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Apply missing schema migrations (idempotent; the store process also runs this at start)."""
+    from sinks.clickhouse import ddl
+    from sinks.clickhouse.client import Store
+
+    store = Store(settings_of(ctx).store_url)
+    ran = ddl.migrate(store)
+    click.echo(f"applied {[m.version for m in ran]}" if ran else f"up to date (version {ddl.LATEST})")
+
+
+@db.command("status")
+@click.pass_context
+def db_status(ctx: click.Context) -> None:
+    """Show applied and pending schema migrations."""
+    from sinks.clickhouse import ddl
+    from sinks.clickhouse.client import Store
+
+    done = set(ddl.applied(Store(settings_of(ctx).store_url)))
+    for m in ddl.MIGRATIONS:
+        click.echo(f"{m.version:>4}  {'applied' if m.version in done else 'PENDING'}  {m.name}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--topic", default=t.INBOUND.name, show_default=True, help="Topic (before JOURNEYS_TOPIC_PREFIX).")
+@click.pass_context
+def replay(ctx: click.Context, file: Path, topic: str) -> None:
+    """Produce every line of an NDJSON FILE, as is, to the inbound topic (bad lines included)."""
+    from streams.cli.replaying import produce_lines
+
+    settings = settings_of(ctx)
+    lines = [line for line in file.read_bytes().splitlines() if line.strip()]
+    with Progress(transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(f"replaying {file.name}", total=len(lines))
+        sent = produce_lines(settings, settings.topic_prefix + topic, lines,
+                             on_sent=lambda n: progress.update(task, advance=n))
+    click.echo(f"produced {sent} events to {settings.topic_prefix + topic}")
+
+
+@click.command()
+@click.option("--keep-running", is_flag=True, help="Leave the worker running after the replay.")
+@click.option("--account", default="acme-corp", show_default=True, help="Account whose journey to print.")
+@click.pass_context
+def demo(ctx: click.Context, keep_running: bool, account: str) -> None:
+    """Run the tracker on the embedded store, replay the bundled sample, print a journey."""
+    from streams.cli.demo import run_demo
+
+    sys.exit(run_demo(settings_of(ctx), keep_running=keep_running, account=account))
+
+
+ALL = [timeline, accounts, dlq, db, replay, demo]

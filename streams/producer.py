@@ -1,0 +1,24 @@
+"""A Kafka producer for entry points outside the worker (collector, import, replay, demo).
+
+acks=all with the idempotent producer: a send counts only once the broker has it.
+"""
+
+from __future__ import annotations
+
+from kafka import KafkaProducer
+
+from streams.settings import Settings
+
+
+def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
+    config: dict[str, object] = dict(
+        bootstrap_servers=[b.strip() for b in settings.kafka_bootstrap.split(",")],
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        retries=10,
+        max_in_flight_requests_per_connection=5,
+        client_id=f"{settings.app_id}-producer",
+    )
+    config.update(overrides)
+    return KafkaProducer(**config)

@@ -1,0 +1,53 @@
+"""Settings: environment variables with the ``JOURNEYS_`` prefix, built once at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the tracker. Environment: ``JOURNEYS_<NAME>`` (nested with ``__``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JOURNEYS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    clickhouse_url: SecretStr | None = Field(
+        None,
+        description="chdb:///abs/path (embedded, default: <data_dir>/store) or "
+        "http(s)://user:password@host:8123/database for a ClickHouse server.",
+    )
+    data_dir: Path = Field(Path(".journeys"), description="Local state: Faust tables and the embedded store.")
+    app_id: str = Field("journeys", description="Faust application id (consumer group prefix).")
+    topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs, tenants).")
+    topic_partitions: int = Field(4, ge=1, description="Partitions for topics the tracker creates.")
+    topic_replicas: int = Field(1, ge=1, description="Replication factor for topics the tracker creates.")
+    roles: str = Field(
+        "stream,store",
+        description="Roles this process runs: 'stream' (validate, stitch, journeys) and/or "
+        "'store' (ClickHouse sink + query API). With chDB only one process may hold 'store'.",
+    )
+    web_port: int = Field(6066, description="Port of the worker's web server (query API, health).")
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server.")
+    api_url: str = Field(
+        "http://127.0.0.1:6066", description="Where the CLI finds a running store process."
+    )
+    max_future_seconds: int = Field(
+        300, ge=0, description="Events stamped further than this in the future are rejected."
+    )
+    sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
+    sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
+    commit_interval: float = Field(1.0, gt=0, description="Seconds between Kafka offset commits.")
+
+    @property
+    def store_url(self) -> str:
+        if self.clickhouse_url is not None:
+            return self.clickhouse_url.get_secret_value()
+        return f"chdb://{(self.data_dir / 'store').resolve()}"
+
+    def has_role(self, role: str) -> bool:
+        return role in {r.strip() for r in self.roles.split(",")}

@@ -1,0 +1,54 @@
+"""Every topic the tracker reads or writes, with its key — declared here and nowhere else.
+
+Names are lowercase-hyphenated and versioned; each inbound topic has a dead-letter twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    doc: str
+    compacted: bool = False
+
+
+INBOUND = TopicSpec(
+    "journeys-inbound-v1",
+    "anonymousId or userId (any stable person/device key; used only for ordering)",
+    "Raw inbound JSON events (Segment calls, sales conversations, CRM updates).",
+)
+INBOUND_DLQ = TopicSpec(
+    "journeys-inbound-v1-dlq",
+    "as received",
+    "Rejected inbound events: the original bytes as value, source/stage/reasons in headers.",
+)
+EVENTS = TopicSpec(
+    "journeys-events-v1",
+    "identity key (device or person)",
+    "Validated, normalised events awaiting identity resolution.",
+)
+TIMELINE = TopicSpec(
+    "journeys-timeline-v1",
+    "account_id",
+    "Resolved timeline entries, keyed by account; the store writes them to ClickHouse.",
+)
+
+ALL = (INBOUND, INBOUND_DLQ, EVENTS, TIMELINE)
+
+
+def name(spec: TopicSpec, prefix: str = "") -> str:
+    """The topic's name on the broker (``prefix`` isolates tests and tenants)."""
+    return f"{prefix}{spec.name}"
+
+
+# Dead-letter record headers.
+DLQ_HEADER_ID = "journeys.dlq.id"
+DLQ_HEADER_SOURCE_KIND = "journeys.dlq.source_kind"
+DLQ_HEADER_SOURCE = "journeys.dlq.source"
+DLQ_HEADER_STAGE = "journeys.dlq.stage"
+DLQ_HEADER_REASONS = "journeys.dlq.reasons"
+DLQ_HEADER_REJECTED_AT = "journeys.dlq.rejected_at"

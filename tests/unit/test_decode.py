@@ -1,0 +1,87 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from schemas.decode import decode, event_time, validate
+from schemas.errors import InvalidEvent
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+LIMIT = timedelta(minutes=5)
+
+
+def reasons(raw: bytes) -> list[str]:
+    with pytest.raises(InvalidEvent) as info:
+        decode(raw, received_at=NOW, max_future=LIMIT)
+    return [str(r) for r in info.value.reasons]
+
+
+def test_track_is_accepted_and_times_are_utc() -> None:
+    event, when = decode(
+        b'{"type":"track","messageId":"m1","anonymousId":"a1","event":"Signed Up",'
+        b'"timestamp":"2026-11-01T13:00:00+02:00"}',
+        received_at=NOW, max_future=LIMIT,
+    )
+    assert event.event == "Signed Up"
+    assert when == datetime(2026, 11, 1, 11, 0, tzinfo=timezone.utc)
+
+
+def test_clock_skew_correction_uses_received_minus_client_delay() -> None:
+    event = validate({
+        "type": "page", "messageId": "m", "anonymousId": "a",
+        "timestamp": "2026-11-01T10:00:00Z", "sentAt": "2026-11-01T10:00:30Z",
+        "receivedAt": "2026-11-01T11:00:40Z",
+    })
+    # the device clock is an hour slow: the event happened 30 s before receipt
+    assert event_time(event, NOW) == datetime(2026, 11, 1, 11, 0, 10, tzinfo=timezone.utc)
+
+
+def test_path_level_reasons() -> None:
+    assert reasons(b'{"type":"track","messageId":"m","anonymousId":"a","event":"x","timestamp":"soon"}') == [
+        "$.timestamp: Input should be a valid datetime or date, input is too short"
+    ]
+    assert reasons(b'{"type":"track","messageId":"m","event":"x"}') == [
+        "$: Value error, either anonymousId or userId is required"
+    ]
+    assert reasons(b"[1,2]") == ["$: expected a JSON object, got list"]
+    assert reasons(b'{"messageId":"m"}')[0].startswith("$.type: required")
+    assert reasons(b'{"type":"launch"}')[0].startswith("$.type: unknown event type 'launch'")
+
+
+def test_naive_and_future_timestamps_are_rejected() -> None:
+    assert reasons(b'{"type":"track","messageId":"m","anonymousId":"a","event":"x","timestamp":"2026-11-01T12:00:00"}') == [
+        "$.timestamp: Input should have timezone info"
+    ]
+    (reason,) = reasons(b'{"type":"track","messageId":"m","anonymousId":"a","event":"x","timestamp":"2026-11-01T13:00:00Z"}')
+    assert reason.startswith("$.timestamp: 2026-11-01T13:00:00+00:00 is 3600s in the future")
+
+
+def test_unknown_fields_tolerant_for_segment_strict_for_crm() -> None:
+    event, _ = decode(b'{"type":"identify","messageId":"m","userId":"u","_metadata":{},"traits":{"x":1}}',
+                      received_at=NOW, max_future=LIMIT)
+    assert event.traits == {"x": 1}
+    assert reasons(
+        b'{"type":"lead_status","leadId":"l","status":"mql","changedAt":"2026-10-01T00:00:00Z","colour":"red"}'
+    ) == ["$.colour: unknown field (this event type is strict)"]
+
+
+def test_nested_paths_and_list_indices() -> None:
+    raw = (b'{"type":"conversation","conversationId":"c","channel":"call","repId":"r","repRole":"SDR",'
+           b'"direction":"outbound","startedAt":"2026-10-01T00:00:00Z","contactEmails":["ok@a.com","nope"]}')
+    (reason,) = reasons(raw)
+    assert reason.startswith("$.contactEmails[1]: String should match pattern")
+
+
+def test_oversized_and_malformed() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode(b"{" + b" " * 40_000 + b"}", received_at=NOW, max_future=LIMIT)
+    assert info.value.oversized and info.value.stage == "decode"
+    assert reasons(b"{nope")[0].startswith("$: malformed JSON")
+
+
+def test_crm_events_get_deterministic_ids() -> None:
+    raw = (b'{"type":"opportunity","opportunityId":"o1","crmAccountId":"A","action":"created",'
+           b'"amount":"10.00","currency":"EUR","changedAt":"2026-10-01T00:00:00Z"}')
+    a, _ = decode(raw, received_at=NOW, max_future=LIMIT)
+    b, _ = decode(raw, received_at=NOW + timedelta(days=3), max_future=LIMIT)
+    assert a.messageId == b.messageId and a.messageId.startswith("derived-")
+    assert reasons(raw.replace(b',"currency":"EUR"', b"")) == ["$: Value error, amount needs a currency"]
