@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 KAFKA  := dev/kafka/kafka.sh
 
-.PHONY: help venv demo test test-unit bench faults broker-start broker-stop clean
+.PHONY: help venv tools demo test test-unit bench faults broker-start broker-stop clean
 
 help:
 	@echo "make demo    run the tracker on the embedded store with a bundled sample, print a journey"
@@ -19,6 +19,15 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
+
+# docker-compose (Debian package; needs no Docker engine) validates docker-compose.yml in
+# tests/unit/test_compose.py. Installed only when missing; apt-get update only if the install fails.
+tools:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y --no-install-recommends docker-compose \
+	  || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends docker-compose; }; }
 
 broker-start:
 	@PYTHON=$(abspath $(BIN)/python) $(KAFKA) start
@@ -36,10 +45,10 @@ demo: $(STAMP)
 	exit $$rc
 
 # tests/conftest.py starts the broker (if none is reachable) and stops it afterwards.
-test: $(STAMP)
+test: tools $(STAMP)
 	PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP)
+test-unit: tools $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 clean:

@@ -8,7 +8,8 @@ Unknown-field policy (documented in README "Event contract"):
 * Sales conversations and CRM updates are our own contract and are **strict**: an unknown
   field is rejected, because a typo in a CRM mapping must be noticed, not silently lost.
 
-All times must carry a UTC offset (naive datetimes are rejected) and are normalised to UTC.
+All times must carry a UTC offset (naive datetimes are rejected), lie between 1970-01-01 and
+2200-01-01 (UTC), and are normalised to UTC.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ MAX_BATCH_BYTES = 500 * 1024
 """Largest accepted ``/v1/batch`` request body (Segment's own limit)."""
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+"""Accepted event-time range. Outside it ``astimezone`` and the skew arithmetic can overflow
+(an ``OverflowError`` would escape validation and crash the ingest agent)."""
+
+
 def _to_utc(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
     return value.astimezone(timezone.utc)
 
 

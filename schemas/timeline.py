@@ -42,6 +42,14 @@ class TimelineEvent(BaseModel):
     rep_role: str = ""
     source: str = ""
     properties: dict[str, Any] = Field(default_factory=dict)
+    person_id: str = ""
+    """The person the stream resolved at processing time (informational; timelines resolve
+    through identity links at query time)."""
+    journey_account_id: str = ""
+    """The account the stream resolved at processing time: the key of the journey stage."""
+    replay: bool = False
+    """True for buffered anonymous events re-sent after identification: already stored,
+    only the journey stage counts them."""
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

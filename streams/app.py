@@ -18,7 +18,10 @@ class Topics:
     inbound: faust.TopicT
     inbound_dlq: faust.TopicT
     events: faust.TopicT
+    persons: faust.TopicT
     timeline: faust.TopicT
+    identity_links: faust.TopicT
+    identity_overrides: faust.TopicT
 
 
 def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.TopicT:
@@ -38,7 +41,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")),
-        store="memory://",
+        store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replicas,
@@ -57,21 +60,28 @@ def create_app(settings: Settings) -> faust.App:
         inbound=_topic(app, t.INBOUND, settings),
         inbound_dlq=_topic(app, t.INBOUND_DLQ, settings),
         events=_topic(app, t.EVENTS, settings),
+        persons=_topic(app, t.PERSONS, settings),
         timeline=_topic(app, t.TIMELINE, settings),
+        identity_links=_topic(app, t.IDENTITY_LINKS, settings),
+        identity_overrides=_topic(app, t.IDENTITY_OVERRIDES, settings),
     )
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]
 
     if settings.has_role("stream"):
-        from streams.agents import ingest
+        from streams.agents import identity_devices, identity_persons, ingest
 
+        cfg = settings.identity.config()
         ingest.register(app, topics, settings)
+        identity_devices.register(app, topics, settings, cfg)
+        identity_persons.register(app, topics, settings, cfg)
     if settings.has_role("store"):
-        from streams.agents import store_dead_letters, store_timeline
+        from streams.agents import store_dead_letters, store_identity, store_timeline
         from streams.web import api
 
         handle = StoreHandle(settings.store_url)
         store_timeline.register(app, topics, settings, handle)
         store_dead_letters.register(app, topics, settings, handle)
+        store_identity.register(app, topics, settings, handle)
         api.register(app, handle)
     return app

@@ -4,8 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.collector.settings import CollectorSettings
+
+from streams.rules.identity import IdentityConfig
+
+
+class IdentitySettings(BaseModel):
+    """Caps and lists of identity resolution (env ``JOURNEYS_IDENTITY__<NAME>``)."""
+
+    max_persons_per_device: int = Field(3, ge=1, description="A device identified as more people is shared: no more links.")
+    max_devices_per_person: int = Field(20, ge=1, description="Most devices linked to one person.")
+    buffer_max_events: int = Field(200, ge=0, description="Anonymous events kept per device for retroactive stitching.")
+    buffer_window_days: float = Field(30, gt=0, description="How far back anonymous events are stitched.")
+    blocked_values: list[str] = Field(
+        default_factory=lambda: sorted(IdentityConfig().blocked_values),
+        description="Identifier values that never link anything (JSON list).",
+    )
+
+    def config(self) -> IdentityConfig:
+        return IdentityConfig(
+            max_persons_per_device=self.max_persons_per_device,
+            max_devices_per_person=self.max_devices_per_person,
+            buffer_max_events=self.buffer_max_events,
+            buffer_window_ms=int(self.buffer_window_days * 86_400_000),
+            blocked_values=frozenset(v.lower() for v in self.blocked_values),
+        )
 
 
 class Settings(BaseSettings):
@@ -41,7 +67,12 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
+    table_store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (default) or memory://.")
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     commit_interval: float = Field(1.0, gt=0, description="Seconds between Kafka offset commits.")
+    collector: CollectorSettings = Field(
+        default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
+    )
 
     @property
     def store_url(self) -> str:

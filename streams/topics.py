@@ -31,13 +31,31 @@ EVENTS = TopicSpec(
     "identity key (device or person)",
     "Validated, normalised events awaiting identity resolution.",
 )
+PERSONS = TopicSpec(
+    "journeys-persons-v1",
+    "person key (userId, else email, else CRM contact id)",
+    "Events whose person is known, re-keyed for the person stage (account membership).",
+)
 TIMELINE = TopicSpec(
     "journeys-timeline-v1",
     "account_id",
     "Resolved timeline entries, keyed by account; the store writes them to ClickHouse.",
 )
 
-ALL = (INBOUND, INBOUND_DLQ, EVENTS, TIMELINE)
+IDENTITY_LINKS = TopicSpec(
+    "journeys-identity-links-v1",
+    "kind:src",
+    "Every interval of one identifier's links (newest version wins); the store keeps them.",
+    compacted=True,
+)
+IDENTITY_OVERRIDES = TopicSpec(
+    "journeys-identity-overrides-v1",
+    "kind:src:dst",
+    "Manual unmerges/merges with who and why (`journeys identity unmerge`).",
+    compacted=True,
+)
+
+ALL = (INBOUND, INBOUND_DLQ, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES)
 
 
 def name(spec: TopicSpec, prefix: str = "") -> str:

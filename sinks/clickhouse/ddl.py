@@ -81,6 +81,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "identity links, overrides, resolved ids and lookup indexes on the timeline",
+        (
+            "ALTER TABLE timeline ADD COLUMN IF NOT EXISTS person_id String",
+            "ALTER TABLE timeline ADD COLUMN IF NOT EXISTS journey_account_id String",
+            "ALTER TABLE timeline ADD INDEX IF NOT EXISTS idx_anonymous_id anonymous_id TYPE bloom_filter GRANULARITY 4",
+            "ALTER TABLE timeline ADD INDEX IF NOT EXISTS idx_user_id user_id TYPE bloom_filter GRANULARITY 4",
+            "ALTER TABLE timeline ADD INDEX IF NOT EXISTS idx_email email TYPE bloom_filter GRANULARITY 4",
+            "ALTER TABLE timeline ADD INDEX IF NOT EXISTS idx_contact_id contact_id TYPE bloom_filter GRANULARITY 4",
+            f"""
+            CREATE TABLE IF NOT EXISTS identity_links (
+                kind LowCardinality(String),
+                src String,
+                dsts Array(String),
+                valid_froms Array(DateTime64(3, 'UTC')),
+                valid_tos Array(DateTime64(3, 'UTC')),
+                rules Array(String),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (kind, src)
+            {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS identity_overrides (
+                kind LowCardinality(String),
+                src String,
+                dst String,
+                action LowCardinality(String),
+                reason String,
+                changed_by String,
+                changed_at DateTime64(3, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (kind, src, dst)
+            {_DEDUP}
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

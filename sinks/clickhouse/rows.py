@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import orjson
 
+from schemas.identity import IdentityLink, IdentityOverride
 from schemas.timeline import TimelineEvent, utc_ms
 
 TIMELINE_COLUMNS = (
     "event_id", "account_id", "event_time", "received_at", "event_type", "name", "channel",
     "side", "anonymous_id", "user_id", "email", "contact_id", "group_id", "domain", "rep_id",
-    "rep_role", "source", "properties", "version",
+    "rep_role", "source", "properties", "version", "person_id", "journey_account_id",
 )  # fmt: skip
+
+LINK_COLUMNS = ("kind", "src", "dsts", "valid_froms", "valid_tos", "rules", "version")
+OVERRIDE_COLUMNS = ("kind", "src", "dst", "action", "reason", "changed_by", "changed_at", "version")
 
 DEAD_LETTER_COLUMNS = ("dlq_id", "rejected_at", "source_kind", "source", "stage", "reasons", "payload")
 
@@ -30,8 +34,23 @@ def timeline_row(e: TimelineEvent) -> tuple[Any, ...]:
         e.event_id, e.account_id, e.event_time, e.received_at, e.event_type, e.name, e.channel,
         e.side, e.anonymous_id, e.user_id, e.email, e.contact_id, e.group_id, e.domain,
         e.rep_id, e.rep_role, e.source, orjson.dumps(e.properties).decode(),
-        first_wins_version(e.received_at),
+        first_wins_version(e.received_at), e.person_id, e.journey_account_id,
     )  # fmt: skip
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def link_row(link: IdentityLink) -> tuple[Any, ...]:
+    return (
+        link.kind, link.src, list(link.dsts), [_dt(v) for v in link.valid_from_ms],
+        [_dt(v) for v in link.valid_to_ms], list(link.rules), link.version,
+    )  # fmt: skip
+
+
+def override_row(o: IdentityOverride) -> tuple[Any, ...]:
+    return (o.kind, o.src, o.dst, o.action, o.reason, o.by, o.at, utc_ms(o.at))
 
 
 def dead_letter_row(

@@ -9,11 +9,30 @@ import faust
 from schemas.decode import decode
 from schemas.errors import InvalidEvent
 from streams.agents import dlq
+from schemas.timeline import TimelineEvent
+from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
 from streams.settings import Settings
 
 
+SOURCE_HEADER = "journeys.source"
+"""Set by the collector and the importer: the name of the source (from its write key)."""
+
+
+async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
+    """Re-key for the next stage: device stage, person stage, or straight to the timeline."""
+    if entry.anonymous_id and entry.anonymous_id.lower() not in cfg.blocked_values:
+        await topics.events.send(key=entry.anonymous_id.encode(), value=entry.to_bytes())
+        return
+    person = person_key(entry, cfg)
+    if person:
+        await topics.persons.send(key=person.encode(), value=entry.model_copy(update={"person_id": person}).to_bytes())
+        return
+    await topics.timeline.send(key=(entry.account_id or "unresolved").encode(), value=entry.to_bytes())
+
+
 def register(app: faust.App, topics, settings: Settings) -> None:
+    cfg = settings.identity.config()
     max_future = timedelta(seconds=settings.max_future_seconds)
 
     @app.agent(topics.inbound, name="ingest")
@@ -28,6 +47,7 @@ def register(app: faust.App, topics, settings: Settings) -> None:
                 await dlq.send(topics.inbound_dlq, msg.key, msg.value, "kafka", source, exc)
                 continue
             received = getattr(inbound, "receivedAt", None) or received
-            entry = normalize(inbound, event_time=when, received_at=received, source="kafka")
-            key = entry.account_id or entry.contact_id or entry.anonymous_id
-            await topics.timeline.send(key=key.encode(), value=entry.to_bytes())
+            source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
+            source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
+            entry = normalize(inbound, event_time=when, received_at=received, source=source_name)
+            await route(topics, entry, cfg)

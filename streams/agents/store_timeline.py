@@ -28,7 +28,9 @@ def register(app: faust.App, topics, settings: Settings, handle: StoreHandle) ->
             rows = []
             for event in events:
                 try:
-                    rows.append(timeline_row(TimelineEvent.from_bytes(event.message.value)))
+                    entry = TimelineEvent.from_bytes(event.message.value)
+                    if not entry.replay:  # a replayed buffer entry is stored already
+                        rows.append(timeline_row(entry))
                 except ValidationError as exc:  # our own output: a bug, not bad input
                     log.error("unreadable timeline entry at %s/%s@%s skipped: %s", event.message.topic,
                               event.message.partition, event.message.offset, exc)

@@ -6,7 +6,7 @@ import sys
 
 from faust.cli.faust import cli
 
-from streams.cli import commands
+from streams.cli import commands, identity_commands, ingest_commands
 
 
 def main() -> None:
@@ -14,8 +14,9 @@ def main() -> None:
     from streams.settings import Settings
 
     settings = Settings()
-    for command in commands.ALL:
+    for command in commands.ALL + ingest_commands.ALL + identity_commands.ALL:
         cli.add_command(command)
+    commands.dlq.add_command(ingest_commands.dlq_replay)
     app = create_app(settings)
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         from streams.admin import ensure_topics

@@ -61,8 +61,9 @@ class Tracker:
             JOURNEYS_TOPIC_PARTITIONS="2",
             JOURNEYS_SINK_FLUSH_SECONDS="0.3",
             JOURNEYS_COMMIT_INTERVAL="0.5",
-            **extra_env,
         )
+        self.env.update(extra_env)
+        self.prefix = self.env["JOURNEYS_TOPIC_PREFIX"]
         self.proc: subprocess.Popen | None = None
 
     # -- process control -------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""Agent: device stage (keyed by anonymousId) → person stage, or storage while anonymous."""
+
+from __future__ import annotations
+
+import time
+
+import faust
+
+from schemas.timeline import TimelineEvent
+from streams.rules.identity import IdentityConfig, new_device, on_device_event
+
+
+def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
+    devices = app.Table(
+        "identity-devices", default=None, partitions=settings.topic_partitions,
+        key_type=str,
+        help="anonymousId → persons over time, and anonymous events awaiting identification.",
+    )
+
+    @app.agent(topics.events, name="identity-devices")
+    async def identity_devices(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            entry = TimelineEvent.from_bytes(event.message.value)
+            device = entry.anonymous_id
+            state = devices.get(device) or new_device()
+            outcome = on_device_event(state, entry, cfg)
+            devices[device] = state
+            version = time.time_ns() // 1000
+            for link in outcome.links:
+                await topics.identity_links.send(
+                    key=f"{link.kind}:{link.src}".encode(),
+                    value=link.model_copy(update={"version": version}).to_bytes(),
+                )
+            for raw in outcome.replays:
+                earlier = TimelineEvent.model_validate_json(raw)
+                await topics.persons.send(
+                    key=outcome.person.encode(),
+                    value=earlier.model_copy(update={"replay": True, "person_id": outcome.person}).to_bytes(),
+                )
+            if outcome.person:
+                await topics.persons.send(
+                    key=outcome.person.encode(),
+                    value=entry.model_copy(update={"person_id": outcome.person}).to_bytes(),
+                )
+            else:
+                await topics.timeline.send(key=f"anon:{device}".encode(), value=entry.to_bytes())

@@ -1,0 +1,36 @@
+"""Agent: person stage (keyed by person) → timeline, re-keyed by the account resolved."""
+
+from __future__ import annotations
+
+import time
+
+import faust
+
+from schemas.timeline import TimelineEvent
+from streams.rules.identity import IdentityConfig, new_person, on_person_event
+
+
+def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
+    persons = app.Table(
+        "identity-persons", default=None, partitions=settings.topic_partitions,
+        key_type=str,
+        help="person → account evidence over time (job changes) and the person's other ids.",
+    )
+
+    @app.agent(topics.persons, name="identity-persons")
+    async def identity_persons(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            entry = TimelineEvent.from_bytes(event.message.value)
+            person = entry.person_id
+            state = persons.get(person) or new_person()
+            outcome = on_person_event(state, entry, person, cfg, replay=entry.replay)
+            persons[person] = state
+            version = time.time_ns() // 1000
+            for link in outcome.links:
+                await topics.identity_links.send(
+                    key=f"{link.kind}:{link.src}".encode(),
+                    value=link.model_copy(update={"version": version}).to_bytes(),
+                )
+            resolved = entry.model_copy(update={"journey_account_id": outcome.account})
+            key = outcome.account or entry.account_id or f"person:{person}"
+            await topics.timeline.send(key=key.encode(), value=resolved.to_bytes())

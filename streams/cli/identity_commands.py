@@ -1,0 +1,67 @@
+"""``journeys identity``: inspect links, and undo (or force) a merge with who and why."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime, timezone
+
+import click
+
+from schemas.identity import IdentityOverride
+from streams import topics as t
+from streams.cli.commands import settings_of
+from streams.producer import make_producer
+
+KINDS = click.Choice(["device", "person_account", "person_alias", "account_merge"])
+
+
+@click.group()
+def identity() -> None:
+    """Identity links: undo a merge (unmerge) or force one (merge)."""
+
+
+def _send(ctx: click.Context, action: str, kind: str, src: str, dst: str, reason: str, by: str) -> None:
+    settings = settings_of(ctx)
+    override = IdentityOverride(action=action, kind=kind, src=src, dst=dst, reason=reason, by=by,
+                                at=datetime.now(timezone.utc))
+    producer = make_producer(settings)
+    try:
+        topic = t.name(t.IDENTITY_OVERRIDES, settings.topic_prefix)
+        producer.send(topic, key=override.override_id.encode(), value=override.to_bytes()).get(timeout=30)
+    finally:
+        producer.close()
+    click.echo(f"{action} recorded: {kind} {src} → {dst} (by {by}: {reason})")
+
+
+_options = [
+    click.option("--kind", type=KINDS, required=True, help="Link kind, e.g. account_merge for domain → CRM account."),
+    click.option("--src", required=True, help="Source id (device, person or domain account)."),
+    click.option("--dst", required=True, help="Destination id (person or account)."),
+    click.option("--reason", required=True, help="Why: kept with the override for the audit trail."),
+    click.option("--by", default=getpass.getuser, show_default="current user", help="Who decided."),
+]
+
+
+def _with_options(fn):
+    for option in reversed(_options):
+        fn = option(fn)
+    return fn
+
+
+@identity.command("unmerge")
+@_with_options
+@click.pass_context
+def unmerge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: str) -> None:
+    """Undo one link: both journeys are restored at query time; stored events are untouched."""
+    _send(ctx, "unmerge", kind, src, dst, reason, by)
+
+
+@identity.command("merge")
+@_with_options
+@click.pass_context
+def merge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: str) -> None:
+    """Re-apply a link removed by an earlier unmerge (the newest decision wins)."""
+    _send(ctx, "merge", kind, src, dst, reason, by)
+
+
+ALL = [identity]

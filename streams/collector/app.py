@@ -1,0 +1,136 @@
+"""aiohttp routes of the collector: auth, size limit, then handling → Kafka → response.
+
+Responses (JSON): 200 ``{"success": true}`` once the broker acknowledged every write;
+400/413 with ``accepted`` and ``rejected`` (valid events of the request are still produced,
+rejected ones are dead-lettered); 401 for a missing/unknown write key (nothing is stored);
+503 when Kafka is unreachable or slow (nothing may be assumed stored: retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import orjson
+from aiohttp import web
+
+from streams.collector import handling
+from streams.collector.kafka_out import BrokerUnavailable, KafkaOut, records_for
+from streams.collector.settings import key_id
+from streams.settings import Settings
+
+log = logging.getLogger("journeys.collector")
+SETTINGS = web.AppKey("settings", Settings)
+OUT = web.AppKey("out", KafkaOut)
+_CHUNK = 64 * 1024
+
+
+def _json(body: dict, status: int = 200, **headers: str) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return _json({"success": False, "code": code, "message": message}, status, **headers)
+
+
+async def read_limited(request: web.Request, limit: int) -> tuple[bytes, bool]:
+    """The body (decompressed by aiohttp), reading at most ``limit + 1`` bytes: (bytes, over)."""
+    if request.content_length is not None and request.content_length > limit:
+        return await request.content.read(_CHUNK), True
+    parts, size = [], 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), True
+    return b"".join(parts), False
+
+
+async def collect(request: web.Request) -> web.Response:
+    settings, out = request.app[SETTINGS], request.app[OUT]
+    cfg = settings.collector
+    endpoint = request.match_info["endpoint"]
+    if endpoint not in handling.ENDPOINTS:
+        return _error(404, "not_found", f"unknown endpoint /v1/{endpoint}")
+    limits = handling.Limits(cfg.max_request_bytes, cfg.max_event_bytes, timedelta(seconds=settings.max_future_seconds))
+    received_at = datetime.now(timezone.utc)
+    limit = handling.body_limit(endpoint, limits)
+    header_key = handling.basic_auth_user(request.headers.get("Authorization"))
+    body, over = await read_limited(request, limit)
+    if over:
+        rejected = handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)
+        handled = handling.Handled([rejected], None, too_large=True)
+    else:
+        handled = handling.handle(body, endpoint, received_at=received_at, limits=limits)
+    presented = header_key if header_key is not None else handled.write_key
+    source = cfg.source_for(presented)
+    if source is None:
+        log.info("401 on /v1/%s: %s", endpoint, f"unknown write key id {key_id(presented)}" if presented else "no write key")
+        return _error(401, "unauthorized", "missing or unknown write key (HTTP Basic user, or writeKey in the body)")
+    try:
+        await out.send_all(records_for(handled, source, settings.topic_prefix), cfg.produce_timeout_seconds)
+    except BrokerUnavailable as exc:
+        log.warning("503 on /v1/%s from %s: %s", endpoint, source.name, exc)
+        return _error(503, "kafka_unavailable", f"events not stored, retry later: {exc}", **{"Retry-After": "5"})
+    status, payload = handling.response(handled)
+    if status != 200:
+        log.info("%d on /v1/%s from %s[%s]: %d accepted, %d rejected", status, endpoint, source.name,
+                 source.key_id, payload["accepted"], len(payload["rejected"]))
+    return _json(payload, status)
+
+
+async def health(request: web.Request) -> web.Response:
+    ready = request.app[OUT].ready
+    return _json({"ok": ready, "kafka": "connected" if ready else "connecting"}, 200 if ready else 503)
+
+
+def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Application:
+    """The collector's aiohttp application (the producer starts and stops with it)."""
+    app = web.Application(client_max_size=settings.collector.max_request_bytes + 1)
+    app[SETTINGS] = settings
+    app[OUT] = out or KafkaOut(settings.kafka_bootstrap, client_id=f"{settings.app_id}-collector",
+                               linger_ms=settings.collector.linger_ms)
+
+    async def on_startup(app: web.Application) -> None:
+        app[OUT].start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[OUT].stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_post("/v1/{endpoint}", collect)
+    app.router.add_get("/health", health)
+    return app
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the collector until SIGINT/SIGTERM (creates missing topics first if it can)."""
+    cfg = settings.collector
+    host, port = host or cfg.host, port or cfg.port
+    _ensure_topics_briefly(settings)
+    sources = ", ".join(f"{name}[{key_id(k.get_secret_value())}]" for k, name in cfg.write_keys.items())
+    log.info("collector on http://%s:%d, sources: %s", host, port, sources or "NONE (every request gets 401)")
+    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
+
+
+def _ensure_topics_briefly(settings: Settings, wait_seconds: float = 10.0) -> None:
+    """Create missing topics (so the broker does not auto-create them with its defaults), but
+    never hold up the start: with Kafka down the collector serves 503s until it is back."""
+    import threading
+
+    from kafka.errors import KafkaError as SyncKafkaError
+
+    from streams.admin import ensure_topics
+
+    def run() -> None:
+        try:
+            ensure_topics(settings)
+        except (SyncKafkaError, OSError) as exc:
+            log.warning("could not check/create topics (%s); the worker creates them", exc)
+
+    worker = threading.Thread(target=run, name="ensure-topics", daemon=True)
+    worker.start()
+    worker.join(wait_seconds)
+    if worker.is_alive():
+        log.warning("Kafka at %s does not answer yet; starting anyway", settings.kafka_bootstrap)

@@ -1,0 +1,214 @@
+"""Identity resolution rules (pure): device → person → account, time-bounded and undoable.
+
+State is plain JSON-able dicts so Faust tables can hold them. Nothing here rewrites history:
+the rules emit *link rows* (one per device, person or account, holding every interval), and
+the timeline query resolves an account's events through them at read time. A touch belongs
+to the person a device was identified as at that time, and to the account that person
+belonged to at that time; the first link reaches back to the beginning (retroactive stitching).
+
+Order independence: a person's account history is the sorted set of evidence points, so
+late or shuffled events produce the same links as an in-order replay.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.identity import IdentityLink
+from schemas.timeline import TimelineEvent, utc_ms
+
+NEG_INF_MS = 0
+"""Start of the first interval: 1970-01-01, i.e. 'since the beginning' (retroactive)."""
+POS_INF_MS = 10413791999000
+"""End of an open interval: 2299-12-31T23:59:59Z (the end of ClickHouse DateTime64)."""
+
+RULE_PRIORITY = {"crm": 0, "group": 1, "domain": 2}
+"""Lower wins: a CRM account id beats a Segment group, which beats the email domain fallback."""
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Caps and lists that stop over-merging (all configurable through settings)."""
+
+    max_persons_per_device: int = 3
+    max_devices_per_person: int = 20
+    buffer_max_events: int = 200
+    buffer_window_ms: int = 30 * 24 * 3600 * 1000
+    max_points_per_person: int = 64
+    blocked_values: frozenset[str] = frozenset(
+        {"", "null", "none", "undefined", "0", "-1", "anonymous", "unknown", "test@test.com", "test@example.com"}
+    )
+
+
+@dataclass
+class Outcome:
+    """What one event did: the person/account it resolved to, links to (re)write, replays."""
+
+    person: str = ""
+    account: str = ""
+    links: list[IdentityLink] = field(default_factory=list)
+    replays: list[str] = field(default_factory=list)
+    buffered: bool = False
+    refused: list[str] = field(default_factory=list)
+
+
+def person_key(entry: TimelineEvent, cfg: IdentityConfig) -> str:
+    """The strongest person identifier on the event: userId, then email, then CRM contact id."""
+    for value in (entry.user_id, entry.email, entry.contact_id):
+        if value and value.strip().lower() not in cfg.blocked_values:
+            return value
+    return ""
+
+
+def aliases(entry: TimelineEvent, key: str, cfg: IdentityConfig) -> list[str]:
+    """Other identifiers of the same person on this event (e.g. identify's traits.email)."""
+    out = []
+    for value in (entry.email, entry.contact_id, entry.properties.get("previousId") if entry.event_type == "alias" else None):
+        if isinstance(value, str) and value and value != key and value.lower() not in cfg.blocked_values:
+            if value not in out:
+                out.append(value)
+    return out
+
+
+def _intervals(points: list[list[Any]]) -> tuple[list[str], list[int], list[int], list[str]]:
+    """Sorted (t, dst, rule) points → collapsed intervals; the first reaches back to the start."""
+    dsts: list[str] = []
+    froms: list[int] = []
+    rules: list[str] = []
+    for t, dst, rule in points:
+        if dsts and dsts[-1] == dst:
+            continue
+        dsts.append(dst)
+        froms.append(NEG_INF_MS if not froms else t)
+        rules.append(rule)
+    tos = froms[1:] + [POS_INF_MS]
+    return dsts, froms, tos, rules
+
+
+def at_time(points: list[list[Any]], t: int) -> str:
+    """The destination in force at time ``t`` (the first one for anything before it)."""
+    if not points:
+        return ""
+    dsts, froms, _, _ = _intervals(points)
+    i = bisect.bisect_right(froms, t) - 1
+    return dsts[max(i, 0)]
+
+
+def _insert_point(points: list[list[Any]], t: int, dst: str, rule: str) -> bool:
+    point = [t, dst, rule]
+    if point in points:
+        return False
+    bisect.insort(points, point)
+    return True
+
+
+def _link(kind: str, src: str, dsts: Any, froms: Any, tos: Any, rules: Any) -> IdentityLink:
+    return IdentityLink(kind=kind, src=src, dsts=tuple(dsts), valid_from_ms=tuple(froms),
+                        valid_to_ms=tuple(tos), rules=tuple(rules))  # type: ignore[arg-type]
+
+
+# -- device stage (keyed by anonymousId) -----------------------------------------------------
+
+
+def new_device() -> dict[str, Any]:
+    return {"persons": [], "buffer": []}
+
+
+def on_device_event(state: dict[str, Any], entry: TimelineEvent, cfg: IdentityConfig) -> Outcome:
+    """Link the device to the person the event names; resolve anonymous events through it.
+
+    An event before the device is identified is buffered (bounded by count and event-time
+    window); when the device gets its first person, the buffer is returned as replays so the
+    journey stage can count them. Storage already has those rows: nothing is rewritten.
+    """
+    out = Outcome()
+    device = entry.anonymous_id
+    t = utc_ms(entry.event_time)
+    key = person_key(entry, cfg)
+    points = state["persons"]
+    if key:
+        known = {p[1] for p in points}
+        if key not in known and len(known) >= cfg.max_persons_per_device:
+            out.refused.append(f"device {device} already links {len(known)} persons (cap)")
+        elif _insert_point(points, t, key, "identify"):
+            first = len(known) == 0
+            dsts, froms, tos, rules = _intervals(points)
+            out.links.append(_link("device", device, dsts, froms, tos, rules))
+            if first:
+                out.replays = [raw for _, raw in state["buffer"]]
+                state["buffer"] = []
+        out.person = key
+        return out
+    out.person = at_time(points, t)
+    if not out.person:
+        buffer = state["buffer"]
+        buffer.append([t, entry.model_dump_json()])
+        buffer.sort(key=lambda item: item[0])
+        newest = buffer[-1][0]
+        state["buffer"] = [b for b in buffer if newest - b[0] <= cfg.buffer_window_ms][-cfg.buffer_max_events :]
+        out.buffered = True
+    return out
+
+
+# -- person stage (keyed by person) ----------------------------------------------------------
+
+
+def new_person() -> dict[str, Any]:
+    return {"accounts": [], "aliases": [], "devices": []}
+
+
+def account_rule(entry: TimelineEvent) -> str:
+    if entry.account_id.startswith("domain:"):
+        return "domain"
+    return "group" if entry.event_type == "group" else "crm"
+
+
+def _account_points(state: dict[str, Any]) -> list[list[Any]]:
+    """Direct evidence (CRM, group) if the person has any; the domain fallback otherwise."""
+    strong = [p for p in state["accounts"] if p[2] != "domain"]
+    return strong or [p for p in state["accounts"] if p[2] == "domain"]
+
+
+def on_person_event(
+    state: dict[str, Any], entry: TimelineEvent, person: str, cfg: IdentityConfig, *, replay: bool = False
+) -> Outcome:
+    """Record the account the event names; resolve the event's account at its own time.
+
+    Job changes: a later event naming another account starts a new membership at its time;
+    earlier touches stay with the earlier account. A domain-derived account is merged into the
+    CRM/group account the same person is found in (recorded as an ``account_merge`` link).
+    """
+    out = Outcome(person=person)
+    t = utc_ms(entry.event_time)
+    changed = False
+    evidence = []
+    if entry.account_id and not replay:
+        evidence.append((entry.account_id, account_rule(entry)))
+        # a CRM record naming a work email's account also ties that email's domain to it
+        if entry.domain and account_rule(entry) == "crm":
+            evidence.append((f"domain:{entry.domain}", "domain"))
+    for account, rule in evidence:
+        if len(state["accounts"]) < cfg.max_points_per_person:
+            changed = _insert_point(state["accounts"], t, account, rule) or changed
+        else:
+            out.refused.append(f"person {person} has {cfg.max_points_per_person} account points (cap)")
+    for alias in aliases(entry, person, cfg):
+        if alias not in state["aliases"]:
+            state["aliases"].append(alias)
+            out.links.append(_link("person_alias", alias, (person,), (NEG_INF_MS,), (POS_INF_MS,), ("alias",)))
+    if changed:
+        points = _account_points(state)
+        dsts, froms, tos, rules = _intervals(points)
+        out.links.append(_link("person_account", person, dsts, froms, tos, rules))
+        domains = sorted({p[1] for p in state["accounts"] if p[2] == "domain"})
+        strong = [p for p in state["accounts"] if p[2] == "crm"]
+        if domains and strong:
+            target = sorted(strong)[-1][1]
+            for domain in domains:
+                out.links.append(
+                    _link("account_merge", domain, (target,), (NEG_INF_MS,), (POS_INF_MS,), ("domain→crm",))
+                )
+    out.account = at_time(_account_points(state), t)
+    return out

@@ -1,0 +1,188 @@
+"""The collector's pure request handling, and its routes against a fake Kafka (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from schemas.events import MAX_EVENT_BYTES
+from streams import topics as t
+from streams.collector.app import build_app
+from streams.collector.handling import (
+    Accepted,
+    Limits,
+    Rejected,
+    basic_auth_user,
+    handle,
+    response,
+)
+from streams.collector.kafka_out import BrokerUnavailable, OutRecord, records_for
+from streams.collector.settings import Source, key_id
+from streams.settings import Settings
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+LIMITS = Limits(max_future=timedelta(minutes=5))
+
+
+def run(body: object, endpoint: str = "batch", limits: Limits = LIMITS):
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    return handle(raw, endpoint, received_at=NOW, limits=limits)
+
+
+def track(i: int = 0, **extra: object) -> dict:
+    return {"type": "track", "messageId": f"m{i}", "anonymousId": "a1", "event": "Viewed", **extra}
+
+
+def test_basic_auth_user_is_the_write_key() -> None:
+    assert basic_auth_user("Basic " + base64.b64encode(b"wk_123:").decode()) == "wk_123"
+    assert basic_auth_user("basic " + base64.b64encode(b"wk_123:ignored").decode()) == "wk_123"
+    assert basic_auth_user("Bearer abc") is None
+    assert basic_auth_user("Basic !!!") is None
+    assert basic_auth_user(None) is None
+    assert basic_auth_user("Basic " + base64.b64encode(b":").decode()) is None
+
+
+def test_single_call_gets_type_from_path_and_received_at_stamp() -> None:
+    handled = run({"messageId": "m1", "userId": "u1", "event": "Signed Up", "timestamp": "2026-11-01T11:59:00Z",
+                   "sentAt": "2026-11-01T11:59:01Z", "writeKey": "wk"}, "track")
+    (item,) = handled.items
+    assert isinstance(item, Accepted) and item.key == b"u1" and item.index == 0
+    value = orjson.loads(item.value)
+    assert value["type"] == "track" and value["receivedAt"] == "2026-11-01T12:00:00.000Z"
+    assert value["sentAt"] == "2026-11-01T11:59:01Z"  # kept for the skew correction
+    assert "writeKey" not in value and handled.write_key == "wk"
+    assert response(handled) == (200, {"success": True})
+
+
+def test_single_call_type_must_match_the_path() -> None:
+    (item,) = run(track(), "identify").items
+    assert isinstance(item, Rejected)
+    assert [str(r) for r in item.error.reasons] == ["$.type: 'track' was posted to /v1/identify"]
+
+
+def test_batch_mixes_accepted_and_rejected_with_indices() -> None:
+    body = {"batch": [track(0), {"type": "track", "messageId": "m1", "event": "x"}, track(2)],
+            "sentAt": "2026-11-01T11:59:59Z", "context": {"library": {"name": "sdk"}, "ip": "10.0.0.1"}}
+    body["batch"][2]["context"] = {"ip": "192.0.2.1"}
+    handled = run(body)
+    assert [type(i).__name__ for i in handled.items] == ["Accepted", "Rejected", "Accepted"]
+    third = orjson.loads(handled.items[2].value)
+    assert third["sentAt"] == "2026-11-01T11:59:59Z"
+    assert third["context"] == {"library": {"name": "sdk"}, "ip": "192.0.2.1"}  # the item wins
+    status, payload = response(handled)
+    assert status == 400 and payload["success"] is False and payload["accepted"] == 2
+    assert payload["rejected"] == [{"index": 1, "reasons": ["$: Value error, either anonymousId or userId is required"]}]
+
+
+def test_batch_rejects_crm_records_and_crm_endpoint_rejects_segment_calls() -> None:
+    conversation = {"type": "conversation", "conversationId": "c1", "channel": "call", "repId": "r", "repRole": "SDR",
+                    "direction": "outbound", "startedAt": "2026-10-01T00:00:00Z", "crmAccountId": "acme"}
+    (item,) = run({"batch": [conversation]}).items
+    assert isinstance(item, Rejected) and "post it to /v1/crm" in str(item.error)
+    handled = run({"batch": [conversation, track()]}, "crm")
+    assert isinstance(handled.items[0], Accepted) and handled.items[0].key == b"c1"
+    assert "receivedAt" not in orjson.loads(handled.items[0].value)  # strict CRM models: never stamped
+    assert isinstance(handled.items[1], Rejected) and "is a Segment call" in str(handled.items[1].error)
+    (single,) = run(conversation, "crm").items
+    assert isinstance(single, Accepted)
+
+
+def test_malformed_json_keeps_the_original_bytes() -> None:
+    (item,) = run(b'{"batch": [', "batch").items
+    assert isinstance(item, Rejected) and item.index is None and item.value == b'{"batch": ['
+    assert str(item.error.reasons[0]).startswith("$: malformed JSON")
+    (item,) = run({"sentAt": "x"}).items
+    assert [str(r) for r in item.error.reasons] == ["$.batch: required: a JSON list of calls"]
+
+
+def test_wrong_types_and_non_objects_in_a_batch() -> None:
+    handled = run({"batch": [track(0, event=5), "nope", track(2, timestamp="2026-11-01T13:00:00Z")]})
+    reasons = {r["index"]: r["reasons"] for r in response(handled)[1]["rejected"]}
+    assert reasons[0] == ["$.event: Input should be a valid string"]
+    assert reasons[1] == ["$: expected a JSON object, got str"]
+    assert reasons[2][0].startswith("$.timestamp: 2026-11-01T13:00:00+00:00 is 3600s in the future")
+
+
+def test_size_limits() -> None:
+    huge = track(0, properties={"blob": "x" * MAX_EVENT_BYTES})
+    (item,) = run(huge, "track").items  # single call: over 32 KiB is a 413
+    handled = run(huge, "track")
+    assert handled.too_large and isinstance(item, Rejected) and len(item.value) == MAX_EVENT_BYTES
+    status, payload = response(handled)
+    assert status == 413 and "the limit is 32768" in payload["message"]
+    (item,) = run({"batch": [huge]}).items  # batch item: over 32 KiB is a rejected item
+    assert isinstance(item, Rejected) and item.error.oversized and not run({"batch": [huge]}).too_large
+    small = Limits(max_request_bytes=2048, max_future=timedelta(minutes=5))
+    assert run({"batch": [track(i) for i in range(40)]}, limits=small).too_large
+
+
+def test_empty_batch_is_a_success() -> None:
+    assert response(run({"batch": []})) == (200, {"success": True})
+
+
+def test_records_go_to_inbound_and_dlq_with_source_headers() -> None:
+    handled = run({"batch": [track(0), {"type": "track"}]})
+    source = Source("website", key_id("wk_secret"))
+    good, bad = records_for(handled, source, "p-")
+    assert good.topic == "p-" + t.INBOUND.name and good.key == b"a1"
+    assert dict(good.headers) == {"journeys.source": b"website", "journeys.write_key_id": source.key_id.encode()}
+    assert bad.topic == "p-" + t.INBOUND_DLQ.name
+    headers = dict(bad.headers)
+    assert headers[t.DLQ_HEADER_SOURCE_KIND] == b"collector"
+    assert headers[t.DLQ_HEADER_SOURCE] == f"collector:website:{source.key_id}".encode()
+    assert b"wk_secret" not in b"".join(v for _, v in bad.headers) + bad.value
+
+
+# -- routes, with a fake producer --------------------------------------------------------------
+class FakeOut:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.sent, self.ready = fail, [], True
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_all(self, records: list[OutRecord], timeout: float) -> None:
+        if self.fail:
+            raise BrokerUnavailable("Kafka did not acknowledge within 10s")
+        self.sent.extend(records)
+
+
+def post(out: FakeOut, path: str, body: bytes, auth: str | None = "wk_live") -> tuple[int, dict]:
+    settings = Settings(collector={"write_keys": {"wk_live": "website"}})
+
+    async def go() -> tuple[int, dict]:
+        async with TestClient(TestServer(build_app(settings, out))) as client:  # type: ignore[arg-type]
+            headers = {"Authorization": "Basic " + base64.b64encode(f"{auth}:".encode()).decode()} if auth else {}
+            resp = await client.post(path, data=body, headers=headers)
+            return resp.status, await resp.json()
+
+    return asyncio.run(go())
+
+
+def test_routes_auth_and_status_codes() -> None:
+    out = FakeOut()
+    good = orjson.dumps({"messageId": "m", "userId": "u", "event": "e"})
+    assert post(out, "/v1/track", good, auth="wrong")[0] == 401
+    assert post(out, "/v1/track", good, auth=None)[0] == 401
+    assert post(out, "/v1/track", good) == (200, {"success": True})
+    with_key = orjson.dumps({"writeKey": "wk_live", "messageId": "m", "userId": "u", "event": "e"})
+    assert post(out, "/v1/track", with_key, auth=None)[0] == 200
+    assert post(out, "/v1/track", b"{nope")[0] == 400
+    assert post(out, "/v1/batch", b" " * 600_000)[0] == 413
+    assert post(out, "/v1/screen", good)[0] == 404
+    assert len([r for r in out.sent if r.topic.endswith("-dlq")]) == 2
+    status, payload = post(FakeOut(fail=True), "/v1/track", good)
+    assert status == 503 and payload["code"] == "kafka_unavailable"
+
+
+@pytest.mark.parametrize("endpoint", ["track", "page", "identify", "group", "alias"])
+def test_every_segment_endpoint_accepts_its_call(endpoint: str) -> None:
+    body = {"messageId": "m", "userId": "u", "event": "e", "groupId": "g", "previousId": "p"}
+    (item,) = run(body, endpoint).items
+    assert isinstance(item, Accepted), item

@@ -1,0 +1,136 @@
+"""docker-compose.yml is valid for the `docker-compose` tool and wires the services as documented.
+
+Only `docker-compose config` runs here (it needs no Docker engine). `make test` installs
+`docker-compose` when it is missing, so this test never skips.
+
+docker-compose 1.29 prints services of inactive profiles too (marked with `profiles:`); Compose v2
+leaves them out. The assertions below hold for both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+CORE = {"kafka", "clickhouse", "tracker", "collector"}
+
+
+def compose_config(*args: str) -> dict[str, Any]:
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose is not on PATH: run `make tools` (make test does it)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    proc = subprocess.run(
+        [exe, "-f", str(COMPOSE_FILE), *args, "config"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
+    return yaml.safe_load(proc.stdout)
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # KEY=VALUE form
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def in_profile(service: dict[str, Any], profile: str) -> bool:
+    return profile in (service.get("profiles") or [])
+
+
+@pytest.fixture(scope="module")
+def default_config() -> dict[str, Any]:
+    return compose_config()
+
+
+@pytest.fixture(scope="module")
+def scale_config() -> dict[str, Any]:
+    return compose_config("--profile", "scale")
+
+
+def test_core_services_are_present_without_profiles(default_config: dict[str, Any]) -> None:
+    services = default_config["services"]
+    assert CORE <= set(services)
+    for name in CORE:
+        assert not services[name].get("profiles"), f"{name} must run without a profile"
+    # Whatever else is listed belongs to the opt-in scale profile.
+    for name in set(services) - CORE:
+        assert in_profile(services[name], "scale"), f"{name} would start by default"
+
+
+def test_clickhouse_healthcheck_hits_ping(default_config: dict[str, Any]) -> None:
+    clickhouse = default_config["services"]["clickhouse"]
+    test = clickhouse["healthcheck"]["test"]
+    command = " ".join(test) if isinstance(test, list) else test
+    assert "localhost:8123/ping" in command
+    env = env_of(clickhouse)
+    assert env["CLICKHOUSE_DB"] == "journeys"
+    assert env["CLICKHOUSE_USER"] == "journeys"
+    assert env["CLICKHOUSE_PASSWORD"]
+
+
+def test_kafka_is_single_node_kraft(default_config: dict[str, Any]) -> None:
+    kafka = default_config["services"]["kafka"]
+    env = env_of(kafka)
+    assert kafka["image"].startswith("apache/kafka:")
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+    ):
+        assert env[key] == "1", key
+    assert "kafka-broker-api-versions.sh" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_tracker_wiring(default_config: dict[str, Any]) -> None:
+    tracker = default_config["services"]["tracker"]
+    env = env_of(tracker)
+    assert env["JOURNEYS_CLICKHOUSE_URL"].startswith("http://")
+    assert env["JOURNEYS_CLICKHOUSE_URL"].endswith("@clickhouse:8123/journeys")
+    assert env["JOURNEYS_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["JOURNEYS_WEB_HOST"] == "0.0.0.0"
+    assert "worker" in str(tracker["command"])
+    assert tracker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert tracker["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+
+
+def test_published_ports_are_loopback_only(scale_config: dict[str, Any]) -> None:
+    for name, service in scale_config["services"].items():
+        for port in service.get("ports") or []:
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+
+
+def test_collector(default_config: dict[str, Any]) -> None:
+    collector = default_config["services"]["collector"]
+    env = env_of(collector)
+    assert "collector" in str(collector["command"])
+    assert env["JOURNEYS_COLLECTOR__HOST"] == "0.0.0.0"
+    assert env["JOURNEYS_COLLECTOR__PORT"] == "8088"
+    assert yaml.safe_load(env["JOURNEYS_COLLECTOR__WRITE_KEYS"])  # a JSON object
+
+
+def test_scale_profile_adds_two_stream_workers_and_one_store(scale_config: dict[str, Any]) -> None:
+    services = scale_config["services"]
+    assert CORE <= set(services)
+    scaled = {name: s for name, s in services.items() if in_profile(s, "scale")}
+    roles = sorted(env_of(s).get("JOURNEYS_ROLES", "") for s in scaled.values())
+    assert roles == ["store", "stream", "stream"], scaled.keys()
+    for service in scaled.values():
+        assert "worker" in str(service["command"])
+        assert env_of(service)["JOURNEYS_CLICKHOUSE_URL"].startswith("http://")

@@ -1,0 +1,83 @@
+"""The identity rules on hand-built journeys (pure: no Faust, no store)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+from schemas.decode import event_time, validate
+from streams.rules.identity import (
+    NEG_INF_MS, IdentityConfig, at_time, new_device, new_person, on_device_event, on_person_event,
+    person_key,
+)
+from streams.rules.normalize import normalize
+from tests.support import events as ev
+
+CFG = IdentityConfig(max_persons_per_device=2)
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def entry(obj: dict):
+    inbound = validate(obj)
+    return normalize(inbound, event_time=event_time(inbound, NOW), received_at=NOW, source="t")
+
+
+def test_anonymous_events_are_buffered_then_replayed_on_identification() -> None:
+    state = new_device()
+    for h in range(3):
+        assert on_device_event(state, entry(ev.page(h, anon="d1")), CFG).buffered
+    out = on_device_event(state, entry(ev.identify(4, "d1", "u1")), CFG)
+    assert out.person == "u1" and len(out.replays) == 3
+    (link,) = out.links
+    assert (link.kind, link.src, link.dsts, link.valid_from_ms[0]) == ("device", "d1", ("u1",), NEG_INF_MS)
+    # after identification, anonymous events of the device resolve to the person
+    assert on_device_event(state, entry(ev.page(5, anon="d1")), CFG).person == "u1"
+
+
+def test_shared_device_never_fuses_people_and_is_capped() -> None:
+    state = new_device()
+    on_device_event(state, entry(ev.identify(1, "kiosk", "alice")), CFG)
+    on_device_event(state, entry(ev.identify(10, "kiosk", "bob")), CFG)
+    assert on_device_event(state, entry(ev.page(5, anon="kiosk")), CFG).person == "alice"
+    assert on_device_event(state, entry(ev.page(11, anon="kiosk")), CFG).person == "bob"
+    out = on_device_event(state, entry(ev.identify(12, "kiosk", "carol")), CFG)
+    assert out.refused and not out.links  # the cap stops a third person
+
+
+def test_blocked_values_never_link() -> None:
+    assert person_key(entry(ev.identify(1, "d", "undefined")), CFG) == ""
+
+
+def test_job_change_keeps_earlier_touches_with_the_earlier_account() -> None:
+    state = new_person()
+    on_person_event(state, entry(ev.group(1, "u1", "acme")), "u1", CFG)
+    on_person_event(state, entry(ev.group(100, "u1", "globex")), "u1", CFG)
+    assert on_person_event(state, entry(ev.page(50, user="u1")), "u1", CFG).account == "acme"
+    assert on_person_event(state, entry(ev.page(150, user="u1")), "u1", CFG).account == "globex"
+
+
+def test_domain_account_is_merged_into_the_crm_account() -> None:
+    state = new_person()
+    on_person_event(state, entry(ev.identify(1, None, "jane@acme.com", email="jane@acme.com")), "jane@acme.com", CFG)
+    out = on_person_event(state, entry(ev.call(2, "jane@acme.com", account="acme-corp")), "jane@acme.com", CFG)
+    merges = [(l.src, l.dsts) for l in out.links if l.kind == "account_merge"]
+    assert merges == [("domain:acme.com", ("acme-corp",))]
+    assert out.account == "acme-corp"  # CRM evidence beats the domain fallback
+
+
+def test_person_links_do_not_depend_on_arrival_order() -> None:
+    events = [entry(e) for e in (ev.group(1, "u", "a1"), ev.group(30, "u", "a2"), ev.group(60, "u", "a1"),
+                                  ev.page(10, user="u"), ev.group(45, "u", "a2"))]
+    def final_links(order):
+        state = new_person()
+        last = {}
+        for e in order:
+            for link in on_person_event(state, e, "u", CFG).links:
+                last[(link.kind, link.src)] = link
+        return last, at_time(state["accounts"], 40 * 3600 * 1000)
+    baseline = final_links(sorted(events, key=lambda e: e.event_time))
+    rng = random.Random(7)
+    for _ in range(20):
+        shuffled = events[:]
+        rng.shuffle(shuffled)
+        assert final_links(shuffled) == baseline

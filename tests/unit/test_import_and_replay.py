@@ -1,0 +1,83 @@
+"""Pure parts of ``journeys import`` (row reading) and ``journeys dlq replay`` (selection)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.errors import InvalidEvent, Reason
+from streams import topics as t
+from streams.agents.dlq import headers as dlq_headers
+from streams.cli.dlq_replay import letter_of, parse_since, select
+from streams.cli.importing import check, csv_event, infer_format, read_csv, read_ndjson
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+LIMIT = timedelta(minutes=5)
+CSV = (
+    "type,conversationId,channel,repId,repRole,direction,startedAt,durationSeconds,contactEmails,crmAccountId,subject\n"
+    "conversation,c1,call,r1,SDR,outbound,2026-10-01T10:00:00Z,540,a@acme.example; b@acme.example,acme,\"two\nlines\"\n"
+    "\n"
+    "conversation,c2,fax,r1,SDR,outbound,2026-10-01T10:00:00Z,,,acme,\n"
+    "conversation,c3,call\n"
+).encode()
+
+
+def test_csv_rows_become_events_with_coerced_strings() -> None:
+    rows = list(read_csv(CSV, None))
+    assert [r.line for r in rows] == [2, 5, 6]
+    first = orjson.loads(rows[0].value)
+    assert first["contactEmails"] == ["a@acme.example", "b@acme.example"] and first["subject"] == "two\nlines"
+    assert first["durationSeconds"] == "540"  # pydantic coerces it
+    assert check(rows[0], NOW, LIMIT) == (b"c1", None)
+    key, error = check(rows[1], NOW, LIMIT)
+    assert key == b"c2" and error is not None and error.reasons[0].path == "$.channel"
+    assert [str(r) for r in check(rows[2], NOW, LIMIT)[1].reasons] == ["$: row has 3 cells; the header has 11"]
+    assert rows[2].value == b"conversation,c3,call"
+
+
+def test_csv_event_drops_empty_cells_and_nests_dotted_columns() -> None:
+    event = csv_event({"amount": "48000.00", "stage": " ", "properties.plan": "pro", "properties.seats": "5"},
+                      "opportunity")
+    assert event == {"type": "opportunity", "amount": "48000.00", "properties": {"plan": "pro", "seats": "5"}}
+
+
+def test_ndjson_keeps_original_line_bytes_and_numbers() -> None:
+    rows = list(read_ndjson(b'{"a":1}\n\n  {"b":2}  \r\nnot json\n'))
+    assert [(r.line, r.value) for r in rows] == [(1, b'{"a":1}'), (3, b'{"b":2}'), (4, b"not json")]
+    assert str(check(rows[2], NOW, LIMIT)[1].reasons[0]).startswith("$: malformed JSON")
+
+
+def test_format_from_extension() -> None:
+    assert infer_format(Path("x.CSV")) == "csv" and infer_format(Path("x.jsonl")) == "ndjson"
+    with pytest.raises(ValueError):
+        infer_format(Path("x.txt"))
+
+
+def letter(raw: bytes, source_kind: str = "kafka", reason: str = "$: bad", when: datetime = NOW, source: str = "s"):
+    h = dlq_headers(source_kind, source, raw, InvalidEvent([Reason("$", reason.split(": ", 1)[1])]))
+    h[t.DLQ_HEADER_REJECTED_AT] = when.isoformat().encode()
+    return letter_of(b"k", raw, list(h.items()))
+
+
+def test_replay_selection_filters_and_deduplicates_payloads() -> None:
+    a = letter(b"one", reason="$: in the FUTURE")
+    again = letter(b"one", source="t/0@9")  # the same bytes dead-lettered again after a replay
+    b = letter(b"two", "collector", when=NOW - timedelta(days=3))
+    assert a.dlq_id != again.dlq_id
+    assert select([a, again, b]) == [a, b]
+    assert select([a, b], source_kind="collector") == [b]
+    assert select([a, b], since=NOW - timedelta(hours=1)) == [a]
+    assert select([a, b], reason_contains="future") == [a]
+    assert select([a, b], ids=[b.dlq_id]) == [b]
+
+
+def test_parse_since() -> None:
+    assert parse_since("2h", NOW) == NOW - timedelta(hours=2)
+    assert parse_since("7d", NOW) == NOW - timedelta(days=7)
+    assert parse_since("2026-10-01T00:00:00Z", NOW) == datetime(2026, 10, 1, tzinfo=timezone.utc)
+    assert parse_since("2026-10-01", NOW) == datetime(2026, 10, 1, tzinfo=timezone.utc)
+    with pytest.raises(ValueError):
+        parse_since("yesterday", NOW)
