@@ -21,13 +21,20 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # docker-compose (Debian package; needs no Docker engine) validates docker-compose.yml in
-# tests/unit/test_compose.py. Installed only when missing; apt-get update only if the install fails.
+# tests/unit/test_compose.py; chromium + chromium-driver run the web UI tests (Selenium,
+# tests/integration/test_ui.py). Installed only when missing; apt-get update only if the
+# install fails.
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $$sudo apt-get install -y --no-install-recommends docker-compose \
 	  || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends docker-compose; }; }
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium chromium-driver; }; }
 
 broker-start:
 	@PYTHON=$(abspath $(BIN)/python) $(KAFKA) start
@@ -50,6 +57,11 @@ test: tools $(STAMP)
 
 test-unit: tools $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# Floors, end-to-end throughput and latency, worker RSS, restart, timeline query (< 15 min on
+# 2 cores); writes bench/results/latest.{json,md}. BENCH_ARGS=--quick for a short run.
+bench: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .journeys test-artifacts

@@ -74,6 +74,10 @@ for a_i, (acct, domain, company, people) in enumerate(accounts):
         contactEmails=[email], crmAccountId=acct)
     page(at(d0 + 8), user=f"user-{lead[0]}", path="/compare/competitor", name="Comparison")
     page(at(d0 + 8, 0.1), user=f"user-{lead[0]}", path="/pricing", name="Pricing")
+    if acct == "acme-corp":  # back to self-research after the AE meeting, then another call: a bounce
+        crm("conversation", conversationId=f"followup-{acct}", channel="call", repId="rep-alex", repRole="AE",
+            direction="outbound", startedAt=at(d0 + 8, 3), durationSeconds=600, outcome="connected",
+            contactEmails=[email], crmAccountId=acct)
     crm("opportunity", opportunityId=f"opp-{acct}", crmAccountId=acct, action="created", stage="discovery",
         amount="48000.00", currency="EUR", changedAt=at(d0 + 9), ownerId="rep-alex")
     if acct == "acme-corp":
@@ -82,6 +86,18 @@ for a_i, (acct, domain, company, people) in enumerate(accounts):
     if acct == "globex":
         crm("lead_status", leadId="lead-x", status="rejected", reason="student, not a buyer",
             changedAt=at(d0 + 5), email="kid@gmail.com", changedBy="rep-sam", leadSource="ads")
+
+# Umbrella: an ads-sourced MQL that nobody calls (missed handoff), and ads leads sales rejects.
+page(at(20), anon="anon-alice", path="/pricing", name="Pricing", campaign={"source": "linkedin", "medium": "paid"})
+seg("identify", at(20, 0.2), anonymousId="anon-alice", userId="user-alice",
+    traits={"email": "alice@umbrella.io", "title": "CFO", "company": "Umbrella"})
+seg("group", at(20, 0.3), userId="user-alice", groupId="umbrella", traits={"name": "Umbrella", "employees": 900})
+crm("lead_status", leadId="lead-alice", status="mql", changedAt=at(20, 1), email="alice@umbrella.io",
+    crmAccountId="umbrella", leadSource="ads")
+for i, who in enumerate(["tom@hooli.com", "zed@gmail.com"]):
+    crm("lead_status", leadId=f"lead-ads-{i}", status="mql", changedAt=at(21 + i), email=who, leadSource="ads")
+    crm("lead_status", leadId=f"lead-ads-{i}", status="rejected", reason="not a buyer", changedAt=at(21 + i, 4),
+        email=who, changedBy="rep-sam", leadSource="ads")
 
 # Deliberately bad inputs: they must end in the dead-letter table with reasons.
 lines.append('{"type": "track", "messageId": "bad-1", "anonymousId": "x", "event": "Signup", "timestamp": "yesterday"}')

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import faust
 
+from schemas.definitions import load as load_definitions
 from streams import topics as t
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
+from streams.web import ops
 
 
 @dataclass
@@ -22,6 +24,10 @@ class Topics:
     timeline: faust.TopicT
     identity_links: faust.TopicT
     identity_overrides: faust.TopicT
+    journey_updates: faust.TopicT
+    journey_ticks: faust.TopicT
+    lead_outcomes: faust.TopicT
+    alerts: faust.TopicT
 
 
 def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.TopicT:
@@ -38,8 +44,12 @@ def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.Topic
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for the roles in ``settings.roles``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # A store-only process reads topics the stream role reads too (timeline, alerts) and needs
+    # every record of them: it gets its own consumer group, else Kafka hands each partition to
+    # only one of the two roles (found by tests/faults, scenario 2; see docs/faults.md).
+    group = settings.app_id if settings.has_role("stream") else f"{settings.app_id}-store"
     app = faust.App(
-        settings.app_id,
+        group,
         broker=";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")),
         store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
@@ -51,6 +61,8 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_enabled=True,
         broker_commit_interval=settings.commit_interval,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee="at_least_once",
@@ -64,24 +76,41 @@ def create_app(settings: Settings) -> faust.App:
         timeline=_topic(app, t.TIMELINE, settings),
         identity_links=_topic(app, t.IDENTITY_LINKS, settings),
         identity_overrides=_topic(app, t.IDENTITY_OVERRIDES, settings),
+        journey_updates=_topic(app, t.JOURNEY_UPDATES, settings),
+        journey_ticks=_topic(app, t.JOURNEY_TICKS, settings),
+        lead_outcomes=_topic(app, t.LEAD_OUTCOMES, settings),
+        alerts=_topic(app, t.ALERTS, settings),
     )
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]
 
     if settings.has_role("stream"):
-        from streams.agents import identity_devices, identity_persons, ingest
+        from streams.agents import alerts_delivery, identity_devices, identity_persons, ingest, journey, lead_feedback
 
         cfg = settings.identity.config()
         ingest.register(app, topics, settings)
         identity_devices.register(app, topics, settings, cfg)
         identity_persons.register(app, topics, settings, cfg)
+        defs = load_definitions(settings.definitions)
+        journey.register(app, topics, settings, defs)
+        lead_feedback.register(app, topics, settings, defs)
+        alerts_delivery.register(app, topics, settings, defs)
     if settings.has_role("store"):
-        from streams.agents import store_dead_letters, store_identity, store_timeline
-        from streams.web import api
+        from streams.agents import store_alerts, store_dead_letters, store_identity, store_journeys, store_timeline
+        from streams.web import api, ui
 
-        handle = StoreHandle(settings.store_url)
+        faults = None
+        if settings.fault_kill_after_inserts or settings.fault_fail_inserts_seconds:
+            from sinks.clickhouse.client import FaultHooks
+
+            faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
+        handle = StoreHandle(settings.store_url, faults=faults)
         store_timeline.register(app, topics, settings, handle)
         store_dead_letters.register(app, topics, settings, handle)
         store_identity.register(app, topics, settings, handle)
-        api.register(app, handle)
+        store_journeys.register(app, topics, settings, handle)
+        store_alerts.register(app, topics, settings, handle)
+        api.register(app, handle, load_definitions(settings.definitions))
+        ui.register(app, settings)
+    ops.register(app, settings, handle if settings.has_role("store") else None)
     return app

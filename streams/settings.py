@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,14 +63,49 @@ class Settings(BaseSettings):
     api_url: str = Field(
         "http://127.0.0.1:6066", description="Where the CLI finds a running store process."
     )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required by the JSON API and the web UI's data calls when set "
+        "(health and metrics stay open); the CLI sends it too."
+    )
     max_future_seconds: int = Field(
         300, ge=0, description="Events stamped further than this in the future are rejected."
     )
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
+    fault_kill_after_inserts: int = Field(
+        0, ge=0, description="For fault tests only (tests/faults): the store process kills itself (SIGKILL) right "
+        "after its n-th successful ClickHouse insert, before that batch is acked. 0 (default): off."
+    )
+    fault_fail_inserts_seconds: float = Field(
+        0, ge=0, description="For fault tests only (tests/faults): every ClickHouse insert fails with a transient "
+        "error for this many seconds after the first successful one (ClickHouse unavailable). 0 (default): off."
+    )
+    definitions: Path | None = Field(
+        None, description="Shared definitions file (YAML); default: the one shipped in schemas/defaults/."
+    )
+    alert_tick_seconds: float = Field(
+        10.0, gt=0, description="How often timer alert rules (missed handoff, stalled deal) are checked."
+    )
+    alert_idle_seconds: float = Field(
+        5.0, gt=0, description="While events flow, timer rules use the newest event time; after this idle "
+        "time, the wall clock (so a replay of old data raises no timer alerts for the past).",
+    )
+    alert_webhooks: list[str] = Field(
+        default_factory=list, description="Extra webhook URLs for alerts (JSON list), besides the definitions file's."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:6066", description="Base URL of the web UI, for links in alerts."
+    )
     table_store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (default) or memory://.")
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    session_timeout_seconds: float = Field(
+        30.0, ge=6, description="Kafka consumer-group session timeout: how soon a dead worker's partitions move."
+    )
     commit_interval: float = Field(1.0, gt=0, description="Seconds between Kafka offset commits.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'json': one JSON object per log line (ts, level, logger, message, event_id, "
+        "account_id), emails and URL passwords scrubbed."
+    )
     collector: CollectorSettings = Field(
         default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
     )

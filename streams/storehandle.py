@@ -6,14 +6,15 @@ import logging
 import threading
 
 from sinks.clickhouse import ddl
-from sinks.clickhouse.client import Store, redact
+from sinks.clickhouse.client import FaultHooks, Store, redact
 
 log = logging.getLogger(__name__)
 
 
 class StoreHandle:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, faults: FaultHooks | None = None) -> None:
         self.url = url
+        self.faults = faults  # fault injection (tests/faults only)
         self._store: Store | None = None
         self._lock = threading.Lock()
 
@@ -21,7 +22,7 @@ class StoreHandle:
         """The open store, migrated to the latest schema (opened on first use)."""
         with self._lock:
             if self._store is None:
-                store = Store(self.url)
+                store = Store(self.url, faults=self.faults)
                 applied = ddl.migrate(store)
                 if applied:
                     log.info("store %s migrated: %s", redact(self.url), [m.version for m in applied])

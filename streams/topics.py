@@ -55,7 +55,30 @@ IDENTITY_OVERRIDES = TopicSpec(
     compacted=True,
 )
 
-ALL = (INBOUND, INBOUND_DLQ, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES)
+JOURNEY_UPDATES = TopicSpec(
+    "journeys-journey-updates-v1",
+    "account_id",
+    "The account's stage, scores and committee after each event, with any stage changes.",
+)
+
+JOURNEY_TICKS = TopicSpec(
+    "journeys-journey-ticks-v1",
+    "account_id",
+    "Timer ticks for accounts whose time-based alert rules are due (missed handoff, stalled deal).",
+)
+LEAD_OUTCOMES = TopicSpec(
+    "journeys-lead-outcomes-v1",
+    "lead source",
+    "Lead status changes re-keyed by source, for the rejected-lead feedback rule.",
+)
+ALERTS = TopicSpec(
+    "journeys-alerts-v1",
+    "alert_id",
+    "Alerts with deterministic ids; the store and the webhook deliverer read them.",
+)
+
+ALL = (INBOUND, INBOUND_DLQ, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
+       JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS)
 
 
 def name(spec: TopicSpec, prefix: str = "") -> str:

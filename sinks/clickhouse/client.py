@@ -7,7 +7,12 @@ a ClickHouse server or cluster. Same DDL and queries for both.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +25,39 @@ from schemas.errors import ConfigurationError, TerminalSinkError, TransientSinkE
 # ClickHouse error codes worth retrying: timeouts, too many parts/queries, network, readonly
 # replica, memory limit. Everything else from the server is terminal (bad SQL, auth, schema).
 _TRANSIENT_CODES = {159, 164, 202, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1000}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FaultHooks:
+    """Fault injection for the fault-test suite (tests/faults); off unless a field is set.
+
+    Filled from the settings ``fault_kill_after_inserts`` / ``fault_fail_inserts_seconds``:
+    ``kill_after_inserts=n`` SIGKILLs this process right after its n-th successful insert
+    (before the caller can ack the batch); ``fail_inserts_seconds=s`` makes every insert raise
+    :class:`TransientSinkError` for ``s`` seconds after the first successful one.
+    """
+
+    kill_after_inserts: int = 0
+    fail_inserts_seconds: float = 0.0
+    inserts: int = field(default=0, init=False)
+    first_insert_at: float | None = field(default=None, init=False)
+
+    def before_insert(self) -> None:
+        if self.fail_inserts_seconds and self.first_insert_at is not None:
+            left = self.first_insert_at + self.fail_inserts_seconds - time.monotonic()
+            if left > 0:
+                raise TransientSinkError(f"fault injection: ClickHouse unavailable for another {left:.1f}s")
+
+    def after_insert(self) -> None:
+        if self.first_insert_at is None:
+            self.first_insert_at = time.monotonic()
+        self.inserts += 1
+        if self.kill_after_inserts and self.inserts == self.kill_after_inserts:
+            log.warning("fault injection: SIGKILL after insert %d, before the ack", self.inserts)
+            os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(137)  # not reached
 
 
 def redact(url: str) -> str:
@@ -53,8 +91,9 @@ def classify(exc: BaseException) -> TransientSinkError | TerminalSinkError:
 class Store:
     """A thread-safe handle on one ClickHouse database (embedded or server)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, faults: FaultHooks | None = None) -> None:
         self.url = url
+        self.faults = faults
         self._lock = threading.Lock()
         try:
             self._client = _connect(url)
@@ -84,11 +123,15 @@ class Store:
     ) -> None:
         """Insert one block; raise Transient/TerminalSinkError on failure."""
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        if self.faults is not None:
+            self.faults.before_insert()
         try:
             with self._lock:
                 self._client.insert(table, rows, column_names=list(columns), settings=settings)
         except Exception as exc:  # noqa: BLE001 - mapped to our error tree right here
             raise classify(exc) from exc
+        if self.faults is not None:
+            self.faults.after_insert()
 
     def close(self) -> None:
         with self._lock:

@@ -120,6 +120,85 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "journey state: stage changes and scores over time (account snapshot view)",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS stage_changes (
+                change_id String,
+                account_id String,
+                from_stage LowCardinality(String),
+                to_stage LowCardinality(String),
+                at DateTime64(3, 'UTC'),
+                rule String,
+                definitions_version LowCardinality(String),
+                event_id String,
+                contact_id String,
+                source LowCardinality(String),
+                persona LowCardinality(String),
+                valid UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (account_id, change_id)
+            {_DEDUP}
+            """,
+            # Analysts read this: stage changes still valid after late events were replayed.
+            """
+            CREATE VIEW IF NOT EXISTS stage_changes_v AS
+            SELECT * EXCEPT (valid, version) FROM stage_changes FINAL WHERE valid = 1
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS account_scores (
+                account_id String,
+                event_id String,
+                at DateTime64(3, 'UTC'),
+                stage LowCardinality(String),
+                engagement Float64,
+                fit Float64,
+                total Float64,
+                owner String,
+                source LowCardinality(String),
+                committee String,
+                definitions_version LowCardinality(String)
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (account_id, event_id)
+            {_DEDUP}
+            """,
+            """
+            CREATE VIEW IF NOT EXISTS account_snapshot AS
+            SELECT account_id,
+                   argMax(stage, at) AS stage, argMax(total, at) AS score,
+                   argMax(engagement, at) AS engagement, argMax(fit, at) AS fit,
+                   argMax(owner, at) AS owner, argMax(source, at) AS source,
+                   argMax(committee, at) AS committee, max(at) AS last_event_at,
+                   argMax(definitions_version, at) AS definitions_version
+            FROM account_scores FINAL
+            GROUP BY account_id
+            """,
+        ),
+    ),
+    Migration(
+        4,
+        "alerts",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS alerts (
+                alert_id String,
+                rule LowCardinality(String),
+                account_id String,
+                at DateTime64(3, 'UTC'),
+                owner String,
+                summary String,
+                definitions_version LowCardinality(String),
+                path String,
+                link String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY alert_id
+            {_DEDUP}
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import orjson
 
+from schemas.alerts import AlertRecord
+from schemas.journey import JourneyUpdate
 from schemas.identity import IdentityLink, IdentityOverride
 from schemas.timeline import TimelineEvent, utc_ms
 
@@ -16,6 +18,11 @@ TIMELINE_COLUMNS = (
     "rep_role", "source", "properties", "version", "person_id", "journey_account_id",
 )  # fmt: skip
 
+STAGE_CHANGE_COLUMNS = ("change_id", "account_id", "from_stage", "to_stage", "at", "rule",
+                        "definitions_version", "event_id", "contact_id", "source", "persona", "valid", "version")
+SCORE_COLUMNS = ("account_id", "event_id", "at", "stage", "engagement", "fit", "total", "owner", "source",
+                 "committee", "definitions_version")
+ALERT_COLUMNS = ("alert_id", "rule", "account_id", "at", "owner", "summary", "definitions_version", "path", "link")
 LINK_COLUMNS = ("kind", "src", "dsts", "valid_froms", "valid_tos", "rules", "version")
 OVERRIDE_COLUMNS = ("kind", "src", "dst", "action", "reason", "changed_by", "changed_at", "version")
 
@@ -66,3 +73,24 @@ def dead_letter_row(
         dlq_id, rejected_at, source_kind, source, stage, list(reasons),
         payload.decode("utf-8", errors="backslashreplace"),
     )  # fmt: skip
+
+
+def journey_rows(u: JourneyUpdate) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """One account_scores row and the stage_changes rows of a journey update."""
+    score = (u.account_id, u.event_id, u.at, u.stage, u.engagement, u.fit, u.total, u.owner, u.source,
+             orjson.dumps(u.committee).decode(), u.definitions_version)
+    changes = [
+        (c.change_id, c.account_id, c.from_stage, c.to_stage, c.at, c.rule, c.definitions_version,
+         c.event_id, c.contact_id, c.source, c.persona, 1, u.version)
+        for c in u.stage_changes
+    ] + [
+        (change_id, u.account_id, "", "", _dt(0), "retracted: a late event changed the path",
+         u.definitions_version, u.event_id, "", "", "", 0, u.version)
+        for change_id in u.retracted_changes
+    ]
+    return score, changes
+
+
+def alert_row(a: AlertRecord) -> tuple[Any, ...]:
+    path = orjson.dumps([p.model_dump(mode="json") for p in a.path]).decode()
+    return (a.alert_id, a.rule, a.account_id, a.at, a.owner, a.summary, a.definitions_version, path, a.link)

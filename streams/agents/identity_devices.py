@@ -7,6 +7,7 @@ import time
 import faust
 
 from schemas.timeline import TimelineEvent
+from streams import metrics
 from streams.rules.identity import IdentityConfig, new_device, on_device_event
 
 
@@ -20,6 +21,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
     @app.agent(topics.events, name="identity-devices")
     async def identity_devices(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            metrics.EVENTS_IN.labels("identity-devices").inc()
             entry = TimelineEvent.from_bytes(event.message.value)
             device = entry.anonymous_id
             state = devices.get(device) or new_device()
@@ -44,3 +46,4 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
                 )
             else:
                 await topics.timeline.send(key=f"anon:{device}".encode(), value=entry.to_bytes())
+            metrics.EVENTS_OUT.labels("identity-devices", "persons" if outcome.person else "timeline").inc()

@@ -7,6 +7,7 @@ import time
 import faust
 
 from schemas.timeline import TimelineEvent
+from streams import metrics
 from streams.rules.identity import IdentityConfig, new_person, on_person_event
 
 
@@ -20,6 +21,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
     @app.agent(topics.persons, name="identity-persons")
     async def identity_persons(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            metrics.EVENTS_IN.labels("identity-persons").inc()
             entry = TimelineEvent.from_bytes(event.message.value)
             person = entry.person_id
             state = persons.get(person) or new_person()
@@ -34,3 +36,4 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
             resolved = entry.model_copy(update={"journey_account_id": outcome.account})
             key = outcome.account or entry.account_id or f"person:{person}"
             await topics.timeline.send(key=key.encode(), value=resolved.to_bytes())
+            metrics.EVENTS_OUT.labels("identity-persons", "timeline").inc()

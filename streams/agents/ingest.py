@@ -8,6 +8,7 @@ import faust
 
 from schemas.decode import decode
 from schemas.errors import InvalidEvent
+from streams import metrics
 from streams.agents import dlq
 from schemas.timeline import TimelineEvent
 from streams.rules.identity import IdentityConfig, person_key
@@ -28,7 +29,8 @@ async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
     if person:
         await topics.persons.send(key=person.encode(), value=entry.model_copy(update={"person_id": person}).to_bytes())
         return
-    await topics.timeline.send(key=(entry.account_id or "unresolved").encode(), value=entry.to_bytes())
+    direct = entry.model_copy(update={"journey_account_id": entry.account_id})
+    await topics.timeline.send(key=(entry.account_id or "unresolved").encode(), value=direct.to_bytes())
 
 
 def register(app: faust.App, topics, settings: Settings) -> None:
@@ -38,16 +40,20 @@ def register(app: faust.App, topics, settings: Settings) -> None:
     @app.agent(topics.inbound, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            metrics.EVENTS_IN.labels("ingest").inc()
             msg = event.message
             received = datetime.fromtimestamp(msg.timestamp, timezone.utc)
             source = f"{msg.topic}/{msg.partition}@{msg.offset}"
+            raw = msg.value if msg.value is not None else b""  # a tombstone is an empty, invalid record
             try:
-                inbound, when = decode(msg.value, received_at=received, max_future=max_future)
+                inbound, when = decode(raw, received_at=received, max_future=max_future)
             except InvalidEvent as exc:
-                await dlq.send(topics.inbound_dlq, msg.key, msg.value, "kafka", source, exc)
+                await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source, exc)
+                metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
                 continue
             received = getattr(inbound, "receivedAt", None) or received
             source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
             source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
             entry = normalize(inbound, event_time=when, received_at=received, source=source_name)
             await route(topics, entry, cfg)
+            metrics.EVENTS_OUT.labels("ingest", "accepted").inc()

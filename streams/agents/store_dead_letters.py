@@ -9,6 +9,7 @@ import orjson
 
 from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, dead_letter_row
 from sinks.clickhouse.writer import insert_until_done
+from streams import metrics
 from streams import topics as t
 from streams.agents.batching import offsets_token
 from streams.agents.dlq import dlq_id
@@ -45,5 +46,8 @@ def register(app: faust.App, topics, settings: Settings, handle: StoreHandle) ->
     async def store_dead_letters(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_seconds):
             rows = [row_of(e.message) for e in events]
-            await insert_until_done(handle.get(), "dead_letters", rows, DEAD_LETTER_COLUMNS,
-                                    dedup_token=offsets_token("dead_letters", events))
+            with metrics.sink_insert("dead_letters", len(events), len(rows)):
+                await insert_until_done(handle.get(), "dead_letters", rows, DEAD_LETTER_COLUMNS,
+                                        dedup_token=offsets_token("dead_letters", events),
+                                        on_retry=metrics.on_retry("dead_letters"))
+            metrics.dead_letters(rows)

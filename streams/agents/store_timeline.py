@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from schemas.timeline import TimelineEvent
 from sinks.clickhouse.rows import TIMELINE_COLUMNS, timeline_row
 from sinks.clickhouse.writer import insert_until_done
+from streams import metrics
 from streams.agents.batching import offsets_token
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
@@ -34,5 +35,7 @@ def register(app: faust.App, topics, settings: Settings, handle: StoreHandle) ->
                 except ValidationError as exc:  # our own output: a bug, not bad input
                     log.error("unreadable timeline entry at %s/%s@%s skipped: %s", event.message.topic,
                               event.message.partition, event.message.offset, exc)
-            await insert_until_done(handle.get(), "timeline", rows, TIMELINE_COLUMNS,
-                                    dedup_token=offsets_token("timeline", events))
+            with metrics.sink_insert("timeline", len(events), len(rows)):
+                await insert_until_done(handle.get(), "timeline", rows, TIMELINE_COLUMNS,
+                                        dedup_token=offsets_token("timeline", events),
+                                        on_retry=metrics.on_retry("timeline"))

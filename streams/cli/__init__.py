@@ -6,7 +6,8 @@ import sys
 
 from faust.cli.faust import cli
 
-from streams.cli import commands, identity_commands, ingest_commands
+from streams.cli import doctor
+from streams.cli import analytics_commands, commands, identity_commands, ingest_commands
 
 
 def main() -> None:
@@ -14,9 +15,10 @@ def main() -> None:
     from streams.settings import Settings
 
     settings = Settings()
-    for command in commands.ALL + ingest_commands.ALL + identity_commands.ALL:
+    for command in commands.ALL + ingest_commands.ALL + identity_commands.ALL + analytics_commands.ALL:
         cli.add_command(command)
     commands.dlq.add_command(ingest_commands.dlq_replay)
+    cli.add_command(doctor.doctor)
     app = create_app(settings)
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         from streams.admin import ensure_topics

@@ -19,9 +19,14 @@ from streams.storehandle import StoreHandle
 
 
 def api_get(settings: Settings, path: str, timeout: float = 10.0) -> dict[str, Any] | None:
-    """GET from the running store process, or None when nothing listens there."""
+    """GET from the running store process (with the API token if set), or None when nothing
+    listens there."""
+    headers = {}
+    if settings.api_token is not None:
+        headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+    request = urllib.request.Request(settings.api_url.rstrip("/") + path, headers=headers)
     try:
-        with urllib.request.urlopen(settings.api_url.rstrip("/") + path, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError:
         raise
@@ -71,3 +76,20 @@ def stats(settings: Settings) -> dict[str, int] | None:
 
 
 __all__ = ["Store", "timeline", "accounts", "dead_letters", "stats"]
+
+
+def report(settings: Settings, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """A named report (streams/reports.py) through the API when a store process runs."""
+    from urllib.parse import urlencode
+
+    from schemas.definitions import load
+    from streams import reports
+
+    if is_embedded(settings.store_url):
+        try:
+            body = api_get(settings, f"/api/v1/reports/{quote(name)}?{urlencode(params)}", timeout=60)
+        except urllib.error.HTTPError as exc:
+            raise ValueError(json.loads(exc.read()).get("error", str(exc))) from exc
+        if body is not None:
+            return body["rows"]
+    return direct(settings, lambda store: reports.run(name, store, load(settings.definitions), params))

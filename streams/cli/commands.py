@@ -64,26 +64,46 @@ def db() -> None:
     """ClickHouse schema: migrations and status."""
 
 
-@db.command("migrate")
-@click.pass_context
-def db_migrate(ctx: click.Context) -> None:
-    """Apply missing schema migrations (idempotent; the store process also runs this at start)."""
-    from sinks.clickhouse import ddl
-    from sinks.clickhouse.client import Store
+cluster_option = click.option(
+    "--cluster", default=None, metavar="NAME",
+    help="ClickHouse cluster (remote_servers name): Replicated*/Distributed DDL run ON CLUSTER NAME.")
 
-    store = Store(settings_of(ctx).store_url)
-    ran = ddl.migrate(store)
+
+@db.command("migrate")
+@cluster_option
+@click.pass_context
+def db_migrate(ctx: click.Context, cluster: str | None) -> None:
+    """Apply missing schema migrations (idempotent; the store process also runs this at start)."""
+    from sinks.clickhouse import cluster as cluster_ddl, ddl
+    from sinks.clickhouse.client import Store, is_embedded
+
+    url = settings_of(ctx).store_url
+    if cluster and is_embedded(url):
+        raise click.UsageError("--cluster needs a ClickHouse server: set JOURNEYS_CLICKHOUSE_URL=http(s)://…")
+    store = Store(url)
+    ran = cluster_ddl.migrate(store, cluster) if cluster else ddl.migrate(store)
     click.echo(f"applied {[m.version for m in ran]}" if ran else f"up to date (version {ddl.LATEST})")
 
 
+@db.command("ddl")
+@cluster_option
+def db_ddl(cluster: str | None) -> None:
+    """Print every migration as SQL (single node, or the ON CLUSTER variant with --cluster)."""
+    from sinks.clickhouse import cluster as cluster_ddl
+
+    click.echo(cluster_ddl.script(cluster), nl=False)
+
+
 @db.command("status")
+@cluster_option
 @click.pass_context
-def db_status(ctx: click.Context) -> None:
+def db_status(ctx: click.Context, cluster: str | None) -> None:
     """Show applied and pending schema migrations."""
-    from sinks.clickhouse import ddl
+    from sinks.clickhouse import cluster as cluster_ddl, ddl
     from sinks.clickhouse.client import Store
 
-    done = set(ddl.applied(Store(settings_of(ctx).store_url)))
+    store = Store(settings_of(ctx).store_url)
+    done = set(cluster_ddl.applied(store, cluster) if cluster else ddl.applied(store))
     for m in ddl.MIGRATIONS:
         click.echo(f"{m.version:>4}  {'applied' if m.version in done else 'PENDING'}  {m.name}")
 

@@ -9,7 +9,13 @@ import sys
 import time
 from importlib import resources
 
+from datetime import datetime, timedelta, timezone
+
 import click
+import orjson
+
+from schemas.decode import decode
+from schemas.errors import InvalidEvent
 
 from streams import topics as t
 from streams.cli import client
@@ -21,6 +27,32 @@ from streams.settings import Settings
 def sample_lines() -> list[bytes]:
     data = resources.files("streams") / "demo_data" / "sample.ndjson"
     return [line for line in data.read_bytes().splitlines() if line.strip()]
+
+
+def by_day(lines: list[bytes]) -> list[tuple[str, list[bytes]]]:
+    """Group sample lines by the day they happened (unparseable lines last)."""
+    days: dict[str, list[bytes]] = {}
+    for line in lines:
+        try:
+            obj = orjson.loads(line)
+            when = obj.get("timestamp") or obj.get("startedAt") or obj.get("changedAt") or "~"
+        except (orjson.JSONDecodeError, AttributeError):
+            when = "~"
+        days.setdefault(str(when)[:10], []).append(line)
+    return sorted(days.items())
+
+
+def expected_outcome(lines: list[bytes], settings: Settings) -> tuple[set[str], int]:
+    """The sample's distinct valid event ids and its number of invalid lines (decoded here)."""
+    now = datetime.now(timezone.utc)
+    valid, invalid = set(), 0
+    for line in lines:
+        try:
+            event, _ = decode(line, received_at=now, max_future=timedelta(seconds=settings.max_future_seconds))
+            valid.add(event.messageId)
+        except InvalidEvent:
+            invalid += 1
+    return valid, invalid
 
 
 def start_worker(settings: Settings) -> subprocess.Popen:
@@ -63,13 +95,16 @@ def run_demo(settings: Settings, *, keep_running: bool, account: str) -> int:
         wait_for(lambda: client.stats(settings) is not None, 180, "the worker's API", proc)
         base = client.stats(settings) or {}
         lines = sample_lines()
-        produce_lines(settings, settings.topic_prefix + t.INBOUND.name, lines)
-        click.echo(f"replayed {len(lines)} sample events (a few are deliberately invalid)")
-        target = base.get("events", 0) + base.get("dead_letters", 0) + len(lines)
+        for day, batch in by_day(lines):
+            produce_lines(settings, settings.topic_prefix + t.INBOUND.name, batch)
+            time.sleep(0.4)  # a day of activity at a time, so the stream sees it in order
+        click.echo(f"replayed {len(lines)} sample events, a day at a time (a few are deliberately invalid)")
+        valid_ids, invalid = expected_outcome(lines, settings)
 
         def all_visible() -> bool:
             s = client.stats(settings) or {}
-            return s.get("events", 0) + s.get("dead_letters", 0) >= target
+            return (s.get("events", 0) >= len(valid_ids)
+                    and s.get("dead_letters", 0) >= base.get("dead_letters", 0) + invalid)
 
         wait_for(all_visible, 180, "every sample event to be stored", proc)
         stats = client.stats(settings) or {}

@@ -81,8 +81,11 @@ def _segment(event: SegmentCall) -> dict[str, Any]:
         props = {"previousId": event.previousId}
     if event.context.campaign is not None:
         props.setdefault("utm", event.context.campaign.model_dump(exclude_none=True))
-    if event.context.page is not None and event.context.page.url:
-        props.setdefault("url", event.context.page.url)
+    if event.context.page is not None:
+        if event.context.page.url:
+            props.setdefault("url", event.context.page.url)
+        if event.context.page.path:
+            props.setdefault("path", event.context.page.path)
     side = "digital"
     channel = digital_channel(event)
     if isinstance(event, (Identify, Group, Alias)):

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from importlib import resources
 
 import faust
 from faust.web import Request, Response, View
 
+from schemas.definitions import Definitions
 from sinks.clickhouse import queries
+from streams import reports
 from streams.storehandle import StoreHandle
+from streams.web import auth
 
 
-def register(app: faust.App, handle: StoreHandle) -> None:
+def register(app: faust.App, handle: StoreHandle, defs: Definitions | None = None) -> None:
+    auth.install(app)  # bearer token (JOURNEYS_API_TOKEN) on /api/, read-only /api/ and /ui/
+
     async def run(fn, *args):
         return await asyncio.to_thread(fn, handle.get(), *args)
 
@@ -43,7 +49,25 @@ def register(app: faust.App, handle: StoreHandle) -> None:
             cols, rows = await run(queries.dead_letters, 100)
             return self.json({"dead_letters": queries.records(cols, rows)})
 
+    @app.page("/api/v1/reports/{name}")
+    class ReportView(View):
+        async def get(self, request: Request, name: str) -> Response:
+            if defs is None:
+                return self.json({"error": "no definitions loaded"}, status=503)
+            params = dict(request.query)
+            try:
+                records = await asyncio.to_thread(reports.run, name, handle.get(), defs, params)
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json({"report": name, "params": params, "rows": records})
+
     @app.page("/api/v1/stats")
     class StatsView(View):
         async def get(self, request: Request) -> Response:
             return self.json(await run(queries.stats))
+
+    @app.page("/api/v1/openapi.json")
+    class OpenAPIView(View):
+        async def get(self, request: Request) -> Response:
+            spec = (resources.files("streams") / "web" / "openapi.json").read_bytes()
+            return self.bytes(spec, content_type="application/json")

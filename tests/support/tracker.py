@@ -61,6 +61,7 @@ class Tracker:
             JOURNEYS_TOPIC_PARTITIONS="2",
             JOURNEYS_SINK_FLUSH_SECONDS="0.3",
             JOURNEYS_COMMIT_INTERVAL="0.5",
+            JOURNEYS_SESSION_TIMEOUT_SECONDS="6",
         )
         self.env.update(extra_env)
         self.prefix = self.env["JOURNEYS_TOPIC_PREFIX"]

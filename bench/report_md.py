@@ -1,0 +1,52 @@
+"""``latest.md``: the benchmark report as a short Markdown summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _n(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render(r: dict[str, Any]) -> str:
+    m, f, p, t = r["machine"], r["floors"], r["pipeline"], r["timeline_query"]
+    lat, rss, rst = p["latency"], p["rss"], p["restart"]
+    e2q = lat["event_to_queryable_s"]
+    lines = [
+        f"# Benchmark ({r['mode']})",
+        "",
+        f"{m['cores']} cores, Python {m['python']}, commit `{m['commit'][:12]}`"
+        f"{' (dirty worktree)' if m['dirty_worktree'] else ''}; load average {m['load_avg_at_start']} at start, "
+        f"{m['load_avg_at_end']} at end; wall time {_n(r['wall_s'])} s. Worker: {p['worker_env']}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| floor: kafka-python consume | {_n(f['kafka']['consume']['per_s'])} events/s ({_n(f['kafka']['consume']['events'])} events) |",
+        f"| floor: kafka-python produce (acks=all) | {_n(f['kafka']['produce']['per_s'])} events/s |",
+        f"| floor: parse + validate (`schemas.decode.decode`) | {_n(f['parse_validate']['per_s'])} events/s |",
+        f"| floor: identity rules in one process (no Kafka) | {_n(f['identity_rules']['per_s'])} events/s |",
+        f"| floor: chDB insert (row mapper + `Store.insert`, {_n(f['chdb_insert']['batch_rows'])}-row blocks) | {_n(f['chdb_insert']['per_s'])} rows/s |",
+        f"| pipeline sustained (produce → queryable, {_n(p['throughput']['events'])} events) | {_n(p['throughput']['per_s'])} events/s |",
+        f"| ratio to the lowest floor ({p['vs_lowest_floor']['floor']}) | {_n(p['vs_lowest_floor']['ratio'])} |",
+        f"| event → queryable at {_n(lat['offered_per_s'])} events/s offered | p50 {_n(e2q['p50'])} s, p99 {_n(e2q['p99'])} s (n={_n(e2q['n'])}; FIFO-count mean {_n(lat['fifo_count_check_s']['mean'])} s) |",
+        f"| account timeline query ({_n(t['events'])} events in store, {_n(t['rows_per_timeline_mean'])} rows/answer) | p50 {_n(t['query_s']['p50'])} s, p99 {_n(t['query_s']['p99'])} s (n={_n(t['query_s']['n'])}) |",
+        f"| worker RSS idle | {_n(rss['idle_mb'])} MB |",
+    ]
+    for step in rss["steps"]:
+        lines.append(f"| worker RSS after {_n(step['events'])} events / {_n(step['accounts'])} accounts | "
+                     f"{_n(step['rss_mb'])} MB ({_n(step['kb_per_account'])} kB/account) |")
+    lines += [
+        f"| worker RSS marginal | {_n(rss['marginal_kb_per_account'])} kB per extra account |",
+        f"| restart → API / → caught up ({_n(rst['backlog_events'])}-event backlog) | {_n(rst['to_api_s'])} s / {_n(rst['to_caught_up_s'])} s |",
+        "",
+        "Latency method: Kafka CreateTime of each event (stored as `received_at`) vs the first 100 ms sample of "
+        "the worker's committed timeline offsets past the event (the store acks a block only after its insert): "
+        "an upper bound within the sample + commit interval. See `bench/pipeline.py`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""The benchmark (issue #8): floors, end-to-end throughput, latency, RSS, restart, query latency.
+
+    make bench                                   # = python -m bench.run (full, < 15 min on 2 cores)
+    python -m bench.run --quick --out /tmp/b     # < 2 min, small sizes
+    python -m bench.run --timeline-events 10000000   # the 10M-event timeline query target
+
+Writes ``latest.json`` and ``latest.md`` to ``--out`` (default ``bench/results``). Starts the
+dev broker if none answers (and stops it after); the worker runs on isolated topics, consumer
+group and store, deleted at the end. Methods: see bench/floors.py, bench/pipeline.py and
+bench/timeline_query.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import floors, harness, pipeline, timeline_query
+from bench.report_md import render
+from bench.synth import SynthConfig, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = dict(floor_events=2_000, events=1_000, latency_seconds=5.0, rss_sizes=[2_000], restart_backlog=300,
+             timeline_events=3_000, timeline_queries=5)
+FULL = dict(floor_events=50_000, events=10_000, latency_seconds=40.0, rss_sizes=[15_000, 30_000],
+            restart_backlog=5_000, timeline_events=1_000_000, timeline_queries=20)
+WORKER_ENV = {"JOURNEYS_TOPIC_PARTITIONS": "4", "JOURNEYS_SINK_BATCH_SIZE": "5000", "JOURNEYS_SINK_FLUSH_SECONDS": "1.0",
+              "JOURNEYS_COMMIT_INTERVAL": "0.2"}
+
+
+def machine() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "commit": git("rev-parse", "HEAD"), "dirty_worktree": bool(git("status", "--porcelain")),
+            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def worker_phases(bootstrap: str, work: Path, sizes: dict[str, Any], seed: int, timeout: float) -> dict[str, Any]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    tracker = harness.make_tracker(bootstrap, work, prefix, **WORKER_ENV)
+    total = sizes["events"] + int(sizes["latency_seconds"] * 5_000) + max(sizes["rss_sizes"] + [0]) + sizes["restart_backlog"]
+    feed = pipeline.Feed(SynthConfig(events=total, seed=seed))
+    out: dict[str, Any] = {}
+    try:
+        tracker.start()
+        time.sleep(2)
+        out["rss_idle_mb"] = round(harness.rss_kb(tracker.proc.pid) / 1024, 1)
+        out["throughput"] = pipeline.throughput(tracker, feed, sizes["events"], timeout)
+        rate = out["throughput"]["per_s"] / 2
+        out["latency"] = pipeline.latency(tracker, feed, rate, sizes["latency_seconds"], timeout)
+        grow = [feed.produced] + sorted(s for s in set(sizes["rss_sizes"]) if s > feed.produced)
+        steps = pipeline.rss_steps(tracker, feed, grow, timeout)
+        first, last = steps[0], steps[-1]
+        slope = ((last["rss_mb"] - first["rss_mb"]) * 1024 / (last["accounts"] - first["accounts"])
+                 if last["accounts"] > first["accounts"] else None)
+        out["rss"] = {"idle_mb": out.pop("rss_idle_mb"), "steps": steps,
+                      "marginal_kb_per_account": round(slope, 1) if slope is not None else None}
+        out["restart"] = pipeline.restart(tracker, feed, sizes["restart_backlog"], timeout)
+    finally:
+        tracker.stop()
+        harness.delete_topics(bootstrap, prefix)
+    out["worker_env"] = WORKER_ENV
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = dict(QUICK if args.quick else FULL)
+    for key in sizes:
+        if getattr(args, key, None) is not None:
+            sizes[key] = getattr(args, key)
+    began = time.perf_counter()
+    report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "sizes": sizes}
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.work))
+    started = harness.ensure_broker(args.bootstrap)
+    try:
+        lines = [orjson.dumps(s.obj) for s in islice(generate(SynthConfig(events=sizes["floor_events"],
+                                                                              seed=args.seed + 1000)),
+                                                     sizes["floor_events"])]
+        report["floors"] = floors.run(args.bootstrap, lines, work, partitions=int(WORKER_ENV["JOURNEYS_TOPIC_PARTITIONS"]),
+                                      batch=int(WORKER_ENV["JOURNEYS_SINK_BATCH_SIZE"]))
+        del lines
+        report["pipeline"] = worker_phases(args.bootstrap, work, sizes, args.seed, args.timeout)
+    finally:
+        if started:
+            harness.stop_broker()
+    floors_per_s = {"kafka_consume": report["floors"]["kafka"]["consume"]["per_s"],
+                    "parse_validate": report["floors"]["parse_validate"]["per_s"],
+                    "chdb_insert": report["floors"]["chdb_insert"]["per_s"]}
+    lowest = min(floors_per_s, key=lambda k: floors_per_s[k])
+    sustained = report["pipeline"]["throughput"]["per_s"]
+    report["pipeline"]["vs_lowest_floor"] = {"floor": lowest, "floor_per_s": floors_per_s[lowest],
+                                             "ratio": round(sustained / floors_per_s[lowest], 4)}
+    report["timeline_query"] = timeline_query.run(work / "timeline-store", sizes["timeline_events"],
+                                                  sizes["timeline_queries"])
+    report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["wall_s"] = round(time.perf_counter() - began, 1)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes (< 2 min), for the test suite")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.json/.md go")
+    p.add_argument("--bootstrap", default=harness.default_bootstrap())
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--work", type=Path, help="parent of the scratch directory (default: the temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds any one wait may take")
+    p.add_argument("--floor-events", type=int, help="events for the floors")
+    p.add_argument("--events", type=int, help="events for the end-to-end throughput run")
+    p.add_argument("--latency-seconds", type=float, help="duration of the paced latency run")
+    p.add_argument("--rss-sizes", type=lambda s: [int(x) for x in s.split(",")], help="cumulative events, e.g. 15000,30000")
+    p.add_argument("--restart-backlog", type=int, help="events produced while the worker is down")
+    p.add_argument("--timeline-events", type=int, help="store size for the timeline query (full: 1M; target 10M)")
+    p.add_argument("--timeline-queries", type=int, help="number of timeline queries")
+    args = p.parse_args(argv)
+    report = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "latest.md").write_text(render(report))
+    print(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The shared definitions file: one versioned definition of channels, personas, scoring, stages,
+SLAs and alert rules that sales and marketing both sign. Validated with precise errors.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.decode import json_path
+from schemas.errors import ConfigurationError
+
+DEFAULT_PATH = Path(__file__).with_name("defaults") / "definitions.yaml"
+
+Side = Literal["digital", "human", "crm"]
+Team = Literal["marketing", "sales", "customer_success", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channel(_Strict):
+    """How a channel counts: digital self-service or a 1:1 human conversation, and who owns it."""
+
+    side: Side
+    team: Team
+    touch: bool = True
+    """False for records that are not buyer touches (identity calls, CRM status rows)."""
+
+
+class Persona(_Strict):
+    name: str
+    title_patterns: list[str] = Field(min_length=1)
+    fit_points: float = 0
+
+    @field_validator("title_patterns")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {p!r} ({exc})") from exc
+        return patterns
+
+
+class IcpRule(_Strict):
+    """Fit points when a group (account) trait matches: numeric range or one of the values."""
+
+    trait: str
+    min: float | None = None
+    max: float | None = None
+    one_of: list[str] | None = None
+    points: float
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> "IcpRule":
+        if self.one_of is None and self.min is None and self.max is None:
+            raise ValueError("an ICP rule needs min, max or one_of")
+        return self
+
+
+class Scoring(_Strict):
+    half_life_days: float = Field(gt=0)
+    channel_points: dict[str, float]
+    page_points: dict[str, float] = Field(default_factory=dict)
+    """Extra points when a page path starts with the key (e.g. /pricing)."""
+    engaged_contact_points: float = Field(ge=0)
+    """A contact whose own decayed engagement reaches this is 'engaged' (buying committee)."""
+
+
+class Condition(_Strict):
+    """One way a stage is reached; all given fields must hold."""
+
+    score_at_least: float | None = None
+    lead_status: list[str] | None = None
+    opportunity: list[Literal["created", "stage_changed", "closed_won", "closed_lost"]] | None = None
+    conversation_outcome: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "Condition":
+        if all(v is None for v in (self.score_at_least, self.lead_status, self.opportunity, self.conversation_outcome)):
+            raise ValueError("a condition needs score_at_least, lead_status, opportunity or conversation_outcome")
+        return self
+
+    def describe(self) -> str:
+        parts = []
+        if self.score_at_least is not None:
+            parts.append(f"score >= {self.score_at_least:g}")
+        for name in ("lead_status", "opportunity", "conversation_outcome"):
+            values = getattr(self, name)
+            if values:
+                parts.append(f"{name} in {values}")
+        return " and ".join(parts)
+
+
+class Stage(_Strict):
+    name: str
+    rank: int = Field(ge=0)
+    forward_only: bool = True
+    """Score-driven stages only move an account forward; CRM facts (accepted, rejected, won)
+    apply whenever they happen, so regressions and recycling are kept."""
+    when: list[Condition] = Field(min_length=1)
+
+
+class Sla(_Strict):
+    mql_first_touch_hours: float = Field(gt=0)
+    """An MQL/MQA must get a 1:1 sales touch within this many hours."""
+
+
+class ChannelBounce(_Strict):
+    min_switches: int = Field(ge=1)
+    window_days: float = Field(gt=0)
+    evaluation_paths: list[str] = Field(default_factory=list)
+    return_within_days: float = Field(gt=0)
+    cooldown_hours: float = Field(ge=0)
+
+
+class Alerts(_Strict):
+    allowed_lateness_hours: float = Field(24, ge=0)
+    """An event older than the account's newest by more than this raises no alert for the past."""
+    channel_bounce: ChannelBounce
+    missed_handoff_cooldown_hours: float = Field(ge=0)
+    rejected_leads_rate: float = Field(gt=0, le=1)
+    rejected_leads_min_mqls: int = Field(ge=1)
+    rejected_leads_window_days: float = Field(gt=0)
+    stalled_opportunity_days: float = Field(gt=0)
+    committee_required_personas: list[str] = Field(default_factory=list)
+    committee_from_stage: str = "sql"
+    webhook_urls: list[str] = Field(default_factory=list)
+
+
+class Definitions(_Strict):
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    activated_at: AwareDatetime
+    description: str = ""
+    channels: dict[str, Channel]
+    personas: list[Persona] = Field(default_factory=list)
+    icp: list[IcpRule] = Field(default_factory=list)
+    scoring: Scoring
+    stages: list[Stage] = Field(min_length=1)
+    sla: Sla
+    alerts: Alerts
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Definitions":
+        names = [s.name for s in self.stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}")
+        unknown = sorted(set(self.scoring.channel_points) - set(self.channels))
+        if unknown:
+            raise ValueError(f"scoring.channel_points names unknown channels: {', '.join(unknown)}")
+        personas = {p.name for p in self.personas}
+        missing = sorted(set(self.alerts.committee_required_personas) - personas)
+        if missing:
+            raise ValueError(f"alerts.committee_required_personas names unknown personas: {', '.join(missing)}")
+        if self.alerts.committee_from_stage not in names:
+            raise ValueError(f"alerts.committee_from_stage {self.alerts.committee_from_stage!r} is not a stage")
+        return self
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def persona_of(self, title: str) -> str:
+        for persona in self.personas:
+            if any(re.search(p, title, re.IGNORECASE) for p in persona.title_patterns):
+                return persona.name
+        return ""
+
+
+def check(text: str, source: str = "<definitions>") -> Definitions:
+    """Parse and validate; raise ConfigurationError listing every problem as ``path: message``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: $: expected a mapping at the top level")
+    try:
+        return Definitions.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{json_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)]
+        raise ConfigurationError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(lines)) from exc
+
+
+def load(path: Path | None = None) -> Definitions:
+    path = path or DEFAULT_PATH
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read definitions file {path}: {exc}") from exc
+    return check(text, str(path))
+
+
+def activated(defs: Definitions, when: datetime) -> bool:
+    return when >= defs.activated_at

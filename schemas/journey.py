@@ -1,0 +1,48 @@
+"""What the journey stage produces per event: scores, stage, committee, and stage changes."""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class StageChangeRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    change_id: str
+    account_id: str
+    from_stage: str
+    to_stage: str
+    at: AwareDatetime
+    rule: str
+    definitions_version: str
+    event_id: str
+    contact_id: str = ""
+    source: str = ""
+    persona: str = ""
+
+
+class JourneyUpdate(BaseModel):
+    """The account's journey right after one event (keyed by account on its topic)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str
+    event_id: str
+    at: AwareDatetime
+    stage: str
+    engagement: float
+    fit: float
+    total: float
+    owner: str = ""
+    source: str = ""
+    committee: dict[str, list[str]] = {}
+    definitions_version: str
+    stage_changes: list[StageChangeRecord] = []
+    retracted_changes: list[str] = []
+    """Stage changes (ids) that no longer happened once a late event was placed in order."""
+    version: int = 0
+    """Processing time in µs: orders stage-change rows and their retractions."""
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))

@@ -1,0 +1,226 @@
+"""The cross-team questions, answered from the same tables (shared by the CLI and the API).
+
+Touches are attributed to the account the stream resolved when it processed them
+(``journey_account_id``); stage changes come from the journey stage. Every function returns
+``(columns, rows)``; docs/analytics.md shows the SQL for any ClickHouse client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+FUNNEL_STAGES = ("engaged", "mql", "sal", "sql", "opportunity", "won")
+
+# One row per touch (not identity calls or CRM status rows), each event once.
+TOUCHES = """
+  SELECT event_id, journey_account_id AS account_id, event_time, channel, side, rep_id, rep_role,
+         JSONExtractUInt(properties, 'durationSeconds') AS duration_s
+  FROM timeline FINAL
+  WHERE journey_account_id != '' AND channel NOT IN ('identity', 'crm')
+  LIMIT 1 BY event_id
+"""
+
+GROUPS = {
+    "source": "source",
+    "persona": "persona",
+    "segment": "if(fit >= 25, 'icp', 'non-icp')",
+    "period": "toString(toStartOfMonth(first_at))",
+}
+
+
+class _Queries(Protocol):
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]: ...
+
+
+def stage_history(store: _Queries, account_id: str) -> tuple[list[str], list[tuple]]:
+    return store.query(
+        """
+        SELECT at, from_stage, to_stage, rule, definitions_version, event_id, contact_id
+        FROM stage_changes_v WHERE account_id = {a:String} ORDER BY at, to_stage
+        """,
+        {"a": account_id},
+    )
+
+
+def funnel(store: _Queries, by: str = "source", mode: str = "any",
+           stages: Sequence[str] = FUNNEL_STAGES) -> tuple[list[str], list[tuple]]:
+    """Accounts reaching each stage per group; ``strict`` counts only in-order progress."""
+    if by not in GROUPS:
+        raise ValueError(f"by must be one of {', '.join(GROUPS)}")
+    if mode not in ("any", "strict"):
+        raise ValueError("mode must be 'any' or 'strict'")
+    steps = ", ".join(f"to_stage = '{s}'" for s in stages)
+    reached = (
+        ", ".join(f"countIf(level >= {i + 1}) AS {s}" for i, s in enumerate(stages))
+        if mode == "strict"
+        else ", ".join(f"countIf(has(reached, '{s}')) AS {s}" for s in stages)
+    )
+    sql = f"""
+    WITH per_account AS (
+      SELECT sc.account_id,
+             windowFunnel(toUInt64(1e12))(toDateTime(sc.at), {steps}) AS level,
+             groupUniqArray(sc.to_stage) AS reached,
+             min(sc.at) AS first_at,
+             argMin(sc.source, sc.at) AS first_source,
+             anyIf(sc.persona, sc.to_stage = 'mql' AND sc.persona != '') AS mql_persona
+      FROM stage_changes_v AS sc
+      GROUP BY sc.account_id
+    )
+    SELECT {GROUPS[by]} AS group_key, count() AS accounts, {reached}
+    FROM (
+      SELECT p.*, if(p.first_source = '', snap.source, p.first_source) AS source,
+             if(p.mql_persona = '', 'unknown', p.mql_persona) AS persona, snap.fit AS fit
+      FROM per_account AS p LEFT JOIN account_snapshot AS snap ON p.account_id = snap.account_id
+    )
+    GROUP BY group_key ORDER BY accounts DESC, group_key
+    """
+    return store.query(sql)
+
+
+ACCEPTANCE_SQL = """
+WITH leads AS (
+  SELECT JSONExtractString(properties, 'leadId') AS lead_id,
+         JSONExtractString(properties, 'status') AS status,
+         JSONExtractString(properties, 'reason') AS reason,
+         JSONExtractString(properties, 'leadSource') AS lead_source
+  FROM timeline FINAL WHERE event_type = 'lead_status' LIMIT 1 BY event_id
+)
+SELECT if(lead_source = '', 'unknown', lead_source) AS source,
+       uniqExactIf(lead_id, status = 'mql') AS mqls,
+       uniqExactIf(lead_id, status = 'accepted') AS accepted,
+       uniqExactIf(lead_id, status = 'rejected') AS rejected,
+       round(accepted / nullIf(accepted + rejected, 0), 4) AS acceptance_rate,
+       arrayStringConcat(arraySlice(topKIf(3)(reason, status = 'rejected' AND reason != ''), 1, 3), '; ')
+         AS top_rejection_reasons
+FROM leads GROUP BY source ORDER BY mqls DESC, source
+"""
+
+
+def acceptance(store: _Queries) -> tuple[list[str], list[tuple]]:
+    """MQL acceptance rate and rejection reasons by lead source."""
+    return store.query(ACCEPTANCE_SQL)
+
+
+def handoff(store: _Queries, sla_hours: float, by: str = "rep") -> tuple[list[str], list[tuple]]:
+    """MQL → first 1:1 sales touch latency and SLA compliance, by team (rep role) or rep."""
+    key = {"rep": "rep_id", "team": "rep_role"}.get(by)
+    if key is None:
+        raise ValueError("by must be 'rep' or 'team'")
+    sql = f"""
+    WITH mqls AS (
+      SELECT account_id, min(at) AS mql_at FROM stage_changes_v WHERE to_stage = 'mql' GROUP BY account_id
+    ),
+    first_touch AS (
+      SELECT m.account_id AS account_id, m.mql_at AS mql_at,
+             minIf(t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS touched_at,
+             argMinIf(t.rep_id, t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS rep_id,
+             argMinIf(t.rep_role, t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS rep_role,
+             countIf(t.side = 'human' AND t.event_time >= m.mql_at) AS human_touches
+      FROM mqls AS m LEFT JOIN ({TOUCHES}) AS t ON t.account_id = m.account_id
+      GROUP BY m.account_id, m.mql_at
+    )
+    SELECT if(human_touches = 0, '(no sales touch yet)', {key}) AS {by},
+           count() AS mqls,
+           countIf(human_touches > 0) AS touched,
+           round(quantileExactIf(0.5)(dateDiff('second', mql_at, touched_at) / 3600, human_touches > 0), 2)
+             AS median_hours,
+           round(maxIf(dateDiff('second', mql_at, touched_at) / 3600, human_touches > 0), 2) AS max_hours,
+           countIf(human_touches > 0 AND dateDiff('second', mql_at, touched_at) <= {{sla:Float64}} * 3600)
+             AS within_sla,
+           round(within_sla / count(), 4) AS sla_compliance
+    FROM first_touch GROUP BY {by} ORDER BY mqls DESC, {by}
+    """
+    return store.query(sql, {"sla": sla_hours})
+
+
+def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
+    """Digital self-service vs 1:1 share of each stage: touches and time.
+
+    Time of a touch = the gap to the account's next touch (capped at 7 days), credited to the
+    side of the touch that opened the gap; the stage is the account's stage at the touch.
+    """
+    sql = f"""
+    WITH touches AS (
+      SELECT account_id, event_time, side,
+             least(dateDiff('second', event_time,
+                   leadInFrame(event_time, 1, event_time) OVER (PARTITION BY account_id ORDER BY event_time
+                     ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)), 7 * 86400) AS gap_s
+      FROM ({TOUCHES})
+    ),
+    staged AS (
+      SELECT t.account_id, t.side, t.gap_s, if(s.to_stage = '', '(before engaged)', s.to_stage) AS stage
+      FROM touches AS t
+      ASOF LEFT JOIN (SELECT account_id, at, to_stage FROM stage_changes_v) AS s
+        ON t.account_id = s.account_id AND t.event_time >= s.at
+    )
+    SELECT stage, uniqExact(account_id) AS accounts,
+           countIf(side = 'digital') AS digital_touches, countIf(side = 'human') AS human_touches,
+           round(digital_touches / count(), 4) AS digital_touch_share,
+           round(sumIf(gap_s, side = 'digital') / nullIf(sum(gap_s), 0), 4) AS digital_time_share,
+           round(sumIf(gap_s, side = 'human') / nullIf(sum(gap_s), 0), 4) AS human_time_share
+    FROM staged GROUP BY stage ORDER BY stage
+    """
+    return store.query(sql)
+
+
+def paths(store: _Queries, limit: int = 20) -> tuple[list[str], list[tuple]]:
+    """The most common channel paths (consecutive repeats collapsed) of won vs lost deals."""
+    sql = f"""
+    WITH outcomes AS (
+      SELECT account_id, argMax(to_stage, at) AS outcome FROM stage_changes_v
+      WHERE to_stage IN ('won', 'lost') GROUP BY account_id
+    ),
+    seqs AS (
+      SELECT account_id, arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((event_time, channel)))) AS chans
+      FROM ({TOUCHES}) GROUP BY account_id
+    )
+    SELECT o.outcome AS outcome,
+           arrayStringConcat(arrayFilter((c, i) -> i = 1 OR c != s.chans[i - 1], s.chans,
+                             arrayEnumerate(s.chans)), ' > ') AS path,
+           count() AS accounts
+    FROM outcomes AS o INNER JOIN seqs AS s ON o.account_id = s.account_id
+    GROUP BY outcome, path ORDER BY outcome DESC, accounts DESC, path LIMIT {{limit:UInt32}}
+    """
+    return store.query(sql, {"limit": limit})
+
+
+def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
+    """Per won account: revenue, milestone times and the ordered touches (for attribution)."""
+    sql = f"""
+    WITH won AS (
+      SELECT journey_account_id AS account_id,
+             argMax(toFloat64OrZero(JSONExtractString(properties, 'amount')), event_time) AS revenue,
+             argMax(JSONExtractString(properties, 'currency'), event_time) AS currency,
+             max(event_time) AS won_at
+      FROM timeline FINAL
+      WHERE event_type = 'opportunity' AND JSONExtractString(properties, 'action') = 'closed_won'
+        AND journey_account_id != ''
+      GROUP BY account_id
+    ),
+    milestones AS (
+      SELECT account_id, minIf(at, to_stage = 'mql') AS mql_at, minIf(at, to_stage = 'opportunity') AS opp_at
+      FROM stage_changes_v GROUP BY account_id
+    )
+    SELECT w.account_id, w.revenue, w.currency, w.won_at, m.mql_at, m.opp_at,
+           arraySort(x -> x.1, groupArray((t.event_time, t.channel, t.side))) AS touches
+    FROM won AS w
+    LEFT JOIN milestones AS m ON m.account_id = w.account_id
+    INNER JOIN ({TOUCHES}) AS t ON t.account_id = w.account_id
+    WHERE t.event_time <= w.won_at
+    GROUP BY w.account_id, w.revenue, w.currency, w.won_at, m.mql_at, m.opp_at
+    ORDER BY w.account_id
+    """
+    return store.query(sql)
+
+
+def alerts(store: _Queries, account: str = "", rule: str = "", limit: int = 200) -> tuple[list[str], list[tuple]]:
+    """The alerts feed, newest first, optionally for one account and/or one rule."""
+    return store.query(
+        """
+        SELECT at, rule, account_id, owner, summary, definitions_version, link, alert_id, path
+        FROM alerts FINAL
+        WHERE ({account:String} = '' OR account_id = {account:String}) AND ({rule:String} = '' OR rule = {rule:String})
+        ORDER BY at DESC, alert_id LIMIT {limit:UInt32}
+        """,
+        {"account": account, "rule": rule, "limit": limit},
+    )

@@ -1,0 +1,104 @@
+"""Multi-touch attribution of won revenue (pure), sales touches included.
+
+Position-based models put weight on milestone touches: the first touch, the touch that created
+the lead (last touch at or before the MQL), the touch that created the opportunity (last touch
+at or before it) and the last touch before the deal closed. Whatever a model leaves for the
+other touches is shared equally among them; if a journey has no other touches, that share is
+spread over the milestones so credit always sums to the revenue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+MODELS = ("first_touch", "lead_creation", "u_shaped", "w_shaped", "full_path", "linear", "time_decay")
+TIME_DECAY_HALF_LIFE_DAYS = 7.0
+
+
+@dataclass(frozen=True)
+class Touch:
+    at: datetime
+    channel: str
+    side: str
+
+
+def _last_at_or_before(touches: Sequence[Touch], when: datetime | None) -> int | None:
+    if when is None:
+        return None
+    idx = None
+    for i, t in enumerate(touches):
+        if t.at <= when:
+            idx = i
+    return idx
+
+
+def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_at: datetime | None,
+            won_at: datetime) -> list[float]:
+    """Share of credit per touch (sums to 1 when there is at least one touch)."""
+    n = len(touches)
+    if n == 0:
+        return []
+    if model == "linear":
+        return [1 / n] * n
+    if model == "time_decay":
+        raw = [0.5 ** ((won_at - t.at).total_seconds() / 86400 / TIME_DECAY_HALF_LIFE_DAYS) for t in touches]
+        total = sum(raw)
+        return [r / total for r in raw]
+    first, last = 0, n - 1
+    lead = _last_at_or_before(touches, mql_at)
+    opp = _last_at_or_before(touches, opp_at)
+    plan: list[tuple[int | None, float]]
+    rest: float
+    if model == "first_touch":
+        plan, rest = [(first, 1.0)], 0.0
+    elif model == "lead_creation":
+        plan, rest = [(lead if lead is not None else first, 1.0)], 0.0
+    elif model == "u_shaped":
+        plan, rest = [(first, 0.4), (lead, 0.4)], 0.2
+    elif model == "w_shaped":
+        plan, rest = [(first, 0.3), (lead, 0.3), (opp, 0.3)], 0.1
+    elif model == "full_path":
+        plan, rest = [(first, 0.225), (lead, 0.225), (opp, 0.225), (last, 0.225)], 0.1
+    else:
+        raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
+    out = [0.0] * n
+    missing = 0.0
+    for idx, share in plan:
+        if idx is None:
+            missing += share  # the milestone never happened: its share goes to the others
+        else:
+            out[idx] += share
+    milestones = {idx for idx, _ in plan if idx is not None}
+    others = [i for i in range(n) if i not in milestones]
+    leftover = rest + missing
+    targets = others or sorted(milestones)
+    for i in targets:
+        out[i] += leftover / len(targets)
+    return out
+
+
+def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str]) -> list[dict]:
+    """Credit per channel (and team) over won journeys: ``revenue`` × weight, summed."""
+    credit: dict[tuple[str, str], float] = {}
+    for j in journeys:
+        touches = [Touch(*t) for t in j["touches"]]
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"])):
+            key = (touch.channel, team_of.get(touch.channel, "none"))
+            credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
+    total = sum(credit.values()) or 1.0
+    return [
+        {"model": model, "channel": ch, "team": team, "credit": round(v, 2), "share": round(v / total, 4)}
+        for (ch, team), v in sorted(credit.items(), key=lambda kv: -kv[1])
+        if v > 0
+    ]
+
+
+def team_split(rows: Sequence[dict]) -> list[dict]:
+    """Marketing vs sales (and other teams) share of the credited revenue."""
+    teams: dict[str, float] = {}
+    for r in rows:
+        teams[r["team"]] = teams.get(r["team"], 0.0) + r["credit"]
+    total = sum(teams.values()) or 1.0
+    return [{"team": t, "credit": round(v, 2), "share": round(v / total, 4)} for t, v in sorted(teams.items())]

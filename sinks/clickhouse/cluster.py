@@ -1,0 +1,142 @@
+"""Cluster variants of the migrations in :mod:`sinks.clickhouse.ddl` (ClickHouse server clusters).
+
+Each single-node statement becomes one or more statements run ``ON CLUSTER``:
+
+- ``CREATE TABLE t (...) ENGINE = XMergeTree[(args)]`` →
+  ``t_local`` with ``ReplicatedXMergeTree('/clickhouse/tables/{shard}/{database}/t', '{replica}'[, args])``
+  on every node, and ``t`` as ``Distributed(cluster, currentDatabase(), t_local, <sharding key>)``;
+  inserts and queries keep using ``t``. Sharding keys keep an account's rows (or an identifier's
+  links) on one shard: see :data:`SHARDING_KEYS`.
+- ``CREATE VIEW`` → the same view ``ON CLUSTER``; it reads the Distributed tables.
+- ``ALTER TABLE t ... COLUMN ...`` → on ``t_local`` and on ``t``; other ALTERs (indexes,
+  settings) → on ``t_local`` only (a Distributed table has no indexes).
+
+``non_replicated_deduplication_window`` is dropped: replicated tables deduplicate inserted
+blocks (and honour ``insert_deduplication_token``) by default. Anything else raises
+:class:`ValueError`, so a new kind of statement gets a cluster counterpart before it ships.
+``{shard}`` and ``{replica}`` are server macros; ``{database}`` is expanded by ClickHouse.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Protocol
+
+from sinks.clickhouse.ddl import _LEDGER, MIGRATIONS, Migration
+
+SHARDING_KEYS: dict[str, str] = {
+    "timeline": "cityHash64(account_id)",
+    "dead_letters": "cityHash64(dlq_id)",
+    "identity_links": "cityHash64(src)",
+    "identity_overrides": "cityHash64(src)",
+    "stage_changes": "cityHash64(account_id)",
+    "account_scores": "cityHash64(account_id)",
+    "alerts": "cityHash64(account_id)",
+}
+"""The Distributed sharding key of every table the migrations create."""
+
+LOCAL_SUFFIX = "_local"
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_.{}-]+$")
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (?P<name>\w+)\s*\(", re.S)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)(?:\s*\((?P<args>[^()]*)\))?")
+_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+)\s+AS\b", re.S)
+_ALTER = re.compile(r"^ALTER TABLE (?P<name>\w+)\s+(?P<rest>.*)$", re.S)
+_COLUMN_ALTER = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b")
+_DEDUP_SETTING = re.compile(r"\s*SETTINGS\s+non_replicated_deduplication_window\s*=\s*\d+\s*$")
+
+LEDGER_PATH = "/clickhouse/tables/all/{database}/schema_migrations"
+"""One replica set across the whole cluster (no ``{shard}``), so every node sees the ledger."""
+
+
+class _Runs(Protocol):
+    def command(self, sql: str, parameters: dict | None = None) -> object: ...
+
+    def query(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]: ...
+
+
+def _on(cluster: str) -> str:
+    if not _CLUSTER_NAME.match(cluster):
+        raise ValueError(f"invalid cluster name {cluster!r}")
+    return f"ON CLUSTER '{cluster}'"
+
+
+def clean(statement: str) -> str:
+    """A migration statement without the indentation of its source."""
+    return textwrap.dedent(statement).strip()
+
+
+def _create_table(name: str, sql: str, cluster: str) -> list[str]:
+    key = SHARDING_KEYS.get(name)
+    if key is None:
+        raise ValueError(f"table {name!r} has no sharding key: add it to sinks.clickhouse.cluster.SHARDING_KEYS")
+    engine = _ENGINE.search(sql)
+    if engine is None:
+        raise ValueError(f"table {name!r}: only *MergeTree engines have a cluster variant")
+    args = ", ".join(["'/clickhouse/tables/{shard}/{database}/" + name + "'", "'{replica}'"]
+                     + ([engine["args"].strip()] if engine["args"] and engine["args"].strip() else []))
+    local = sql[: engine.start()] + f"ENGINE = Replicated{engine['engine']}({args})" + sql[engine.end():]
+    local = _DEDUP_SETTING.sub("", local)
+    local = _CREATE_TABLE.sub(f"CREATE TABLE IF NOT EXISTS {name}{LOCAL_SUFFIX} {_on(cluster)} (", local, count=1)
+    distributed = (f"CREATE TABLE IF NOT EXISTS {name} {_on(cluster)} AS {name}{LOCAL_SUFFIX}\n"
+                   f"ENGINE = Distributed('{cluster}', currentDatabase(), {name}{LOCAL_SUFFIX}, {key})")
+    return [local, distributed]
+
+
+def statements_for(statement: str, cluster: str) -> list[str]:
+    """The cluster counterpart(s) of one single-node migration statement."""
+    sql = clean(statement)
+    if match := _CREATE_TABLE.match(sql):
+        return _create_table(match["name"], sql, cluster)
+    if match := _CREATE_VIEW.match(sql):
+        return [f"CREATE VIEW IF NOT EXISTS {match['name']} {_on(cluster)} AS" + sql[match.end():]]
+    if match := _ALTER.match(sql):
+        name, rest = match["name"], match["rest"]
+        local = [f"ALTER TABLE {name}{LOCAL_SUFFIX} {_on(cluster)} {rest}"]
+        return local + ([f"ALTER TABLE {name} {_on(cluster)} {rest}"] if _COLUMN_ALTER.match(rest) else [])
+    raise ValueError(f"no cluster variant for statement: {sql[:80]!r}… (teach sinks.clickhouse.cluster)")
+
+
+def migration_statements(migration: Migration, cluster: str) -> list[str]:
+    return [out for statement in migration.statements for out in statements_for(statement, cluster)]
+
+
+def ledger(cluster: str) -> str:
+    """``schema_migrations`` replicated to every node (replica name unique per shard and replica)."""
+    return (f"CREATE TABLE IF NOT EXISTS schema_migrations {_on(cluster)} (\n"
+            "    version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)\n"
+            f") ENGINE = ReplicatedReplacingMergeTree('{LEDGER_PATH}', '{{shard}}-{{replica}}') ORDER BY version")
+
+
+def applied(store: _Runs, cluster: str) -> list[int]:
+    store.command(ledger(cluster))
+    _, rows = store.query("SELECT DISTINCT version FROM schema_migrations ORDER BY version")
+    return [int(r[0]) for r in rows]
+
+
+def migrate(store: _Runs, cluster: str) -> list[Migration]:
+    """Apply every missing migration's cluster variant, in order; return those applied."""
+    done = set(applied(store, cluster))
+    ran = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration_statements(migration, cluster):
+            store.command(statement)
+        store.command(
+            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+            {"v": migration.version, "n": migration.name},
+        )
+        ran.append(migration)
+    return ran
+
+
+def script(cluster: str | None) -> str:
+    """Every migration as one SQL script (single node, or ``ON CLUSTER cluster``)."""
+    parts = [clean(ledger(cluster)) if cluster else clean(_LEDGER)]
+    for migration in MIGRATIONS:
+        parts.append(f"-- migration {migration.version}: {migration.name}")
+        statements = (migration_statements(migration, cluster) if cluster
+                      else [clean(s) for s in migration.statements])
+        parts.extend(statements)
+    return "".join(p + ("\n" if p.startswith("--") else ";\n\n") for p in parts).rstrip() + "\n"

@@ -1,0 +1,32 @@
+"""Agent: rejected-lead feedback (keyed by lead source) — sales rejection rate of a source's MQLs."""
+
+from __future__ import annotations
+
+import faust
+
+from schemas.definitions import Definitions
+from schemas.timeline import TimelineEvent, utc_ms
+from streams.agents.journey import alert_record
+from streams import metrics
+from streams.rules import alerts as rules
+
+
+def register(app: faust.App, topics, settings, defs: Definitions) -> None:
+    sources = app.Table(
+        "lead-sources", default=None, partitions=settings.topic_partitions, key_type=str,
+        help="lead source → recent lead outcomes and fired alerts.",
+    )
+
+    @app.agent(topics.lead_outcomes, name="lead-feedback")
+    async def lead_feedback(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            entry = TimelineEvent.from_bytes(event.message.value)
+            source = str(entry.properties.get("leadSource") or "unknown")
+            state = sources.get(source) or {}
+            found = rules.on_lead_outcome(state, source, str(entry.properties.get("status")),
+                                          utc_ms(entry.event_time), str(entry.properties.get("leadId")), defs)
+            sources[source] = state
+            for alert in found:
+                metrics.ALERTS_FIRED.labels(alert.rule).inc()
+                record = alert_record(alert, settings.public_url)
+                await topics.alerts.send(key=record.alert_id.encode(), value=record.to_bytes())

@@ -1,0 +1,109 @@
+"""Every Prometheus series the tracker exports, declared in one place (scraped at ``/metrics``).
+
+Agents call the small helpers below with one line each; ``streams.web.ops`` refreshes the
+gauges computed on scrape (consumer lag, table sizes). Label values are bounded: stages, tables,
+topics/partitions and dead-letter reason *paths* (normalised, capped), never ids or payloads.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+from schemas.errors import TransientSinkError
+from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS
+
+disable_created_metrics()  # no *_created series: they double the output and dashboards ignore them
+
+EVENTS_IN = Counter(
+    "journeys_events_in_total", "Events consumed by a stage.", ["stage"])
+EVENTS_OUT = Counter(
+    "journeys_events_out_total",
+    "Events a stage emitted, by outcome (ingest: accepted/rejected; identity stages: the next hop; "
+    "store: the table written).", ["stage", "outcome"])
+DEAD_LETTERS = Counter(
+    "journeys_dead_letters_total",
+    "Dead letters stored, by source kind, stage and the JSON path of their first reason.",
+    ["source_kind", "stage", "reason"])
+SINK_BATCH_ROWS = Histogram(
+    "journeys_sink_batch_rows", "Rows per ClickHouse insert block.", ["table"],
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000))
+SINK_INSERT_SECONDS = Histogram(
+    "journeys_sink_insert_seconds", "Time to write one block to ClickHouse, retries included.", ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+SINK_RETRIES = Counter(
+    "journeys_sink_insert_retries_total", "Failed insert attempts that will be retried.", ["table", "kind"])
+CONSUMER_LAG = Gauge(
+    "journeys_consumer_lag",
+    "Messages not yet committed by this worker: highwater minus committed (or last read) offset.",
+    ["topic", "partition"])
+TABLE_ROWS = Gauge(
+    "journeys_table_rows", "Rows in active parts of a ClickHouse table (system.parts; store role).", ["table"])
+AGENT_CRASHES = Counter(
+    "journeys_agent_crashes_total", "Agents that raised: /health/live turns 503.", ["agent"])
+# Alerting: declared here, incremented by the alert agent and delivery.
+ALERTS_FIRED = Counter("journeys_alerts_fired_total", "Alerts raised by a rule.", ["rule"])
+ALERTS_DELIVERED = Counter("journeys_alerts_delivered_total", "Alerts delivered, by channel.", ["channel"])
+ALERTS_FAILED = Counter("journeys_alerts_failed_total", "Alert deliveries that failed, by channel.", ["channel"])
+
+MAX_REASON_LABELS = 100
+"""Distinct dead-letter reason paths kept as label values; later ones count as ``other``."""
+
+_INDEX = re.compile(r"\[\d+\]")
+_reasons_seen: set[str] = set()
+_reasons_lock = threading.Lock()
+
+
+def reason_path(reason: str) -> str:
+    """The bounded label for a reason like ``$.context.traits[3].email: ...``.
+
+    The JSON path before ``: ``, array indices as ``[*]``, at most three segments deep;
+    after :data:`MAX_REASON_LABELS` distinct paths, ``other``.
+    """
+    path = reason.split(": ", 1)[0].strip() if reason.startswith("$") else "$"
+    path = _INDEX.sub("[*]", path)
+    parts = path.split(".")
+    if len(parts) > 4:  # "$" + three segments
+        path = ".".join(parts[:4]) + ".*"
+    with _reasons_lock:
+        if path not in _reasons_seen:
+            if len(_reasons_seen) >= MAX_REASON_LABELS:
+                return "other"
+            _reasons_seen.add(path)
+    return path
+
+
+def dead_letters(rows: Sequence[Sequence[Any]]) -> None:
+    """Count dead-letter rows (``sinks.clickhouse.rows.dead_letter_row``) by first reason path."""
+    kind, stage, reasons = (DEAD_LETTER_COLUMNS.index(c) for c in ("source_kind", "stage", "reasons"))
+    for row in rows:
+        first = row[reasons][0] if row[reasons] else "$"
+        DEAD_LETTERS.labels(row[kind], row[stage], reason_path(str(first))).inc()
+
+
+def on_retry(table: str) -> Callable[[BaseException], None]:
+    """An ``on_retry`` callback for ``insert_until_done``: counts transient/terminal failures."""
+
+    def count(error: BaseException) -> None:
+        SINK_RETRIES.labels(table, "transient" if isinstance(error, TransientSinkError) else "terminal").inc()
+
+    return count
+
+
+@contextmanager
+def sink_insert(table: str, events: int, rows: int) -> Iterator[None]:
+    """Around an awaited insert: events in/rows out of the store stage, block size, latency."""
+    EVENTS_IN.labels("store").inc(events)
+    if not rows:
+        yield
+        return
+    SINK_BATCH_ROWS.labels(table).observe(rows)
+    started = time.perf_counter()
+    yield
+    SINK_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+    EVENTS_OUT.labels("store", table).inc(rows)

@@ -1,0 +1,119 @@
+"""Named reports: one registry that the CLI and the JSON API both call (one query layer)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+
+from schemas.definitions import Definitions
+from sinks.clickhouse import analytics, attribution, queries, ui_queries
+
+Report = Callable[[Any, Definitions, dict[str, str]], list[dict[str, Any]]]
+
+
+def _records(result: tuple[list[str], list[tuple]]) -> list[dict[str, Any]]:
+    return queries.records(*result)
+
+
+def _funnel(store, defs, p):
+    return _records(analytics.funnel(store, by=p.get("by", "source"), mode=p.get("mode", "any")))
+
+
+def _acceptance(store, defs, p):
+    return _records(analytics.acceptance(store))
+
+
+def _handoff(store, defs, p):
+    return _records(analytics.handoff(store, defs.sla.mql_first_touch_hours, by=p.get("by", "rep")))
+
+
+def _time_share(store, defs, p):
+    return _records(analytics.time_share(store))
+
+
+def _paths(store, defs, p):
+    return _records(analytics.paths(store, limit=int(p.get("limit", "20"))))
+
+
+def _stages(store, defs, p):
+    if not p.get("account"):
+        raise ValueError("account is required")
+    return _records(analytics.stage_history(store, p["account"]))
+
+
+def _attribution(store, defs, p):
+    model = p.get("model", "w_shaped")
+    if model not in attribution.MODELS:
+        raise ValueError(f"model must be one of {', '.join(attribution.MODELS)}")
+    cols, rows = analytics.won_journeys(store)
+    journeys = [dict(zip(cols, r)) for r in rows]
+    team_of = {name: ch.team for name, ch in defs.channels.items()}
+    by_channel = attribution.attribute(journeys, model, team_of)
+    if p.get("split") == "team":
+        return attribution.team_split(by_channel)
+    return by_channel
+
+
+def _alerts(store, defs, p):
+    return _records(analytics.alerts(store, account=p.get("account", ""), rule=p.get("rule", ""),
+                                     limit=int(p.get("limit", "200"))))
+
+
+def _bounded_int(p: dict[str, str], name: str, default: int, high: int) -> int:
+    raw = p.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise ValueError(f"{name} must be an integer between 1 and {high}")
+    return int(raw)
+
+
+def _account(p: dict[str, str]) -> str:
+    if not p.get("account"):
+        raise ValueError("account is required")
+    return p["account"]
+
+
+def _search(store, defs, p):
+    q = p.get("q", "").strip()
+    if not q:
+        raise ValueError("q is required: part of an account id, name or domain")
+    return _records(ui_queries.search(store, q, limit=_bounded_int(p, "limit", 20, 200)))
+
+
+def _snapshot(store, defs, p):
+    """Latest state; ``committee``: persona → people now, ``committee_ever``: anyone engaged at any time."""
+    rows = _records(ui_queries.snapshot(store, _account(p)))
+    for row in rows:
+        row["committee"] = orjson.loads(row["committee"]) if row.get("committee") else {}
+        ever: dict[str, set[str]] = {}
+        for text in row.pop("committees", None) or []:
+            for persona, people in orjson.loads(text).items():
+                ever.setdefault(persona, set()).update(people)
+        row["committee_ever"] = {k: sorted(v) for k, v in sorted(ever.items())}
+    return rows
+
+
+def _scores(store, defs, p):
+    return _records(ui_queries.scores(store, _account(p), limit=_bounded_int(p, "limit", 2000, 20_000)))
+
+
+REPORTS: dict[str, Report] = {
+    "alerts": _alerts,
+    "funnel": _funnel,
+    "acceptance": _acceptance,
+    "handoff": _handoff,
+    "time-share": _time_share,
+    "paths": _paths,
+    "stages": _stages,
+    "attribution": _attribution,
+    "search": _search,
+    "snapshot": _snapshot,
+    "scores": _scores,
+}
+
+
+def run(name: str, store: Any, defs: Definitions, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Run a named report; ValueError for an unknown report or a bad parameter."""
+    if name not in REPORTS:
+        raise ValueError(f"unknown report {name!r}; one of {', '.join(REPORTS)}")
+    return REPORTS[name](store, defs, params)

@@ -1,0 +1,174 @@
+"""Alert rules (pure): channel bounce, missed handoff, stalled opportunity, committee gap,
+rejected-lead feedback. Thresholds come from the shared definitions file.
+
+Event-time semantics: an event more than ``alerts.allowed_lateness_hours`` older than the newest event of its
+account is late and raises no alert for the past. Timer rules (missed handoff, stalled
+opportunity) are evaluated on ticks carrying the processing time. Every alert has a
+deterministic id, and the fired ids are kept in state, so replays and restarts never repeat one;
+a cooldown per account and rule stops repeats of the same condition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from schemas.definitions import Definitions
+from schemas.timeline import TimelineEvent, utc_ms
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+RECENT_MAX = 50
+FIRED_MAX = 200
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: str
+    rule: str
+    account_id: str
+    at_ms: int
+    owner: str
+    summary: str
+    definitions_version: str
+    path: tuple[tuple[int, str, str, str], ...] = field(default=())
+    """The recent touches that led to it: (time ms, side, channel, name)."""
+
+
+class AlertClock:
+    """The 'now' of timer rules: the newest event time while events flow (a replay of old data
+    must not look idle), the wall clock once the stream has been idle for ``idle_ms``."""
+
+    def __init__(self, idle_ms: int, wall_ms: Callable[[], int]) -> None:
+        self._wall = wall_ms
+        self.idle_ms = idle_ms
+        self.newest_event_ms = 0
+        self.last_seen_wall_ms = 0
+
+    def saw(self, event_ms: int) -> None:
+        self.newest_event_ms = max(self.newest_event_ms, event_ms)
+        self.last_seen_wall_ms = self._wall()
+
+    def now_ms(self) -> int:
+        wall = self._wall()
+        if wall - self.last_seen_wall_ms >= self.idle_ms:
+            return wall
+        return min(wall, self.newest_event_ms)
+
+
+def alert_id(account: str, rule: str, anchor: str) -> str:
+    return hashlib.sha256(f"{rule}|{account}|{anchor}".encode()).hexdigest()[:32]
+
+
+def _recent(state: dict[str, Any]) -> list[list[Any]]:
+    return state.setdefault("recent", [])
+
+
+def remember_touch(state: dict[str, Any], entry: TimelineEvent, side: str) -> None:
+    recent = _recent(state)
+    recent.append([utc_ms(entry.event_time), side, entry.channel, (entry.name or "")[:80]])
+    recent.sort(key=lambda r: r[0])
+    del recent[:-RECENT_MAX]
+
+
+def _fire(state: dict[str, Any], out: list[Alert], rule: str, account: str, anchor: str, at_ms: int,
+          cooldown_ms: float, summary: str, defs: Definitions) -> None:
+    fired = state.setdefault("fired", [])
+    last = state.setdefault("last_fired", {})
+    aid = alert_id(account, rule, anchor)
+    if aid in fired or at_ms - last.get(rule, -10**15) < cooldown_ms:
+        return
+    fired.append(aid)
+    del fired[:-FIRED_MAX]
+    last[rule] = at_ms
+    path = tuple(tuple(r) for r in _recent(state)[-8:])
+    out.append(Alert(aid, rule, account, at_ms, state.get("owner", ""), summary, defs.version, path))  # type: ignore[arg-type]
+
+
+def on_touch(state: dict[str, Any], entry: TimelineEvent, account: str, side: str, defs: Definitions,
+             newest_ms: int) -> list[Alert]:
+    """Rules that a touch can trigger: channel bounce (both forms)."""
+    out: list[Alert] = []
+    t = utc_ms(entry.event_time)
+    if t < newest_ms - defs.alerts.allowed_lateness_hours * HOUR_MS:
+        return out  # late: no alerts for the past
+    rule = defs.alerts.channel_bounce
+    window = [r for r in _recent(state) if r[1] in ("digital", "human") and t - r[0] <= rule.window_days * DAY_MS]
+    switches = sum(1 for a, b in zip(window, window[1:]) if a[1] != b[1])
+    cooldown = rule.cooldown_hours * HOUR_MS
+    if switches >= rule.min_switches:
+        _fire(state, out, "channel_bounce", account, f"switches:{t // (rule.window_days * DAY_MS):.0f}", t,
+              cooldown, f"{switches} switches between self-service and 1:1 in {rule.window_days:g} days", defs)
+    path = str(entry.properties.get("path") or entry.name or "")
+    last_human = max((r[0] for r in _recent(state) if r[1] == "human" and r[0] <= t), default=None)
+    if (side == "digital" and last_human is not None and t - last_human <= rule.return_within_days * DAY_MS
+            and any(path.startswith(p) for p in rule.evaluation_paths)):
+        _fire(state, out, "back_to_research", account, f"after:{last_human}", t, cooldown,
+              f"back on {path} {(t - last_human) / HOUR_MS:.0f}h after a sales conversation", defs)
+    return out
+
+
+def committee_gap(state: dict[str, Any], account: str, stage_rank: int, engaged: dict[str, list[str]],
+                  at_ms: int, defs: Definitions) -> list[Alert]:
+    out: list[Alert] = []
+    from_stage = defs.stage(defs.alerts.committee_from_stage)
+    if from_stage is None or stage_rank < from_stage.rank or stage_rank <= 0:
+        return out
+    missing = [p for p in defs.alerts.committee_required_personas if not engaged.get(p)]
+    if missing:
+        _fire(state, out, "committee_gap", account, f"stage:{state.get('stage')}", at_ms, 7 * DAY_MS,
+              f"at {state.get('stage')} with no engaged {', '.join(missing)}", defs)
+    return out
+
+
+def on_tick(state: dict[str, Any], account: str, now_ms: int, defs: Definitions) -> list[Alert]:
+    """Timer rules, evaluated when nothing happens: missed handoff and stalled opportunity."""
+    out: list[Alert] = []
+    mql_at = state.get("mql_at_ms", 0)
+    sla_ms = defs.sla.mql_first_touch_hours * HOUR_MS
+    if (mql_at and state.get("stage") in ("mql",) and state.get("last_human_ms", 0) < mql_at
+            and now_ms - mql_at > sla_ms):
+        _fire(state, out, "missed_handoff", account, f"mql:{mql_at}", now_ms,
+              defs.alerts.missed_handoff_cooldown_hours * HOUR_MS,
+              f"MQL for {(now_ms - mql_at) / HOUR_MS:.0f}h without a sales touch (SLA "
+              f"{defs.sla.mql_first_touch_hours:g}h)", defs)
+    last = state.get("last_touch_ms", 0)
+    stall_ms = defs.alerts.stalled_opportunity_days * DAY_MS
+    if state.get("stage") == "opportunity" and last and now_ms - last > stall_ms:
+        _fire(state, out, "stalled_opportunity", account, f"idle-since:{last}", now_ms, stall_ms,
+              f"opportunity with no activity for {(now_ms - last) / DAY_MS:.0f} days", defs)
+    return out
+
+
+def next_due_ms(state: dict[str, Any], defs: Definitions) -> int:
+    """When a timer rule could next fire for this account (0: never)."""
+    due = []
+    fired = set(state.get("fired", []))
+    account = state.get("account", "")
+    mql_at, last = state.get("mql_at_ms", 0), state.get("last_touch_ms", 0)
+    if (state.get("stage") == "mql" and mql_at and state.get("last_human_ms", 0) < mql_at
+            and alert_id(account, "missed_handoff", f"mql:{mql_at}") not in fired):
+        due.append(mql_at + int(defs.sla.mql_first_touch_hours * HOUR_MS))
+    if (state.get("stage") == "opportunity" and last
+            and alert_id(account, "stalled_opportunity", f"idle-since:{last}") not in fired):
+        due.append(last + int(defs.alerts.stalled_opportunity_days * DAY_MS))
+    return min(due) if due else 0
+
+
+def on_lead_outcome(state: dict[str, Any], source: str, status: str, t: int, lead_id: str,
+                    defs: Definitions) -> list[Alert]:
+    """Rejected-lead feedback: a source's MQL rejection rate over a window (state keyed by source)."""
+    out: list[Alert] = []
+    seen = state.setdefault("leads", {})
+    seen.setdefault(lead_id, {})[status] = t
+    window = defs.alerts.rejected_leads_window_days * DAY_MS
+    recent = {k: v for k, v in seen.items() if max(v.values()) >= t - window}
+    state["leads"] = dict(list(recent.items())[-2000:])
+    mqls = sum(1 for v in recent.values() if "mql" in v)
+    rejected = sum(1 for v in recent.values() if "rejected" in v)
+    if status == "rejected" and mqls >= defs.alerts.rejected_leads_min_mqls and rejected / max(mqls, 1) > defs.alerts.rejected_leads_rate:
+        _fire(state, out, "rejected_leads", f"source:{source}", f"window:{t // window}", t, window,
+              f"sales rejected {rejected} of {mqls} MQLs from {source} in {defs.alerts.rejected_leads_window_days:g} days",
+              defs)
+    return out

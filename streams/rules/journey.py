@@ -1,0 +1,258 @@
+"""Journey state per account (pure): stage machine, lead/account scoring, buying committee.
+
+Scores decay with a half-life in *event time* and are kept as a sum referenced to the newest
+event seen, so the same events in any order give the same score. A bounded ring of seen event
+ids makes a redelivered event a no-op (at-least-once input, idempotent state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.definitions import Condition, Definitions
+from schemas.timeline import TimelineEvent, utc_ms
+
+SEEN_RING = 512
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class StageChange:
+    change_id: str
+    account_id: str
+    from_stage: str
+    to_stage: str
+    at_ms: int
+    rule: str
+    definitions_version: str
+    event_id: str
+    contact_id: str
+    source: str
+    persona: str = ""
+
+
+@dataclass
+class JourneyOutcome:
+    duplicate: bool = False
+    stage_changes: list[StageChange] = field(default_factory=list)
+    retracted: list[str] = field(default_factory=list)
+    score: dict[str, float] = field(default_factory=dict)
+
+
+def new_journey() -> dict[str, Any]:
+    return {
+        "stage": "", "stage_rank": -1, "stage_since_ms": 0, "engagement": 0.0, "ref_ms": 0,
+        "fit": 0.0, "account_fit": 0.0, "contacts": {}, "seen": [], "last_touch_ms": 0,
+        "last_human_ms": 0, "last_digital_ms": 0, "owner": "", "source": "", "mql_at_ms": 0,
+        "first_touch_ms": 0, "history": [], "changes": [],
+    }  # fmt: skip
+
+
+def decay(points: float, age_ms: int, half_life_days: float) -> float:
+    """Points worth ``age_ms`` ago, halved every ``half_life_days``."""
+    return points * 0.5 ** (age_ms / (half_life_days * DAY_MS))
+
+
+def _add_decayed(value: float, ref_ms: int, points: float, t: int, half_life: float) -> tuple[float, int]:
+    """Add ``points`` at time ``t`` to a decayed sum referenced at ``ref_ms``; order-independent."""
+    if t >= ref_ms:
+        return decay(value, t - ref_ms, half_life) + points, t
+    return value + decay(points, ref_ms - t, half_life), ref_ms
+
+
+def touch_points(entry: TimelineEvent, defs: Definitions) -> float:
+    channel = defs.channels.get(entry.channel)
+    if channel is None or not channel.touch:
+        return 0.0
+    points = defs.scoring.channel_points.get(entry.channel, 0.0)
+    path = str(entry.properties.get("path") or entry.name or "")
+    for prefix, extra in defs.scoring.page_points.items():
+        if path.startswith(prefix):
+            points += extra
+    return points
+
+
+def _icp_fit(traits: dict[str, Any], defs: Definitions) -> float:
+    fit = 0.0
+    for rule in defs.icp:
+        value = traits.get(rule.trait)
+        if value is None:
+            continue
+        if rule.one_of is not None and str(value).lower() in {v.lower() for v in rule.one_of}:
+            fit += rule.points
+        elif rule.one_of is None:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if (rule.min is None or number >= rule.min) and (rule.max is None or number <= rule.max):
+                fit += rule.points
+    return fit
+
+
+def _matches(cond: Condition, entry: TimelineEvent, score: float) -> bool:
+    props = entry.properties
+    if cond.score_at_least is not None and score < cond.score_at_least:
+        return False
+    if cond.lead_status is not None and not (entry.event_type == "lead_status" and props.get("status") in cond.lead_status):
+        return False
+    if cond.opportunity is not None and not (entry.event_type == "opportunity" and props.get("action") in cond.opportunity):
+        return False
+    if cond.conversation_outcome is not None and not (
+        entry.event_type == "conversation" and props.get("outcome") in cond.conversation_outcome
+    ):
+        return False
+    return True
+
+
+def _change_id(account: str, to_stage: str, event_id: str) -> str:
+    return hashlib.sha256(f"{account}|{to_stage}|{event_id}".encode()).hexdigest()[:32]
+
+
+def _update_contact(state: dict[str, Any], entry: TimelineEvent, points: float, t: int, defs: Definitions) -> None:
+    person = entry.person_id or entry.contact_id or entry.email
+    if not person:
+        return
+    contact = state["contacts"].setdefault(person, {"persona": "", "score": 0.0, "ref_ms": 0, "title": ""})
+    title = entry.properties.get("title") if entry.event_type == "identify" else None
+    if isinstance(title, str) and title:
+        contact["title"] = title[:128]
+        persona = defs.persona_of(title)
+        if persona:
+            contact["persona"] = persona
+    if points:
+        contact["score"], contact["ref_ms"] = _add_decayed(contact["score"], contact["ref_ms"], points, t,
+                                                           defs.scoring.half_life_days)
+
+
+def _persona_of(state: dict[str, Any], entry: TimelineEvent) -> str:
+    person = entry.person_id or entry.contact_id or entry.email
+    contact = state["contacts"].get(person) if person else None
+    if contact and contact["persona"]:
+        return contact["persona"]
+    personas = sorted({c["persona"] for c in state["contacts"].values() if c["persona"]})
+    return personas[0] if personas else ""
+
+
+def persona_fit(state: dict[str, Any], defs: Definitions) -> float:
+    points = {p.name: p.fit_points for p in defs.personas}
+    return max((points.get(c["persona"], 0.0) for c in state["contacts"].values()), default=0.0)
+
+
+def committee(state: dict[str, Any], defs: Definitions, now_ms: int) -> dict[str, list[str]]:
+    """Engaged contacts by persona (decayed to ``now_ms``)."""
+    out: dict[str, list[str]] = {}
+    for person, c in sorted(state["contacts"].items()):
+        score = decay(c["score"], max(0, now_ms - c["ref_ms"]), defs.scoring.half_life_days)
+        if score >= defs.scoring.engaged_contact_points:
+            out.setdefault(c["persona"] or "unknown", []).append(person)
+    return out
+
+
+HISTORY_MAX = 400
+"""Compact facts kept per account so a late event can be replayed in event-time order."""
+
+_FACT_PROPS = ("status", "action", "outcome", "leadSource", "title", "employees", "industry", "path", "utm")
+
+
+def _fact(entry: TimelineEvent) -> dict[str, Any]:
+    """The parts of an event the journey rules read (enough to replay it later)."""
+    data = entry.model_dump(mode="json", include={
+        "event_id", "event_type", "name", "channel", "side", "event_time", "received_at", "person_id",
+        "contact_id", "email", "rep_id", "rep_role"})
+    data["properties"] = {k: entry.properties[k] for k in _FACT_PROPS if k in entry.properties}
+    return data
+
+
+def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:
+    """Apply one event to the account's journey; return stage changes and the new scores.
+
+    Events are applied in event-time order: an event older than the newest one applied is a
+    late event, and the journey is replayed from its history so it ends exactly as an
+    in-order run would; ``retracted`` lists the stage changes that no longer happened.
+    """
+    if entry.event_id in state["seen"]:
+        return JourneyOutcome(duplicate=True)
+    t = utc_ms(entry.event_time)
+    history = state.setdefault("history", [])
+    late = bool(history) and t < history[-1][0]
+    if late and any(f[1] == entry.event_id for f in history):
+        return JourneyOutcome(duplicate=True)  # redelivered, older than the seen ring remembers
+    fact = [t, entry.event_id, _fact(entry)]
+    history.append(fact)
+    history.sort(key=lambda f: (f[0], f[1]))
+    del history[:-HISTORY_MAX]
+    if not late:
+        out = _apply(state, entry, account, defs)
+        state["changes"] = (state.get("changes", []) + [c.change_id for c in out.stage_changes])[-HISTORY_MAX:]
+        return out
+    before = set(state.get("changes", []))
+    fresh = new_journey()
+    fresh["history"] = history
+    changes: list[StageChange] = []
+    out = JourneyOutcome()
+    for _, _, data in history:
+        out = _apply(fresh, TimelineEvent.model_validate(data), account, defs)
+        changes.extend(out.stage_changes)
+    fresh["changes"] = [c.change_id for c in changes][-HISTORY_MAX:]
+    for key in ("recent", "fired", "last_fired"):  # alerting memory survives the replay
+        if key in state:
+            fresh[key] = state[key]
+    state.clear()
+    state.update(fresh)
+    out.stage_changes = [c for c in changes if c.change_id not in before]
+    out.retracted = sorted(before - {c.change_id for c in changes})
+    return out
+
+
+def _apply(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:
+    out = JourneyOutcome()
+    state["seen"] = (state["seen"] + [entry.event_id])[-SEEN_RING:]
+    t = utc_ms(entry.event_time)
+    points = touch_points(entry, defs)
+    state["engagement"], state["ref_ms"] = _add_decayed(state["engagement"], state["ref_ms"], points, t,
+                                                        defs.scoring.half_life_days)
+    _update_contact(state, entry, points, t, defs)
+    if entry.event_type == "group":
+        state["account_fit"] = _icp_fit(entry.properties, defs)
+    state["fit"] = state["account_fit"] + persona_fit(state, defs)
+    channel = defs.channels.get(entry.channel)
+    if channel is not None and channel.touch:
+        state["first_touch_ms"] = min(state["first_touch_ms"] or t, t)
+        state["last_touch_ms"] = max(state["last_touch_ms"], t)
+        side_key = "last_human_ms" if channel.side == "human" else "last_digital_ms"
+        state[side_key] = max(state[side_key], t)
+        if not state["source"]:
+            utm = entry.properties.get("utm") or {}
+            state["source"] = str(utm.get("source") or entry.channel)
+    if entry.side == "human" and entry.rep_id:
+        state["owner"] = entry.rep_id
+    if entry.event_type == "lead_status" and entry.properties.get("leadSource"):
+        state["source"] = str(entry.properties["leadSource"])
+    if entry.event_type == "opportunity" and entry.rep_id:
+        state["owner"] = entry.rep_id
+    score = state["engagement"] + state["fit"]
+    for stage in defs.stages:
+        if stage.name == state["stage"]:
+            continue
+        if stage.forward_only and stage.rank <= state["stage_rank"]:
+            continue
+        cond = next((c for c in stage.when if _matches(c, entry, score)), None)
+        if cond is None:
+            continue
+        change = StageChange(
+            change_id=_change_id(account, stage.name, entry.event_id), account_id=account,
+            from_stage=state["stage"], to_stage=stage.name, at_ms=t, rule=cond.describe(),
+            definitions_version=defs.version, event_id=entry.event_id,
+            contact_id=entry.person_id or entry.contact_id, source=state["source"],
+            persona=_persona_of(state, entry),
+        )  # fmt: skip
+        out.stage_changes.append(change)
+        state["stage"], state["stage_rank"], state["stage_since_ms"] = stage.name, stage.rank, t
+        if stage.name == "mql":
+            state["mql_at_ms"] = t
+    out.score = {"engagement": round(state["engagement"], 4), "fit": round(state["fit"], 4),
+                 "total": round(state["engagement"] + state["fit"], 4)}
+    return out

@@ -1,0 +1,98 @@
+"""The stage machine and scoring on hand-built journeys (default definitions)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+from schemas.decode import event_time, validate
+from schemas.definitions import load
+from streams.rules.journey import decay, new_journey, on_journey_event
+from streams.rules.normalize import normalize
+from tests.support import events as ev
+
+DEFS = load()
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def entry(obj: dict, account: str = "acme"):
+    inbound = validate(obj)
+    e = normalize(inbound, event_time=event_time(inbound, NOW), received_at=NOW, source="t")
+    return e.model_copy(update={"journey_account_id": account, "person_id": e.contact_id or e.user_id})
+
+
+def lead(hours: float, status: str, **kw) -> dict:
+    return {"type": "lead_status", "leadId": "L1", "status": status, "changedAt": ev.at(hours),
+            "crmAccountId": "acme", "email": "jane@acme.com", **kw}
+
+
+def opp(hours: float, action: str) -> dict:
+    return {"type": "opportunity", "opportunityId": "O1", "crmAccountId": "acme", "action": action,
+            "changedAt": ev.at(hours), "amount": "1000.00", "currency": "EUR"}
+
+
+def run(events: list[dict]) -> tuple[dict, list]:
+    state, changes = new_journey(), []
+    for e in events:
+        out = on_journey_event(state, entry(e), "acme", DEFS)
+        changes = [c for c in changes if c.change_id not in out.retracted] + out.stage_changes
+    return state, changes
+
+
+def path(changes) -> list[str]:
+    return [c.to_stage for c in sorted(changes, key=lambda c: (c.at_ms, c.to_stage))]
+
+
+def test_score_driven_stages_then_crm_facts_with_rule_and_version() -> None:
+    events = [ev.page(1, user="jane", path="/pricing"), ev.page(2, user="jane"),
+              {**ev.page(3, user="jane"), "type": "track", "event": "Webinar Attended"},
+              lead(4, "mql"), lead(5, "accepted"), opp(6, "created"), opp(9, "closed_won")]
+    events[2].pop("name")
+    state, changes = run(events)
+    assert path(changes) == ["engaged", "mql", "sal", "opportunity", "won"]
+    engaged = changes[0]
+    assert engaged.rule == "score >= 10" and engaged.definitions_version == DEFS.version
+    assert state["stage"] == "won"
+
+
+def test_rejection_recycles_and_regressions_are_kept() -> None:
+    _, changes = run([lead(1, "mql"), lead(2, "rejected", reason="no budget"), lead(30, "mql")])
+    assert path(changes) == ["mql", "recycled", "mql"]
+
+
+def test_redelivered_event_is_a_no_op() -> None:
+    state = new_journey()
+    e = entry(ev.page(1, user="jane", path="/pricing"))
+    first = on_journey_event(state, e, "acme", DEFS)
+    again = on_journey_event(state, e, "acme", DEFS)
+    assert not first.duplicate and again.duplicate
+    assert state["engagement"] == DEFS.scoring.channel_points["web"] + DEFS.scoring.page_points["/pricing"]
+
+
+def test_engagement_decays_with_half_life_in_event_time() -> None:
+    state, _ = run([ev.page(0, user="jane", path="/pricing"), ev.page(30 * 24, user="jane")])
+    first = DEFS.scoring.channel_points["web"] + DEFS.scoring.page_points["/pricing"]
+    assert abs(state["engagement"] - (decay(first, 30 * 86_400_000, 30) + 1)) < 1e-9
+    assert abs(decay(8, 30 * 86_400_000, 30) - 4) < 1e-12
+
+
+def test_late_events_end_in_the_same_journey_as_in_order() -> None:
+    events = [ev.page(1, user="jane"), lead(2, "mql"), lead(3, "accepted"),
+              ev.call(4, "jane@acme.com", account="acme", outcome="meeting_held"), opp(5, "created"),
+              opp(7, "closed_lost")]
+    in_order_state, in_order = run(events)
+    rng = random.Random(3)
+    for _ in range(10):
+        shuffled = events[:]
+        rng.shuffle(shuffled)
+        state, changes = run(shuffled)
+        assert path(changes) == path(in_order)
+        assert state["stage"] == in_order_state["stage"] == "lost"
+        assert abs(state["engagement"] - in_order_state["engagement"]) < 1e-9
+
+
+def test_committee_persona_from_title() -> None:
+    state, _ = run([ev.identify(1, None, "jane", email="jane@acme.com") | {"traits": {"title": "VP Marketing",
+                                                                                        "email": "jane@acme.com"}}])
+    contact = next(iter(state["contacts"].values()))
+    assert contact["persona"] == "executive"
