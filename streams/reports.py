@@ -97,7 +97,12 @@ def _scores(store, defs, p):
     return _records(ui_queries.scores(store, _account(p), limit=_bounded_int(p, "limit", 2000, 20_000)))
 
 
+def _stage_durations(store, defs, p):
+    return _records(analytics.stage_durations(store))
+
+
 REPORTS: dict[str, Report] = {
+    "stage-durations": _stage_durations,
     "alerts": _alerts,
     "funnel": _funnel,
     "acceptance": _acceptance,

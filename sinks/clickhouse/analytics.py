@@ -213,6 +213,25 @@ def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
     return store.query(sql)
 
 
+def stage_durations(store: _Queries) -> tuple[list[str], list[tuple]]:
+    """Time accounts spend in each stage (until their next stage change; open stays excluded)."""
+    return store.query(
+        """
+        SELECT to_stage AS stage, count() AS stays, round(avg(hours), 1) AS avg_hours,
+               round(quantileExact(0.5)(hours), 1) AS median_hours, round(max(hours), 1) AS max_hours
+        FROM (
+          SELECT account_id, to_stage,
+                 dateDiff('second', at, leadInFrame(at, 1, at) OVER (PARTITION BY account_id ORDER BY at, to_stage
+                   ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)) / 3600 AS hours,
+                 row_number() OVER (PARTITION BY account_id ORDER BY at DESC, to_stage DESC) AS from_last
+          FROM stage_changes_v
+        )
+        WHERE from_last > 1
+        GROUP BY stage ORDER BY stage
+        """
+    )
+
+
 def alerts(store: _Queries, account: str = "", rule: str = "", limit: int = 200) -> tuple[list[str], list[tuple]]:
     """The alerts feed, newest first, optionally for one account and/or one rule."""
     return store.query(

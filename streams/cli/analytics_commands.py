@@ -53,6 +53,14 @@ def handoff(ctx: click.Context, by: str, fmt: str) -> None:
     _report(ctx, "handoff", fmt, f"Handoff latency by {by}", by=by)
 
 
+@click.command("stage-durations")
+@format_option
+@click.pass_context
+def stage_durations(ctx: click.Context, fmt: str) -> None:
+    """Time accounts spend in each stage before moving on (average, median, max hours)."""
+    _report(ctx, "stage-durations", fmt, "Time in stage")
+
+
 @click.command("time-share")
 @format_option
 @click.pass_context
@@ -141,4 +149,4 @@ def definitions_backfill(ctx: click.Context, version_file: Path, start: datetime
     emit(rows, fmt, title=f"Stage entries {start:%Y-%m-%d}..{end:%Y-%m-%d}: recorded vs {version_file.name}")
 
 
-ALL = [alerts_cmd, funnel, acceptance, handoff, time_share, paths, attribution_cmd, stages, definitions]
+ALL = [alerts_cmd, stage_durations, funnel, acceptance, handoff, time_share, paths, attribution_cmd, stages, definitions]

@@ -209,3 +209,17 @@ def test_attribution_linear_and_first_touch_and_team_split(data) -> None:
     got_sales = {r["team"]: r["credit"] for r in reports.run("attribution", store, DEFS,
                                                               {"model": "linear", "split": "team"})}["sales"]
     assert got_sales == pytest.approx(expect_sales, abs=0.1)
+
+
+def test_time_in_stage(data) -> None:
+    store, _, _, changes, _ = data
+    stays = defaultdict(list)
+    by_acct = defaultdict(list)
+    for c in changes:
+        by_acct[c["account"]].append(c)
+    for cs in by_acct.values():
+        cs = sorted(cs, key=lambda c: (c["at"], c["to"]))
+        for a, b in zip(cs, cs[1:]):
+            stays[a["to"]].append((b["at"] - a["at"]).total_seconds() / 3600)
+    got = {r["stage"]: (r["stays"], r["max_hours"]) for r in recs(analytics.stage_durations(store))}
+    assert got == {k: (len(v), round(max(v), 1)) for k, v in stays.items()}
