@@ -6,18 +6,17 @@ from datetime import datetime, timedelta, timezone
 
 import faust
 
-from schemas.decode import decode
+from pydantic import ValidationError
+
+from schemas.decode import decode, reasons_from
 from schemas.errors import InvalidEvent
+from schemas.timeline import TimelineEvent
 from streams import metrics
 from streams.agents import dlq
-from schemas.timeline import TimelineEvent
+from streams.headers import SOURCE_HEADER
 from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
 from streams.settings import Settings
-
-
-SOURCE_HEADER = "journeys.source"
-"""Set by the collector and the importer: the name of the source (from its write key)."""
 
 
 async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
@@ -54,6 +53,12 @@ def register(app: faust.App, topics, settings: Settings) -> None:
             received = getattr(inbound, "receivedAt", None) or received
             source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
             source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
-            entry = normalize(inbound, event_time=when, received_at=received, source=source_name)
+            try:
+                entry = normalize(inbound, event_time=when, received_at=received, source=source_name)
+            except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
+                await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source,
+                               InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))
+                metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+                continue
             await route(topics, entry, cfg)
             metrics.EVENTS_OUT.labels("ingest", "accepted").inc()
