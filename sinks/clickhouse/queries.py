@@ -73,9 +73,86 @@ LIMIT {{limit:UInt32}}
 """
 
 
+TIMELINE_OUT_COLUMNS = [c.strip().split(" AS ")[-1] for c in _TIMELINE_COLUMNS.replace("\n", " ").split(",")]
+
+_LINKS_SQL = """
+SELECT kind, src, dst, vf, vt
+FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links FINAL WHERE {where})
+ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt
+"""
+
+_EVENTS_SQL = f"""
+SELECT {_TIMELINE_COLUMNS} FROM timeline FINAL
+WHERE {{where}}
+"""
+
+
+def _links(store: _Queries, where: str, params: dict[str, Any], unmerged: set[tuple[str, str, str]]) -> list[tuple]:
+    _, rows = store.query(_LINKS_SQL.format(where=where), params)
+    return [r for r in rows if (r[0], r[1], r[2]) not in unmerged]
+
+
+def _within(intervals: dict[str, list[tuple]], key: str, when: Any) -> bool:
+    return any(vf <= when < vt for vf, vt in intervals.get(key, ()))
+
+
 def timeline(store: _Queries, account_id: str, limit: int = 1000) -> tuple[list[str], list[tuple]]:
-    """One account's journey in event-time order, each event once, identities resolved now."""
-    return store.query(RESOLVED_TIMELINE_SQL, {"account": account_id, "limit": limit})
+    """One account's journey in event-time order, each event once, identities resolved now.
+
+    The same semantics as :data:`RESOLVED_TIMELINE_SQL`, run as a few small keyed queries
+    (links of the account, then its events by account, person ids and device ids) so that
+    one account's page stays fast on a large store.
+    """
+    _, over = store.query("SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge'")
+    unmerged = {(k, s, d) for k, s, d in over}
+    accts = {account_id} | {
+        r[1] for r in _links(store, "kind = 'account_merge' AND has(dsts, {a:String})", {"a": account_id}, unmerged)
+    }
+    members = _links(store, "kind = 'person_account' AND hasAny(dsts, {accts:Array(String)})",
+                     {"accts": sorted(accts)}, unmerged)
+    people: dict[str, list[tuple]] = {}
+    for _, person, dst, vf, vt in members:
+        if dst in accts:
+            people.setdefault(person, []).append((vf, vt))
+    if people:
+        names = sorted(people)
+        aliases = _links(store, "kind = 'person_alias' AND (src IN {p:Array(String)} OR hasAny(dsts, {p:Array(String)}))",
+                         {"p": names}, unmerged)
+        for _, src, dst, _, _ in aliases:
+            if dst in people and src not in people:
+                people[src] = list(people[dst])
+            elif src in people and dst not in people:
+                people[dst] = list(people[src])
+    devices: dict[str, list[tuple]] = {}
+    if people:
+        for _, device, person, vf, vt in _links(store, "kind = 'device' AND hasAny(dsts, {p:Array(String)})",
+                                                {"p": sorted(people)}, unmerged):
+            for pf, pt in people.get(person, ()):
+                lo, hi = max(vf, pf), min(vt, pt)
+                if lo < hi:
+                    devices.setdefault(device, []).append((lo, hi))
+    _, rows = store.query(_EVENTS_SQL.format(where="account_id IN {accts:Array(String)}"), {"accts": sorted(accts)})
+    cols = TIMELINE_OUT_COLUMNS
+    out = {r[cols.index("event_id")]: r for r in rows}
+    at, ev = cols.index("event_time"), cols.index("event_id")
+    if people:
+        _, rows = store.query(_EVENTS_SQL.format(
+            where="account_id = '' AND (user_id IN {p:Array(String)} OR email IN {p:Array(String)} "
+                  "OR contact_id IN {p:Array(String)})"), {"p": sorted(people)})
+        ids = [cols.index(c) for c in ("user_id", "email", "contact_id")]
+        for r in rows:
+            if any(r[i] and _within(people, r[i], r[at]) for i in ids):
+                out.setdefault(r[ev], r)
+    if devices:
+        _, rows = store.query(_EVENTS_SQL.format(
+            where="account_id = '' AND user_id = '' AND email = '' AND contact_id = '' "
+                  "AND anonymous_id IN {d:Array(String)}"), {"d": sorted(devices)})
+        anon = cols.index("anonymous_id")
+        for r in rows:
+            if _within(devices, r[anon], r[at]):
+                out.setdefault(r[ev], r)
+    ordered = sorted(out.values(), key=lambda r: (r[at], r[ev]))[:limit]
+    return cols, ordered
 
 
 def accounts(store: _Queries, limit: int = 100) -> tuple[list[str], list[tuple]]:

@@ -33,6 +33,9 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
                     key=f"{link.kind}:{link.src}".encode(),
                     value=link.model_copy(update={"version": version}).to_bytes(),
                 )
+            for raw in outcome.replays:  # earlier events whose account is now known: journey only
+                moved = TimelineEvent.model_validate_json(raw)
+                await topics.timeline.send(key=moved.journey_account_id.encode(), value=raw.encode())
             resolved = entry.model_copy(update={"journey_account_id": outcome.account})
             key = outcome.account or entry.account_id or f"person:{person}"
             await topics.timeline.send(key=key.encode(), value=resolved.to_bytes())

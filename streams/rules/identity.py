@@ -37,6 +37,8 @@ class IdentityConfig:
     buffer_max_events: int = 200
     buffer_window_ms: int = 30 * 24 * 3600 * 1000
     max_points_per_person: int = 64
+    person_recent_events: int = 20
+    """Events a person keeps to re-send when their account is learnt later (journey state only)."""
     blocked_values: frozenset[str] = frozenset(
         {"", "null", "none", "undefined", "0", "-1", "anonymous", "unknown", "test@test.com", "test@example.com"}
     )
@@ -50,6 +52,8 @@ class Outcome:
     account: str = ""
     links: list[IdentityLink] = field(default_factory=list)
     replays: list[str] = field(default_factory=list)
+    """Earlier events (JSON) to re-send as replays: to the person stage after a device is
+    identified; to their new account's journey after a person's account changed."""
     buffered: bool = False
     refused: list[str] = field(default_factory=list)
 
@@ -210,5 +214,23 @@ def on_person_event(
                 out.links.append(
                     _link("account_merge", domain, (target,), (NEG_INF_MS,), (POS_INF_MS,), ("domain→crm",))
                 )
-    out.account = at_time(_account_points(state), t)
+    points = _account_points(state)
+    out.account = at_time(points, t)
+    recent = state.setdefault("recent", [])
+    if changed:
+        # earlier events whose account changed (first strong evidence reaches back, job changes
+        # arriving late) are re-sent to their new account's journey; storage is not touched
+        for item in recent:
+            now_at = at_time(points, item[0])
+            if now_at != item[1]:
+                item[1] = now_at
+                if now_at:
+                    moved = TimelineEvent.model_validate_json(item[2]).model_copy(
+                        update={"journey_account_id": now_at, "replay": True, "person_id": person})
+                    out.replays.append(moved.model_dump_json())
+    if not replay or out.account:
+        recent.append([t, out.account, entry.model_dump_json(exclude={"properties"}) if len(
+            entry.properties) > 12 else entry.model_dump_json()])
+        recent.sort(key=lambda r: r[0])
+        del recent[: -cfg.person_recent_events]
     return out

@@ -1,7 +1,7 @@
 """Journey state per account (pure): stage machine, lead/account scoring, buying committee.
 
 Scores decay with a half-life in *event time* and are kept as a sum referenced to the newest
-event seen, so the same events in any order give the same score. A bounded ring of seen event
+event seen, so the same events in any order give the same score. The bounded history of event
 ids makes a redelivered event a no-op (at-least-once input, idempotent state).
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 from schemas.definitions import Condition, Definitions
 from schemas.timeline import TimelineEvent, utc_ms
 
-SEEN_RING = 512
 DAY_MS = 86_400_000
 
 
@@ -44,7 +43,7 @@ class JourneyOutcome:
 def new_journey() -> dict[str, Any]:
     return {
         "stage": "", "stage_rank": -1, "stage_since_ms": 0, "engagement": 0.0, "ref_ms": 0,
-        "fit": 0.0, "account_fit": 0.0, "contacts": {}, "seen": [], "last_touch_ms": 0,
+        "fit": 0.0, "account_fit": 0.0, "contacts": {}, "last_touch_ms": 0,
         "last_human_ms": 0, "last_digital_ms": 0, "owner": "", "source": "", "mql_at_ms": 0,
         "first_touch_ms": 0, "history": [], "changes": [],
     }  # fmt: skip
@@ -151,8 +150,9 @@ def committee(state: dict[str, Any], defs: Definitions, now_ms: int) -> dict[str
     return out
 
 
-HISTORY_MAX = 400
-"""Compact facts kept per account so a late event can be replayed in event-time order."""
+HISTORY_MAX = 150
+"""Compact facts kept per account so a late event can be replayed in event-time order. Faust
+writes the whole state to the changelog on every update, so this bounds write amplification."""
 
 _FACT_PROPS = ("status", "action", "outcome", "leadSource", "title", "employees", "industry", "path", "utm")
 
@@ -173,13 +173,11 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     late event, and the journey is replayed from its history so it ends exactly as an
     in-order run would; ``retracted`` lists the stage changes that no longer happened.
     """
-    if entry.event_id in state["seen"]:
-        return JourneyOutcome(duplicate=True)
-    t = utc_ms(entry.event_time)
     history = state.setdefault("history", [])
+    if any(f[1] == entry.event_id for f in history):
+        return JourneyOutcome(duplicate=True)  # redelivered (at-least-once input)
+    t = utc_ms(entry.event_time)
     late = bool(history) and t < history[-1][0]
-    if late and any(f[1] == entry.event_id for f in history):
-        return JourneyOutcome(duplicate=True)  # redelivered, older than the seen ring remembers
     fact = [t, entry.event_id, _fact(entry)]
     history.append(fact)
     history.sort(key=lambda f: (f[0], f[1]))
@@ -209,7 +207,6 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
 
 def _apply(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:
     out = JourneyOutcome()
-    state["seen"] = (state["seen"] + [entry.event_id])[-SEEN_RING:]
     t = utc_ms(entry.event_time)
     points = touch_points(entry, defs)
     state["engagement"], state["ref_ms"] = _add_decayed(state["engagement"], state["ref_ms"], points, t,
