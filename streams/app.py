@@ -10,6 +10,7 @@ from schemas.definitions import load as load_definitions
 from streams import topics as t
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
+from streams.web import auth
 from streams.web import ops
 
 
@@ -113,4 +114,5 @@ def create_app(settings: Settings) -> faust.App:
         api.register(app, handle, load_definitions(settings.definitions))
         ui.register(app, settings)
     ops.register(app, settings, handle if settings.has_role("store") else None)
+    auth.install(app)  # every role: Faust's own /table/ views expose state too
     return app

@@ -12,6 +12,8 @@ import urllib.request
 from typing import Any, Callable
 from urllib.parse import quote
 
+import click
+
 from sinks.clickhouse import queries
 from sinks.clickhouse.client import Store, is_embedded
 from streams.settings import Settings
@@ -28,7 +30,10 @@ def api_get(settings: Settings, path: str, timeout: float = 10.0) -> dict[str, A
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             return json.loads(resp.read())
-    except urllib.error.HTTPError:
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise click.ClickException(
+                f"the tracker at {settings.api_url} refused the API token: set JOURNEYS_API_TOKEN") from exc
         raise
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None

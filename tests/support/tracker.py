@@ -120,8 +120,11 @@ class Tracker:
         producer.close()
 
     def api(self, path: str) -> Any:
+        token = self.env.get("JOURNEYS_API_TOKEN")
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as resp:
+            with urllib.request.urlopen(request, timeout=10) as resp:
                 return json.loads(resp.read())
         except (OSError, ValueError):
             return None
