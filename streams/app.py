@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> faust.App:
         lead_feedback.register(app, topics, settings, defs)
         alerts_delivery.register(app, topics, settings, defs)
     if settings.has_role("store"):
-        from streams.agents import store_alerts, store_dead_letters, store_identity, store_journeys, store_timeline
+        from streams.agents import store
         from streams.web import api, ui
 
         faults = None
@@ -106,11 +106,7 @@ def create_app(settings: Settings) -> faust.App:
 
             faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
         handle = StoreHandle(settings.store_url, faults=faults)
-        store_timeline.register(app, topics, settings, handle)
-        store_dead_letters.register(app, topics, settings, handle)
-        store_identity.register(app, topics, settings, handle)
-        store_journeys.register(app, topics, settings, handle)
-        store_alerts.register(app, topics, settings, handle)
+        store.register(app, topics, settings, handle)
         api.register(app, handle, load_definitions(settings.definitions))
         ui.register(app, settings)
     ops.register(app, settings, handle if settings.has_role("store") else None)
