@@ -66,6 +66,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_batch_size=1024 * 1024,
         processing_guarantee="at_least_once",
         autodiscover=False,
     )

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         30.0, ge=6, description="Kafka consumer-group session timeout: how soon a dead worker's partitions move."
     )
+    producer_linger_ms: float = Field(
+        5.0, ge=0, description="How long the worker's producer waits to fill a batch (throughput vs latency)."
+    )
     commit_interval: float = Field(1.0, gt=0, description="Seconds between Kafka offset commits.")
     log_format: Literal["text", "json"] = Field(
         "text", description="'json': one JSON object per log line (ts, level, logger, message, event_id, "
