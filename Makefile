@@ -11,6 +11,7 @@ help:
 	@echo "make demo    run the tracker on the embedded store with a bundled sample, print a journey"
 	@echo "make test    the whole test suite against a real Kafka broker and real chDB"
 	@echo "make bench   throughput/latency benchmark (report in bench/results/)"
+	@echo "make faults  the fault and bad-input suite at full length (docs/faults.md)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +55,13 @@ demo: $(STAMP)
 # tests/conftest.py starts the broker (if none is reachable) and stops it afterwards.
 test: tools $(STAMP)
 	PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault and bad-input suite at full length (docs/faults.md): 20 random kill trials per kill
+# scenario, a 60 s ClickHouse outage, 3x the workload. Prints the results table (and writes it to
+# test-artifacts/faults.md). `make test` runs the same suite short (3 trials, 15 s outage).
+faults: $(STAMP)
+	FAULTS_TRIALS=20 FAULTS_FULL=1 PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m pytest tests/faults -m faults \
+	  --timeout 3600 $(PYTEST_ARGS)
 
 test-unit: tools $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

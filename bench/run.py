@@ -2,7 +2,7 @@
 
     make bench                                   # = python -m bench.run (full, < 15 min on 2 cores)
     python -m bench.run --quick --out /tmp/b     # < 2 min, small sizes
-    python -m bench.run --timeline-events 10000000   # the 10M-event timeline query target
+    python -m bench.run --timeline-events 1000000    # a smaller store for the timeline query
 
 Writes ``latest.json`` and ``latest.md`` to ``--out`` (default ``bench/results``). Starts the
 dev broker if none answers (and stops it after); the worker runs on isolated topics, consumer
@@ -35,8 +35,8 @@ from bench.synth import SynthConfig, generate
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(floor_events=2_000, events=1_000, latency_seconds=5.0, rss_sizes=[2_000], restart_backlog=300,
              timeline_events=3_000, timeline_queries=5)
-FULL = dict(floor_events=50_000, events=10_000, latency_seconds=40.0, rss_sizes=[15_000, 30_000],
-            restart_backlog=5_000, timeline_events=1_000_000, timeline_queries=20)
+FULL = dict(floor_events=50_000, events=10_000, latency_seconds=40.0, rss_sizes=[15_000, 25_000],
+            restart_backlog=5_000, timeline_events=10_000_000, timeline_queries=20)
 WORKER_ENV = {"JOURNEYS_TOPIC_PARTITIONS": "4", "JOURNEYS_SINK_BATCH_SIZE": "5000", "JOURNEYS_SINK_FLUSH_SECONDS": "1.0",
               "JOURNEYS_COMMIT_INTERVAL": "0.2"}
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-seconds", type=float, help="duration of the paced latency run")
     p.add_argument("--rss-sizes", type=lambda s: [int(x) for x in s.split(",")], help="cumulative events, e.g. 15000,30000")
     p.add_argument("--restart-backlog", type=int, help="events produced while the worker is down")
-    p.add_argument("--timeline-events", type=int, help="store size for the timeline query (full: 1M; target 10M)")
+    p.add_argument("--timeline-events", type=int, help="store size for the timeline query (full: 10M)")
     p.add_argument("--timeline-queries", type=int, help="number of timeline queries")
     args = p.parse_args(argv)
     report = run(args)

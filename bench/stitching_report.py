@@ -112,10 +112,13 @@ def run_in_process(events_path: Path, work: Path) -> Path:
 
 
 def run_report(events: int, seed: int, work: Path, *, bootstrap: str = "127.0.0.1:9092",
-               in_process: bool = False, timeout: float = 1800, shuffle_window: int = 0) -> dict[str, Any]:
-    """Generate, run (real worker or in process), resolve and score; the report as a dict."""
+               in_process: bool = False, timeout: float = 1800, **synth: Any) -> dict[str, Any]:
+    """Generate, run (real worker or in process), resolve and score; the report as a dict.
+
+    ``synth`` overrides :class:`~bench.synth.SynthConfig` fields (e.g. ``shuffle_window``).
+    """
     began = time.perf_counter()
-    meta = write(SynthConfig(events=events, seed=seed, shuffle_window=shuffle_window), work / "synth")
+    meta = write(SynthConfig(events=events, seed=seed, **synth), work / "synth")
     truth = read_truth(work / "synth" / "truth.tsv")
     timings: dict[str, float] = {"generate_s": time.perf_counter() - began}
     started_broker = False

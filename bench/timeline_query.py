@@ -42,11 +42,14 @@ def build(store: Store, events: int, base: int, seed: int) -> tuple[list[str], i
     replaced = ", ".join(_suffixed(c) for c in _IDS if c in cols)
     for first in range(1, copies + 1, 10):  # ten copies per statement keep memory flat
         last = min(copies, first + 9)
-        store.command(f"INSERT INTO timeline SELECT * REPLACE ({replaced}) FROM timeline "
-                      f"ARRAY JOIN range({first}, {last + 1}) AS n WHERE position(event_id, '~') = 0")
+        # the base rows only (filtered in a subquery: WHERE would see the REPLACE aliases)
+        store.command(f"INSERT INTO timeline SELECT * REPLACE ({replaced}) FROM "
+                      f"(SELECT * FROM timeline WHERE position(event_id, '~') = 0) "
+                      f"ARRAY JOIN range({first}, {last + 1}) AS n")
         store.command(f"INSERT INTO identity_links SELECT * REPLACE ({_suffixed('src')}, "
-                      f"arrayMap(x -> concat(x, '~', toString(n)), dsts) AS dsts) FROM identity_links "
-                      f"ARRAY JOIN range({first}, {last + 1}) AS n WHERE position(src, '~') = 0")
+                      f"arrayMap(x -> concat(x, '~', toString(n)), dsts) AS dsts) FROM "
+                      f"(SELECT * FROM identity_links WHERE position(src, '~') = 0) "
+                      f"ARRAY JOIN range({first}, {last + 1}) AS n")
     return accounts, copies
 
 
@@ -68,5 +71,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             sizes.append(len(rows))
     finally:
         store.close()
+    if stored < 0.9 * events:
+        raise RuntimeError(f"timeline store holds {stored} events, wanted about {events}")
     return {"events": int(stored), "copies_of_base": copies + 1, "build_s": round(build_s, 1),
             "rows_per_timeline_mean": round(sum(sizes) / max(1, len(sizes)), 1), "query_s": summary(latencies)}

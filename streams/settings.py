@@ -19,7 +19,8 @@ class IdentitySettings(BaseModel):
     max_persons_per_device: int = Field(3, ge=1, description="A device identified as more people is shared: no more links.")
     max_devices_per_person: int = Field(20, ge=1, description="Most devices linked to one person.")
     buffer_max_events: int = Field(200, ge=0, description="Anonymous events kept per device for retroactive stitching.")
-    buffer_window_days: float = Field(30, gt=0, description="How far back anonymous events are stitched.")
+    buffer_window_days: float = Field(30, gt=0, description="How far back a device's anonymous events are re-sent to the journey stage on identification "
+        "(timelines stitch at query time without a limit).")
     blocked_values: list[str] = Field(
         default_factory=lambda: sorted(IdentityConfig().blocked_values),
         description="Identifier values that never link anything (JSON list).",

@@ -53,6 +53,9 @@ class FaultHooks:
     def after_insert(self) -> None:
         if self.first_insert_at is None:
             self.first_insert_at = time.monotonic()
+            if self.fail_inserts_seconds:
+                log.warning("fault injection: ClickHouse unavailable for inserts for the next %.0fs",
+                            self.fail_inserts_seconds)
         self.inserts += 1
         if self.kill_after_inserts and self.inserts == self.kill_after_inserts:
             log.warning("fault injection: SIGKILL after insert %d, before the ack", self.inserts)

@@ -7,7 +7,7 @@ Each single-node statement becomes one or more statements run ``ON CLUSTER``:
   on every node, and ``t`` as ``Distributed(cluster, currentDatabase(), t_local, <sharding key>)``;
   inserts and queries keep using ``t``. Sharding keys keep an account's rows (or an identifier's
   links) on one shard: see :data:`SHARDING_KEYS`.
-- ``CREATE VIEW`` → the same view ``ON CLUSTER``; it reads the Distributed tables.
+- ``CREATE VIEW`` / ``CREATE OR REPLACE VIEW`` → the same view ``ON CLUSTER``; it reads the Distributed tables.
 - ``ALTER TABLE t ... COLUMN ...`` → on ``t_local`` and on ``t``; other ALTERs (indexes,
   settings) → on ``t_local`` only (a Distributed table has no indexes).
 
@@ -41,6 +41,7 @@ _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_.{}-]+$")
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (?P<name>\w+)\s*\(", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)(?:\s*\((?P<args>[^()]*)\))?")
 _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+)\s+AS\b", re.S)
+_REPLACE_VIEW = re.compile(r"^CREATE OR REPLACE VIEW (?P<name>\w+)\s+AS\b", re.S)
 _ALTER = re.compile(r"^ALTER TABLE (?P<name>\w+)\s+(?P<rest>.*)$", re.S)
 _COLUMN_ALTER = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b")
 _DEDUP_SETTING = re.compile(r"\s*SETTINGS\s+non_replicated_deduplication_window\s*=\s*\d+\s*$")
@@ -90,6 +91,8 @@ def statements_for(statement: str, cluster: str) -> list[str]:
         return _create_table(match["name"], sql, cluster)
     if match := _CREATE_VIEW.match(sql):
         return [f"CREATE VIEW IF NOT EXISTS {match['name']} {_on(cluster)} AS" + sql[match.end():]]
+    if match := _REPLACE_VIEW.match(sql):
+        return [f"CREATE OR REPLACE VIEW {match['name']} {_on(cluster)} AS" + sql[match.end():]]
     if match := _ALTER.match(sql):
         name, rest = match["name"], match["rest"]
         local = [f"ALTER TABLE {name}{LOCAL_SUFFIX} {_on(cluster)} {rest}"]

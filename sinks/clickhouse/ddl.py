@@ -199,6 +199,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "timeline_v: the first receipt of an event id wins even across accounts",
+        (
+            """
+            CREATE OR REPLACE VIEW timeline_v AS
+            SELECT * FROM (
+              SELECT * EXCEPT version FROM timeline FINAL ORDER BY event_id, version DESC LIMIT 1 BY event_id
+            ) ORDER BY event_time, event_id
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -22,6 +22,9 @@ from streams.rules import alerts as rules
 from streams.rules.journey import committee, new_journey, on_journey_event
 
 
+ALERT_LOG_MAX = 20
+
+
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, timezone.utc)
 
@@ -45,11 +48,42 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
 
     clock = rules.AlertClock(int(settings.alert_idle_seconds * 1000), lambda: time.time_ns() // 1_000_000)
 
-    async def publish(found: list[rules.Alert]) -> None:
-        for alert in found:
-            metrics.ALERTS_FIRED.labels(alert.rule).inc()
-            record = alert_record(alert, settings.public_url)
+    def records_for(found: list[rules.Alert], state: dict, trigger: str) -> list[AlertRecord]:
+        """Alert records for this trigger, remembered in state (written before they are sent)
+        so that a redelivered trigger re-sends them if a crash lost the sends."""
+        records = [alert_record(a, settings.public_url) for a in found]
+        log = state.setdefault("alert_log", [])
+        log.extend([trigger, r.model_dump_json()] for r in records)
+        del log[:-ALERT_LOG_MAX]
+        return records
+
+    def logged_alerts(state: dict, trigger: str) -> list[AlertRecord]:
+        return [AlertRecord.model_validate_json(raw) for t, raw in state.get("alert_log", []) if t == trigger]
+
+    async def publish(records: list[AlertRecord], fresh: bool = True) -> None:
+        for record in records:
+            if fresh:
+                metrics.ALERTS_FIRED.labels(record.rule).inc()
             await topics.alerts.send(key=record.alert_id.encode(), value=record.to_bytes())
+
+    def journey_update(state: dict, account: str, entry: TimelineEvent, outcome) -> JourneyUpdate:
+        return JourneyUpdate(
+            # a late event's update shows the journey as of the newest event (it was replayed in order)
+            account_id=account, event_id=entry.event_id, at=max(entry.event_time, _utc(state["ref_ms"])),
+            stage=state["stage"], engagement=round(state["engagement"], 4), fit=round(state["fit"], 4),
+            total=round(state["engagement"] + state["fit"], 4), owner=state["owner"], source=state["source"],
+            committee=committee(state, defs, state["ref_ms"]), definitions_version=defs.version,
+            stage_changes=[
+                StageChangeRecord(
+                    change_id=c.change_id, account_id=c.account_id, from_stage=c.from_stage,
+                    to_stage=c.to_stage, at=_utc(c.at_ms), rule=c.rule,
+                    definitions_version=c.definitions_version, event_id=c.event_id,
+                    contact_id=c.contact_id, source=c.source, persona=c.persona,
+                )
+                for c in outcome.stage_changes
+            ],
+            retracted_changes=outcome.retracted, version=time.time_ns() // 1000,
+        )
 
     @app.agent(source, name="journey")
     async def journey(stream: faust.StreamT) -> None:
@@ -58,10 +92,12 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
                 tick = orjson.loads(event.message.value)
                 state = journeys.get(tick["account"])
                 if state is not None:
+                    trigger = f"tick:{tick['now_ms']}"
                     found = rules.on_tick(state, tick["account"], tick["now_ms"], defs)
+                    records = records_for(found, state, trigger) if found else logged_alerts(state, trigger)
                     state["due_ms"] = rules.next_due_ms(state, defs)
                     journeys[tick["account"]] = state
-                    await publish(found)
+                    await publish(records, fresh=bool(found))
                 continue
             entry = TimelineEvent.from_bytes(event.message.value)
             metrics.EVENTS_IN.labels("journey").inc()
@@ -76,7 +112,10 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
             state["account"] = account
             newest = state.get("ref_ms", 0)
             outcome = on_journey_event(state, entry, account, defs)
-            if outcome.duplicate:
+            if outcome.duplicate:  # re-send what this event produced: the store dedups by id
+                await topics.journey_updates.send(
+                    key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
+                await publish(logged_alerts(state, entry.event_id), fresh=False)
                 continue
             found: list[rules.Alert] = []
             channel = defs.channels.get(entry.channel)
@@ -87,25 +126,11 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
                 engaged = committee(state, defs, state["ref_ms"])
                 found += rules.committee_gap(state, account, state["stage_rank"], engaged, utc_ms(entry.event_time), defs)
             state["due_ms"] = rules.next_due_ms(state, defs)
+            records = records_for(found, state, entry.event_id)
             journeys[account] = state
-            update = JourneyUpdate(
-                account_id=account, event_id=entry.event_id, at=entry.event_time, stage=state["stage"],
-                engagement=outcome.score["engagement"], fit=outcome.score["fit"], total=outcome.score["total"],
-                owner=state["owner"], source=state["source"],
-                committee=committee(state, defs, state["ref_ms"]), definitions_version=defs.version,
-                stage_changes=[
-                    StageChangeRecord(
-                        change_id=c.change_id, account_id=c.account_id, from_stage=c.from_stage,
-                        to_stage=c.to_stage, at=_utc(c.at_ms), rule=c.rule,
-                        definitions_version=c.definitions_version, event_id=c.event_id,
-                        contact_id=c.contact_id, source=c.source, persona=c.persona,
-                    )
-                    for c in outcome.stage_changes
-                ],
-                retracted_changes=outcome.retracted, version=time.time_ns() // 1000,
-            )
-            await topics.journey_updates.send(key=account.encode(), value=update.to_bytes())
-            await publish(found)
+            await topics.journey_updates.send(
+                key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
+            await publish(records)
 
     @app.timer(interval=settings.alert_tick_seconds)
     async def tick_due_accounts() -> None:

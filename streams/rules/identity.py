@@ -36,7 +36,7 @@ class IdentityConfig:
     max_devices_per_person: int = 20
     buffer_max_events: int = 200
     buffer_window_ms: int = 30 * 24 * 3600 * 1000
-    max_points_per_person: int = 64
+    max_points_per_person: int = 256
     person_recent_events: int = 20
     """Events a person keeps to re-send when their account is learnt later (journey state only)."""
     blocked_values: frozenset[str] = frozenset(
@@ -169,6 +169,19 @@ def account_rule(entry: TimelineEvent) -> str:
     return "group" if entry.event_type == "group" else "crm"
 
 
+def _make_room(points: list[list[Any]], account: str, rule: str) -> bool:
+    """At the cap, drop the oldest repeated (account, rule) point so new evidence — above all
+    a first CRM account — is never refused; False if every point is a distinct pair."""
+    pairs: dict[tuple[str, str], int] = {}
+    for p in points:
+        pairs[(p[1], p[2])] = pairs.get((p[1], p[2]), 0) + 1
+    for i, p in enumerate(points):
+        if pairs[(p[1], p[2])] > 1:
+            del points[i]
+            return True
+    return False
+
+
 def _account_points(state: dict[str, Any]) -> list[list[Any]]:
     """Direct evidence (CRM, group) if the person has any; the domain fallback otherwise."""
     strong = [p for p in state["accounts"] if p[2] != "domain"]
@@ -194,10 +207,11 @@ def on_person_event(
         if entry.domain and account_rule(entry) == "crm":
             evidence.append((f"domain:{entry.domain}", "domain"))
     for account, rule in evidence:
-        if len(state["accounts"]) < cfg.max_points_per_person:
-            changed = _insert_point(state["accounts"], t, account, rule) or changed
-        else:
+        points = state["accounts"]
+        if len(points) >= cfg.max_points_per_person and not _make_room(points, account, rule):
             out.refused.append(f"person {person} has {cfg.max_points_per_person} account points (cap)")
+            continue
+        changed = _insert_point(points, t, account, rule) or changed
     for alias in aliases(entry, person, cfg):
         if alias not in state["aliases"]:
             state["aliases"].append(alias)

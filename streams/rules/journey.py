@@ -175,7 +175,12 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     """
     history = state.setdefault("history", [])
     if any(f[1] == entry.event_id for f in history):
-        return JourneyOutcome(duplicate=True)  # redelivered (at-least-once input)
+        # redelivered (at-least-once input): the state has it, but its outputs may have been lost
+        # with a crash between the state write and the sends — hand them back to be re-sent
+        valid = set(state.get("changes", []))  # never resurrect a change a late event retracted
+        again = [StageChange(**c) for c in state.get("change_log", [])
+                 if c["event_id"] == entry.event_id and c["change_id"] in valid]
+        return JourneyOutcome(duplicate=True, stage_changes=again)
     t = utc_ms(entry.event_time)
     late = bool(history) and t < history[-1][0]
     fact = [t, entry.event_id, _fact(entry)]
@@ -185,6 +190,7 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     if not late:
         out = _apply(state, entry, account, defs)
         state["changes"] = (state.get("changes", []) + [c.change_id for c in out.stage_changes])[-HISTORY_MAX:]
+        _log_changes(state, out.stage_changes)
         return out
     before = set(state.get("changes", []))
     fresh = new_journey()
@@ -195,14 +201,26 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
         out = _apply(fresh, TimelineEvent.model_validate(data), account, defs)
         changes.extend(out.stage_changes)
     fresh["changes"] = [c.change_id for c in changes][-HISTORY_MAX:]
-    for key in ("recent", "fired", "last_fired"):  # alerting memory survives the replay
+    for key in ("recent", "fired", "last_fired", "change_log", "alert_log"):  # memory survives the replay
         if key in state:
             fresh[key] = state[key]
     state.clear()
     state.update(fresh)
-    out.stage_changes = [c for c in changes if c.change_id not in before]
+    # new changes, and any at or after the late event (their from_stage may have changed)
+    out.stage_changes = [c for c in changes if c.change_id not in before or c.at_ms >= t]
     out.retracted = sorted(before - {c.change_id for c in changes})
+    _log_changes(state, out.stage_changes)
     return out
+
+
+CHANGE_LOG_MAX = 30
+
+
+def _log_changes(state: dict[str, Any], changes: list[StageChange]) -> None:
+    """Keep the latest stage changes so a redelivered event can re-send its own."""
+    log = state.setdefault("change_log", [])
+    log.extend(c.__dict__ for c in changes)
+    del log[:-CHANGE_LOG_MAX]
 
 
 def _apply(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:

@@ -81,3 +81,14 @@ def test_person_links_do_not_depend_on_arrival_order() -> None:
         shuffled = events[:]
         rng.shuffle(shuffled)
         assert final_links(shuffled) == baseline
+
+
+def test_evidence_cap_never_refuses_a_first_crm_account() -> None:
+    state = new_person()
+    cfg = IdentityConfig(max_points_per_person=8)
+    for h in range(20):  # many touches naming the same domain account
+        on_person_event(state, entry(ev.identify(h, None, "li@corp.io", email="li@corp.io")), "li@corp.io", cfg)
+    out = on_person_event(state, entry(ev.call(30, "li@corp.io", account="corp-crm")), "li@corp.io", cfg)
+    assert not out.refused and out.account == "corp-crm"
+    assert len(state["accounts"]) <= 8
+    assert ("domain:corp.io", ("corp-crm",)) in [(l.src, l.dsts) for l in out.links if l.kind == "account_merge"]

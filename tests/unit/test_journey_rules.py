@@ -32,11 +32,13 @@ def opp(hours: float, action: str) -> dict:
 
 
 def run(events: list[dict]) -> tuple[dict, list]:
-    state, changes = new_journey(), []
-    for e in events:
+    state, changes = new_journey(), {}
+    for e in events:  # as the store keeps them: one row per change id, newest wins, retractions drop
         out = on_journey_event(state, entry(e), "acme", DEFS)
-        changes = [c for c in changes if c.change_id not in out.retracted] + out.stage_changes
-    return state, changes
+        for change_id in out.retracted:
+            changes.pop(change_id, None)
+        changes.update((c.change_id, c) for c in out.stage_changes)
+    return state, list(changes.values())
 
 
 def path(changes) -> list[str]:
@@ -96,3 +98,11 @@ def test_committee_persona_from_title() -> None:
                                                                                         "email": "jane@acme.com"}}])
     contact = next(iter(state["contacts"].values()))
     assert contact["persona"] == "executive"
+
+
+def test_a_redelivered_event_hands_back_its_stage_changes() -> None:
+    state = new_journey()
+    e = entry(lead(1, "mql"))
+    first = on_journey_event(state, e, "acme", DEFS)
+    again = on_journey_event(state, e, "acme", DEFS)  # e.g. after a kill -9 before the sends
+    assert again.duplicate and [c.change_id for c in again.stage_changes] == [c.change_id for c in first.stage_changes]

@@ -1,0 +1,32 @@
+"""``python -m bench.run --quick`` runs end to end and writes a report with every figure's key.
+
+Figures depend on the machine: only the report's shape is checked, never a value."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.tracker import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(600)
+def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) -> None:
+    subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path), "--bootstrap",
+                    kafka_bootstrap, "--work", str(tmp_path)], cwd=ROOT, check=True, timeout=540)
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert {"cores", "commit", "python"} <= set(report["machine"])
+    assert {"kafka", "parse_validate", "chdb_insert"} <= set(report["floors"])
+    assert {"consume"} <= set(report["floors"]["kafka"])
+    pipeline = report["pipeline"]
+    assert {"throughput", "vs_lowest_floor", "latency", "rss", "restart"} <= set(pipeline)
+    assert {"p50", "p99"} <= set(pipeline["latency"]["event_to_queryable_s"])
+    assert {"idle_mb", "steps", "marginal_kb_per_account"} <= set(pipeline["rss"])
+    assert {"to_api_s", "to_caught_up_s"} <= set(pipeline["restart"])
+    assert {"p50", "p99"} <= set(report["timeline_query"]["query_s"])
+    assert (tmp_path / "latest.md").read_text().startswith("# Benchmark")
