@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 
 import faust
 
 from schemas.timeline import TimelineEvent
 from streams import metrics
+from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_device, on_device_event
 
 
@@ -27,12 +27,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
             state = devices.get(device) or new_device()
             outcome = on_device_event(state, entry, cfg)
             devices[device] = state
-            version = time.time_ns() // 1000
-            for link in outcome.links:
-                await topics.identity_links.send(
-                    key=f"{link.kind}:{link.src}".encode(),
-                    value=link.model_copy(update={"version": version}).to_bytes(),
-                )
+            await send_links(topics.identity_links, outcome.links)
             for raw in outcome.replays:
                 earlier = TimelineEvent.model_validate_json(raw)
                 await topics.persons.send(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 
 import faust
 
 from schemas.timeline import TimelineEvent
 from streams import metrics
+from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_person, on_person_event
 
 
@@ -27,12 +27,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
             state = persons.get(person) or new_person()
             outcome = on_person_event(state, entry, person, cfg, replay=entry.replay)
             persons[person] = state
-            version = time.time_ns() // 1000
-            for link in outcome.links:
-                await topics.identity_links.send(
-                    key=f"{link.kind}:{link.src}".encode(),
-                    value=link.model_copy(update={"version": version}).to_bytes(),
-                )
+            await send_links(topics.identity_links, outcome.links)
             for raw in outcome.replays:  # earlier events whose account is now known: journey only
                 moved = TimelineEvent.model_validate_json(raw)
                 await topics.timeline.send(key=moved.journey_account_id.encode(), value=raw.encode())
