@@ -23,7 +23,6 @@ import re
 import textwrap
 from typing import Protocol
 
-from sinks.clickhouse import ddl
 from sinks.clickhouse.ddl import _LEDGER, MIGRATIONS, Migration
 
 SHARDING_KEYS: dict[str, str] = {
@@ -120,7 +119,19 @@ def applied(store: _Runs, cluster: str) -> list[int]:
 
 def migrate(store: _Runs, cluster: str) -> list[Migration]:
     """Apply every missing migration's cluster variant, in order; return those applied."""
-    return ddl.migrate(store, lambda m: migration_statements(m, cluster), done=set(applied(store, cluster)))
+    done = set(applied(store, cluster))
+    ran = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration_statements(migration, cluster):
+            store.command(statement)
+        store.command(
+            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+            {"v": migration.version, "n": migration.name},
+        )
+        ran.append(migration)
+    return ran
 
 
 def script(cluster: str | None) -> str:

@@ -9,7 +9,7 @@ never visible twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 
 class _Runs(Protocol):
@@ -228,19 +228,14 @@ def applied(store: _Runs) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def migrate(store: _Runs, statements_of: Callable[[Migration], Iterable[str]] | None = None,
-            done: set[int] | None = None) -> list[Migration]:
-    """Apply every missing migration in order; return the ones applied (none if up to date).
-
-    ``statements_of`` gives another variant of each migration's statements (the cluster DDL);
-    ``done`` the versions already applied (read from the single-node ledger when omitted).
-    """
-    done = set(applied(store)) if done is None else done
+def migrate(store: _Runs) -> list[Migration]:
+    """Apply every missing migration in order; return the ones applied (none if up to date)."""
+    done = set(applied(store))
     ran = []
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
-        for statement in (statements_of(migration) if statements_of else migration.statements):
+        for statement in migration.statements:
             store.command(statement)
         store.command(
             "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",

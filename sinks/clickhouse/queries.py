@@ -17,7 +17,8 @@ _TIMELINE_COLUMNS = """event_time, side, channel, event_type, name, contact_id, 
 #   2. events of its people (and their aliases) while they belonged to it;
 #   3. anonymous events of devices identified as those people, at the time they were theirs.
 # Links come from the stream; overrides (manual unmerges) remove links; nothing is rewritten.
-LINKS_CTE = """
+RESOLVED_TIMELINE_SQL = f"""
+WITH
   links AS (
     SELECT kind, src, dst, vf, vt
     FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links FINAL)
@@ -25,12 +26,6 @@ LINKS_CTE = """
     WHERE (kind, src, dst) NOT IN (
       SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge')
   ),
-"""
-"""Every link interval, minus manual unmerges (a WITH clause entry, shared by the resolving queries)."""
-
-RESOLVED_TIMELINE_SQL = f"""
-WITH
-{LINKS_CTE}
   accts AS (
     SELECT {{account:String}} AS a
     UNION DISTINCT SELECT src FROM links WHERE kind = 'account_merge' AND dst = {{account:String}}

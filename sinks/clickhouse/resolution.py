@@ -22,16 +22,20 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol
 
-from sinks.clickhouse.queries import LINKS_CTE
-
 
 class _Queries(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]: ...
 
 
-RESOLVED_EVENTS_SQL = f"""
+RESOLVED_EVENTS_SQL = """
 WITH
-{LINKS_CTE}
+  links AS (
+    SELECT kind, src, dst, vf, vt
+    FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links FINAL)
+    ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt
+    WHERE (kind, src, dst) NOT IN (
+      SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge')
+  ),
   merges AS (SELECT src AS acct, dst AS canon FROM links WHERE kind = 'account_merge'),
   members AS (SELECT src AS person, dst AS acct, vf, vt FROM links WHERE kind = 'person_account'),
   people AS (
