@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 KAFKA  := dev/kafka/kafka.sh
 
-.PHONY: help venv tools demo test test-unit bench faults broker-start broker-stop clean
+.PHONY: help venv tools demo test test-unit bench faults soak broker-start broker-stop clean
 
 help:
 	@echo "make demo    run the tracker on the embedded store with a bundled sample, print a journey"
 	@echo "make test    the whole test suite against a real Kafka broker and real chDB"
 	@echo "make bench   throughput/latency benchmark (report in bench/results/)"
 	@echo "make faults  the fault and bad-input suite at full length (docs/faults.md)"
+	@echo "make soak    30 min at half the benchmark throughput, memory must stay flat (not in CI)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,11 @@ test: tools $(STAMP)
 faults: $(STAMP)
 	FAULTS_TRIALS=20 FAULTS_FULL=1 PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m pytest tests/faults -m faults \
 	  --timeout 3600 $(PYTEST_ARGS)
+
+# 30 minutes at half the benchmark throughput; memory must stay flat (bench/soak.py). Not in CI.
+# SOAK_ARGS="--minutes 5 --rate 20" for a shorter run. Writes bench/results/soak.{json,md}.
+soak: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 test-unit: tools $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams import topics as t
+from streams.kafka_config import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -15,8 +16,8 @@ log = logging.getLogger(__name__)
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create any missing topic of :mod:`streams.topics`; return the names created."""
-    admin = KafkaAdminClient(bootstrap_servers=[b.strip() for b in settings.kafka_bootstrap.split(",")],
-                             client_id=f"{settings.app_id}-admin", request_timeout_ms=30000)
+    admin = KafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-admin",
+                             request_timeout_ms=30000)
     try:
         existing = set(admin.list_topics())
         wanted = []

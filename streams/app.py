@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import faust
 
 from schemas.definitions import load as load_definitions
+from streams import ack_guard
+from streams import kafka_config
 from streams import topics as t
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
@@ -45,13 +47,14 @@ def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.Topic
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for the roles in ``settings.roles``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ack_guard.install()  # never commit past a record skipped during a rebalance (B7)
     # A store-only process reads topics the stream role reads too (timeline, alerts) and needs
     # every record of them: it gets its own consumer group, else Kafka hands each partition to
     # only one of the two roles (found by tests/faults, scenario 2; see docs/faults.md).
     group = settings.app_id if settings.has_role("stream") else f"{settings.app_id}-store"
     app = faust.App(
         group,
-        broker=";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",")),
+        **kafka_config.faust_options(settings),  # broker URLs (+ SASL/TLS credentials)
         store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.topic_partitions,
@@ -90,7 +93,7 @@ def create_app(settings: Settings) -> faust.App:
     if settings.has_role("stream"):
         from streams.agents import alerts_delivery, identity_devices, identity_persons, ingest, journey, lead_feedback
 
-        cfg = settings.identity.config()
+        cfg = settings.identity.config(settings.pii.key())
         ingest.register(app, topics, settings)
         identity_devices.register(app, topics, settings, cfg)
         identity_persons.register(app, topics, settings, cfg)
@@ -107,7 +110,7 @@ def create_app(settings: Settings) -> faust.App:
             from sinks.clickhouse.client import FaultHooks
 
             faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
-        handle = StoreHandle(settings.store_url, faults=faults)
+        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url)
         store.register(app, topics, settings, handle)
         api.register(app, handle, load_definitions(settings.definitions))
         ui.register(app, settings)

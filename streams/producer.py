@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from kafka import KafkaProducer
 
+from streams.kafka_config import client_options
 from streams.settings import Settings
 
 
 def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
-    config: dict[str, object] = dict(
-        bootstrap_servers=[b.strip() for b in settings.kafka_bootstrap.split(",")],
+    config = client_options(settings)  # bootstrap servers + SASL/TLS (streams.kafka_config)
+    config.update(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

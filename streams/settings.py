@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
+from schemas.errors import ConfigurationError
 from streams.collector.settings import CollectorSettings
 
 from streams.rules.identity import IdentityConfig
+from streams.rules.pii import is_email, pseudonymize_email
 
 
 class IdentitySettings(BaseModel):
@@ -26,28 +29,102 @@ class IdentitySettings(BaseModel):
         description="Identifier values that never link anything (JSON list).",
     )
 
-    def config(self) -> IdentityConfig:
+    def config(self, email_key: bytes | None = None) -> IdentityConfig:
+        """The rules' config; with an email HMAC key, blocked addresses are blocked as pseudonyms too."""
+        blocked = {v.lower() for v in self.blocked_values}
+        if email_key:
+            blocked |= {pseudonymize_email(v, email_key) for v in blocked if is_email(v)}
         return IdentityConfig(
             max_persons_per_device=self.max_persons_per_device,
             max_devices_per_person=self.max_devices_per_person,
             buffer_max_events=self.buffer_max_events,
             buffer_window_ms=int(self.buffer_window_days * 86_400_000),
-            blocked_values=frozenset(v.lower() for v in self.blocked_values),
+            blocked_values=frozenset(blocked),
         )
 
 
+class PiiSettings(BaseModel):
+    """Personal data handling (env ``JOURNEYS_PII__<NAME>``)."""
+
+    email_hmac_key: SecretStr | None = Field(
+        None, description="Secret pepper: when set, every email address is stored as a keyed HMAC "
+        "(hmac:<hex>@domain, the domain in clear) instead of the address. Changing it splits identities "
+        "in two (old and new pseudonyms); keep it as long as the data.",
+    )
+
+    def key(self) -> bytes | None:
+        return self.email_hmac_key.get_secret_value().encode() if self.email_hmac_key else None
+
+
+SECRETS_DIR_ENV = "JOURNEYS_SECRETS_DIR"
+"""Directory of secret files: a file ``journeys_<name>`` holds the value of ``JOURNEYS_<NAME>``."""
+
+
 class Settings(BaseSettings):
-    """Every setting of the tracker. Environment: ``JOURNEYS_<NAME>`` (nested with ``__``)."""
+    """Every setting of the tracker. Environment: ``JOURNEYS_<NAME>`` (nested with ``__``).
+
+    A setting can also come from a file: with ``JOURNEYS_SECRETS_DIR=/run/secrets``, the file
+    ``/run/secrets/journeys_kafka_sasl_password`` holds ``JOURNEYS_KAFKA_SASL_PASSWORD`` (surrounding
+    whitespace stripped; an environment variable of the same name wins over the file).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="JOURNEYS_", env_nested_delimiter="__", extra="ignore"
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then files in ``$JOURNEYS_SECRETS_DIR`` (if set)."""
+        secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+        if secrets_dir:
+            if not Path(secrets_dir).expanduser().is_dir():
+                raise ConfigurationError(f"{SECRETS_DIR_ENV}={secrets_dir} is not a directory")
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects: SASL_* authenticate with "
+        "JOURNEYS_KAFKA_SASL_USERNAME/_PASSWORD, SSL and SASL_SSL use TLS (JOURNEYS_KAFKA_SSL_*).",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (required with a SASL_* protocol).")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (required with a SASL_* protocol); never logged. Also read from the "
+        "file journeys_kafka_sasl_password in JOURNEYS_SECRETS_DIR.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA(s) that signed the brokers' certificates (SSL, SASL_SSL); "
+        "default: the system's trusted CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain) for mutual TLS; needs JOURNEYS_KAFKA_SSL_KEYFILE."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of JOURNEYS_KAFKA_SSL_CERTFILE (unencrypted; may be the same file)."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host (or IP) it is reached at."
+    )
     clickhouse_url: SecretStr | None = Field(
         None,
         description="chdb:///abs/path (embedded, default: <data_dir>/store) or "
         "http(s)://user:password@host:8123/database for a ClickHouse server.",
+    )
+    reader_clickhouse_url: SecretStr | None = Field(
+        None,
+        description="A read-only ClickHouse user for the API, the web UI and the analyst CLI "
+        "(http(s)://reader:password@host:8123/database; its role: `journeys db grants`). Default: the "
+        "main URL; either way every analyst query runs with readonly=2.",
     )
     data_dir: Path = Field(Path(".journeys"), description="Local state: Faust tables and the embedded store.")
     app_id: str = Field("journeys", description="Faust application id (consumer group prefix).")
@@ -110,15 +187,51 @@ class Settings(BaseSettings):
         "text", description="'json': one JSON object per log line (ts, level, logger, message, event_id, "
         "account_id), emails and URL passwords scrubbed."
     )
+    pii: PiiSettings = Field(default_factory=PiiSettings, description="Personal data (JOURNEYS_PII__*).")
     collector: CollectorSettings = Field(
         default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
     )
+
+    @model_validator(mode="after")
+    def _kafka_security_is_consistent(self) -> "Settings":
+        """Refuse combinations that would fail at connect time or silently skip TLS/authentication.
+
+        Raises :class:`ConfigurationError` itself (not ``ValueError``): pydantic would quote the
+        whole input, the SASL password included, in its error message.
+        """
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        problems = []
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            problems.append(f"JOURNEYS_KAFKA_SECURITY_PROTOCOL={protocol} needs JOURNEYS_KAFKA_SASL_USERNAME and "
+                            "JOURNEYS_KAFKA_SASL_PASSWORD (or the file journeys_kafka_sasl_password in "
+                            "JOURNEYS_SECRETS_DIR)")
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            problems.append(f"JOURNEYS_KAFKA_SASL_USERNAME/_PASSWORD are set but JOURNEYS_KAFKA_SECURITY_PROTOCOL="
+                            f"{protocol} does not authenticate: use SASL_PLAINTEXT or SASL_SSL")
+        ssl_files = {"JOURNEYS_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+                     "JOURNEYS_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+                     "JOURNEYS_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile}
+        if not tls and any(ssl_files.values()):
+            given = ", ".join(name for name, value in ssl_files.items() if value)
+            problems.append(f"{given} set but JOURNEYS_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS: "
+                            "use SSL or SASL_SSL")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            problems.append("JOURNEYS_KAFKA_SSL_CERTFILE and JOURNEYS_KAFKA_SSL_KEYFILE go together (mutual TLS); "
+                            "for one PEM holding both, set both to that file")
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+        return self
 
     @property
     def store_url(self) -> str:
         if self.clickhouse_url is not None:
             return self.clickhouse_url.get_secret_value()
         return f"chdb://{(self.data_dir / 'store').resolve()}"
+
+    @property
+    def reader_url(self) -> str | None:
+        return self.reader_clickhouse_url.get_secret_value() if self.reader_clickhouse_url else None
 
     def has_role(self, role: str) -> bool:
         return role in {r.strip() for r in self.roles.split(",")}

@@ -6,16 +6,18 @@ import logging
 import threading
 
 from sinks.clickhouse import ddl
-from sinks.clickhouse.client import FaultHooks, Store, redact
+from sinks.clickhouse.client import FaultHooks, ReadOnlyStore, Store, redact
 
 log = logging.getLogger(__name__)
 
 
 class StoreHandle:
-    def __init__(self, url: str, faults: FaultHooks | None = None) -> None:
+    def __init__(self, url: str, faults: FaultHooks | None = None, reader_url: str | None = None) -> None:
         self.url = url
         self.faults = faults  # fault injection (tests/faults only)
+        self.reader_url = reader_url  # a read-only ClickHouse user for the API and CLI (server only)
         self._store: Store | None = None
+        self._reader_store: Store | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Store:
@@ -29,8 +31,21 @@ class StoreHandle:
                 self._store = store
             return self._store
 
+    def reader(self) -> ReadOnlyStore:
+        """The store for analyst reads: read-only queries, through the reader user if one is set
+        (never migrated from here: a reader cannot), else through the writer's connection."""
+        if self.reader_url:
+            with self._lock:
+                if self._reader_store is None:
+                    self._reader_store = Store(self.reader_url)
+                return ReadOnlyStore(self._reader_store)
+        return ReadOnlyStore(self.get())
+
     def close(self) -> None:
         with self._lock:
+            if self._reader_store is not None:
+                self._reader_store.close()
+                self._reader_store = None
             if self._store is not None:
                 self._store.close()
                 self._store = None

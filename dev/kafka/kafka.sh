@@ -23,6 +23,18 @@
 #   PYTHON                    python used for the fast readiness probe (default python3;
 #                             needs kafka-python or aiokafka, else TopicCommand is used)
 #   JAVA_HOME / MVN           java and maven locations
+#
+# Security (opt-in; unset = the PLAINTEXT listener above, unchanged):
+#   KAFKA_SCRAM_USERS         "name:password[,name:password]": SCRAM-SHA-512 and -256 users, created
+#                             when the data dir is formatted (first start only); the client listener
+#                             then needs SASL (characters allowed: A-Z a-z 0-9 . _ - @ +)
+#   KAFKA_LISTENER_PROTOCOL   PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL for the client listener at
+#                             $JOURNEYS_KAFKA_BOOTSTRAP (default SASL_PLAINTEXT with SCRAM users, else PLAINTEXT)
+#   KAFKA_SSL_PEM_DIR         for SSL/SASL_SSL: ca.pem (trusted CA), broker.pem (certificate chain),
+#                             broker.key (unencrypted PKCS#8 key)
+#   KAFKA_SSL_CLIENT_AUTH     none | requested | required (mutual TLS)            (default none)
+#   KAFKA_INTERNAL_PORT       PLAINTEXT loopback listener for inter-broker traffic, used when the
+#                             client listener is not PLAINTEXT                   (default controller port + 1)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,6 +59,11 @@ LOG_DIR="$DATA_DIR/logs"
 PID_FILE="$DATA_DIR/kafka.pid"
 OUT_FILE="$DATA_DIR/kafka.out"
 TOOLS_PROPS="$DATA_DIR/tools-client.properties"
+SSL_DIR="$DATA_DIR/ssl"
+SCRAM_USERS="${KAFKA_SCRAM_USERS:-}"
+if [[ -n "$SCRAM_USERS" ]]; then PROTOCOL="${KAFKA_LISTENER_PROTOCOL:-SASL_PLAINTEXT}"; else PROTOCOL="${KAFKA_LISTENER_PROTOCOL:-PLAINTEXT}"; fi
+PEM_DIR="${KAFKA_SSL_PEM_DIR:-}"
+CLIENT_AUTH="${KAFKA_SSL_CLIENT_AUTH:-none}"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { printf 'kafka.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -60,6 +77,47 @@ PORT="${BOOTSTRAP##*:}"
 [[ "$CONTROLLER_PORT" =~ ^[0-9]+$ ]] || die "KAFKA_CONTROLLER_PORT must be a number (got '$CONTROLLER_PORT')"
 [[ "$CONTROLLER_PORT" != "$PORT" ]] || die "KAFKA_CONTROLLER_PORT ($CONTROLLER_PORT) must differ from the broker port"
 is_local_host() { [[ "$HOST" == 127.0.0.1 || "$HOST" == localhost ]]; }
+
+# --- security (opt-in) -----------------------------------------------------------
+case "$PROTOCOL" in
+    PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL) ;;
+    *) die "KAFKA_LISTENER_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (got '$PROTOCOL')" ;;
+esac
+secured() { [[ "$PROTOCOL" != PLAINTEXT ]]; }
+uses_sasl() { [[ "$PROTOCOL" == SASL_* ]]; }
+uses_tls() { [[ "$PROTOCOL" == *SSL ]]; }
+SCRAM_NAMES=()
+SCRAM_PASSWORDS=()
+if [[ -n "$SCRAM_USERS" ]]; then
+    IFS=',' read -r -a _pairs <<<"$SCRAM_USERS"
+    for _pair in "${_pairs[@]}"; do
+        [[ "$_pair" =~ ^([A-Za-z0-9._@+-]+):([A-Za-z0-9._@+-]+)$ ]] \
+            || die "KAFKA_SCRAM_USERS must be name:password[,name:password], characters A-Z a-z 0-9 . _ - @ +"
+        SCRAM_NAMES+=("${BASH_REMATCH[1]}")
+        SCRAM_PASSWORDS+=("${BASH_REMATCH[2]}")
+    done
+fi
+if uses_sasl; then
+    (( ${#SCRAM_NAMES[@]} )) || die "KAFKA_LISTENER_PROTOCOL=$PROTOCOL needs KAFKA_SCRAM_USERS=name:password[,...]"
+elif (( ${#SCRAM_NAMES[@]} )); then
+    die "KAFKA_SCRAM_USERS is set but KAFKA_LISTENER_PROTOCOL=$PROTOCOL does not use SASL"
+fi
+if uses_tls; then
+    for _f in ca.pem broker.pem broker.key; do
+        [[ -n "$PEM_DIR" && -f "$PEM_DIR/$_f" ]] || die "KAFKA_LISTENER_PROTOCOL=$PROTOCOL needs KAFKA_SSL_PEM_DIR with $_f"
+    done
+    PEM_DIR="$(cd "$PEM_DIR" && pwd)"
+fi
+case "$CLIENT_AUTH" in
+    none|requested|required) ;;
+    *) die "KAFKA_SSL_CLIENT_AUTH must be none, requested or required (got '$CLIENT_AUTH')" ;;
+esac
+[[ "$CLIENT_AUTH" == none ]] || uses_tls || die "KAFKA_SSL_CLIENT_AUTH=$CLIENT_AUTH needs KAFKA_LISTENER_PROTOCOL=SSL or SASL_SSL"
+INTERNAL_PORT="${KAFKA_INTERNAL_PORT:-$((CONTROLLER_PORT + 1))}"
+if secured; then
+    [[ "$INTERNAL_PORT" =~ ^[0-9]+$ && "$INTERNAL_PORT" != "$PORT" && "$INTERNAL_PORT" != "$CONTROLLER_PORT" ]] \
+        || die "KAFKA_INTERNAL_PORT ($INTERNAL_PORT) must be a port other than the broker and controller ports"
+fi
 
 # --- java ------------------------------------------------------------------------
 find_java() {
@@ -106,16 +164,25 @@ ensure_libs() {
 # --- config ----------------------------------------------------------------------
 write_server_properties() {
     mkdir -p "$DATA_DIR" "$KRAFT_DIR" "$LOG_DIR"
+    local listeners="PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}"
+    local advertised="PLAINTEXT://${HOST}:${PORT}" inter=PLAINTEXT
+    local protocol_map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if secured; then  # clients on $PROTOCOL; inter-broker traffic on a PLAINTEXT loopback port
+        listeners="${PROTOCOL}://127.0.0.1:${PORT},INTERNAL://127.0.0.1:${INTERNAL_PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}"
+        advertised="${PROTOCOL}://${HOST}:${PORT},INTERNAL://127.0.0.1:${INTERNAL_PORT}"
+        inter=INTERNAL
+        protocol_map="${PROTOCOL}:${PROTOCOL},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    fi
     cat >"$SERVER_PROPS" <<EOF
 # Generated by dev/kafka/kafka.sh -- edits are overwritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://${HOST}:${PORT}
+listeners=${listeners}
+advertised.listeners=${advertised}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=${inter}
+listener.security.protocol.map=${protocol_map}
 log.dirs=${KRAFT_DIR}
 
 num.partitions=4
@@ -134,10 +201,59 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
 EOF
-    cat >"$TOOLS_PROPS" <<EOF
-request.timeout.ms=3000
-default.api.timeout.ms=5000
-EOF
+    write_security_properties >>"$SERVER_PROPS"
+    write_tools_props
+}
+
+# Broker settings of a secured client listener (prints nothing for PLAINTEXT).
+write_security_properties() {
+    local name m
+    name="$(tr '[:upper:]' '[:lower:]' <<<"$PROTOCOL")"
+    if uses_sasl; then
+        printf '\n# SCRAM users live in the KRaft metadata (StorageTool format --add-scram).\n'
+        printf 'sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256\n'
+        for m in scram-sha-512 scram-sha-256; do
+            printf 'listener.name.%s.%s.sasl.jaas.config=%s required;\n' "$name" "$m" \
+                org.apache.kafka.common.security.scram.ScramLoginModule
+        done
+    fi
+    if uses_tls; then
+        write_pem_keystore
+        printf '\nssl.keystore.type=PEM\nssl.keystore.location=%s\n' "$SSL_DIR/keystore.pem"
+        printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$PEM_DIR/ca.pem"
+        # listener-prefixed: a plain ssl.client.auth is ignored on SASL_SSL listeners (KIP-684)
+        printf 'listener.name.%s.ssl.client.auth=%s\n' "$name" "$CLIENT_AUTH"
+    fi
+}
+
+# A PEM keystore is one file: the private key, then the certificate chain.
+write_pem_keystore() {
+    mkdir -p "$SSL_DIR"
+    (umask 077 && cat "$PEM_DIR/broker.key" "$PEM_DIR/broker.pem" >"$SSL_DIR/keystore.pem")
+}
+
+# Client settings for the Kafka CLI tools (readiness fallback). Holds a SCRAM password: mode 0600.
+write_tools_props() {
+    mkdir -p "$DATA_DIR"
+    (
+        umask 077
+        rm -f "$TOOLS_PROPS"
+        exec >"$TOOLS_PROPS"
+        printf 'request.timeout.ms=3000\ndefault.api.timeout.ms=5000\n'
+        if secured; then printf 'security.protocol=%s\n' "$PROTOCOL"; fi
+        if uses_sasl; then
+            printf 'sasl.mechanism=SCRAM-SHA-512\n'
+            printf 'sasl.jaas.config=%s required username="%s" password="%s";\n' \
+                org.apache.kafka.common.security.scram.ScramLoginModule "${SCRAM_NAMES[0]}" "${SCRAM_PASSWORDS[0]}"
+        fi
+        if uses_tls; then
+            printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$PEM_DIR/ca.pem"
+            if [[ "$CLIENT_AUTH" != none ]]; then  # the broker's certificate doubles as the tools' one
+                write_pem_keystore
+                printf 'ssl.keystore.type=PEM\nssl.keystore.location=%s\n' "$SSL_DIR/keystore.pem"
+            fi
+        fi
+    )
 }
 
 # java with the broker classpath; $1 = log file name under $LOG_DIR, rest = args
@@ -151,13 +267,24 @@ run_java() {
 }
 
 format_storage() {
-    [[ -f "$KRAFT_DIR/meta.properties" ]] && return 0
+    if [[ -f "$KRAFT_DIR/meta.properties" ]]; then
+        (( ${#SCRAM_NAMES[@]} == 0 )) \
+            || log "data dir already formatted: KAFKA_SCRAM_USERS applies to a new KAFKA_DATA_DIR only (kept the users it was formatted with)"
+        return 0
+    fi
     local cluster_id
     cluster_id="$(run_java tools.log -Xmx256m -XX:TieredStopAtLevel=1 kafka.tools.StorageTool random-uuid | tail -n1)"
     [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid returned '$cluster_id'"
     log "formatting KRaft storage in $KRAFT_DIR (cluster id $cluster_id)"
+    local scram=() i m
+    for i in "${!SCRAM_NAMES[@]}"; do
+        for m in SCRAM-SHA-512 SCRAM-SHA-256; do
+            scram+=(--add-scram "$m=[name=${SCRAM_NAMES[$i]},password=${SCRAM_PASSWORDS[$i]}]")
+        done
+    done
+    (( ${#SCRAM_NAMES[@]} == 0 )) || log "adding SCRAM-SHA-512/256 credentials for: ${SCRAM_NAMES[*]}"
     run_java tools.log -Xmx256m -XX:TieredStopAtLevel=1 kafka.tools.StorageTool format \
-        -t "$cluster_id" -c "$SERVER_PROPS" >>"$LOG_DIR/tools.log" 2>&1 \
+        -t "$cluster_id" -c "$SERVER_PROPS" ${scram[@]+"${scram[@]}"} >>"$LOG_DIR/tools.log" 2>&1 \
         || die "StorageTool format failed; see $LOG_DIR/tools.log"
 }
 
@@ -167,14 +294,31 @@ tcp_open() { port_open "$HOST" "$PORT"; }
 
 # Python probe: loops until a metadata request succeeds or $2 seconds pass.
 # exit 0 ok, 1 timeout/error, 3 no usable kafka client library.
+# A secured listener: KAFKA_SH_PROTOCOL, _USER, _PASSWORD, _CAFILE, _CERTFILE, _KEYFILE (env).
 PY_PROBE='
-import sys, time, logging
+import os, ssl, sys, time, logging
 logging.disable(logging.CRITICAL)
 bs, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+def security():
+    env = os.environ.get
+    protocol = env("KAFKA_SH_PROTOCOL") or "PLAINTEXT"
+    if protocol == "PLAINTEXT":
+        return {}
+    sec = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        sec.update(sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=env("KAFKA_SH_USER"),
+                   sasl_plain_password=env("KAFKA_SH_PASSWORD"))
+    if protocol.endswith("SSL"):
+        ctx = ssl.create_default_context(cafile=env("KAFKA_SH_CAFILE"))
+        if env("KAFKA_SH_CERTFILE"):
+            ctx.load_cert_chain(env("KAFKA_SH_CERTFILE"), env("KAFKA_SH_KEYFILE"))
+        sec["ssl_context"] = ctx
+    return sec
+SEC = security()
 try:
     from kafka import KafkaAdminClient
     def once():
-        cfg = dict(bootstrap_servers=bs, client_id="kafka-sh-probe", request_timeout_ms=3000)
+        cfg = dict(bootstrap_servers=bs, client_id="kafka-sh-probe", request_timeout_ms=3000, **SEC)
         for k in ("bootstrap_timeout_ms", "api_version_auto_timeout_ms"):
             if k in KafkaAdminClient.DEFAULT_CONFIG:
                 cfg[k] = 3000
@@ -190,7 +334,7 @@ except ImportError:
     except ImportError:
         sys.exit(3)
     async def _once():
-        a = AIOKafkaAdminClient(bootstrap_servers=bs, client_id="kafka-sh-probe", request_timeout_ms=3000)
+        a = AIOKafkaAdminClient(bootstrap_servers=bs, client_id="kafka-sh-probe", request_timeout_ms=3000, **SEC)
         await a.start()
         try:
             await a.list_topics()
@@ -216,13 +360,17 @@ answers_metadata() {
     local timeout="$1" deadline=$((SECONDS + $1)) rc
     if command -v "$PYTHON_BIN" >/dev/null 2>&1; then
         rc=0
-        "$PYTHON_BIN" -c "$PY_PROBE" "$BOOTSTRAP" "$timeout" 2>/dev/null || rc=$?
+        local cert="" key=""
+        if [[ "$CLIENT_AUTH" != none ]]; then cert="$PEM_DIR/broker.pem" key="$PEM_DIR/broker.key"; fi
+        KAFKA_SH_PROTOCOL="$PROTOCOL" KAFKA_SH_USER="${SCRAM_NAMES[0]:-}" KAFKA_SH_PASSWORD="${SCRAM_PASSWORDS[0]:-}" \
+            KAFKA_SH_CAFILE="${PEM_DIR:+$PEM_DIR/ca.pem}" KAFKA_SH_CERTFILE="$cert" KAFKA_SH_KEYFILE="$key" \
+            "$PYTHON_BIN" -c "$PY_PROBE" "$BOOTSTRAP" "$timeout" 2>/dev/null || rc=$?
         [[ $rc -ne 3 ]] && return "$rc"
     fi
     # Fallback: TopicCommand (JVM start ~1-2 s per attempt).
     [[ -n "${JAVA:-}" ]] || find_java
     compgen -G "$LIBS_DIR/kafka-tools-*.jar" >/dev/null || return 1
-    [[ -f "$TOOLS_PROPS" ]] || { mkdir -p "$DATA_DIR"; printf 'request.timeout.ms=3000\ndefault.api.timeout.ms=5000\n' >"$TOOLS_PROPS"; }
+    [[ -f "$TOOLS_PROPS" ]] || write_tools_props
     while :; do
         if tcp_open && run_java tools.log -Xmx128m -XX:TieredStopAtLevel=1 -Xshare:auto \
                 org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
@@ -250,7 +398,8 @@ alive() {
 wait_dead() {
     local i
     for ((i = 0; i < 150; i++)); do
-        if ! alive "$1" && ! tcp_open && ! port_open 127.0.0.1 "$CONTROLLER_PORT"; then
+        if ! alive "$1" && ! tcp_open && ! port_open 127.0.0.1 "$CONTROLLER_PORT" \
+                && { ! secured || ! port_open 127.0.0.1 "$INTERNAL_PORT"; }; then
             return 0
         fi
         sleep 0.1
@@ -300,6 +449,9 @@ cmd_start() {
     format_storage
 
     log "starting Kafka broker at $BOOTSTRAP (controller 127.0.0.1:$CONTROLLER_PORT, data $DATA_DIR)"
+    if secured; then
+        log "client listener $PROTOCOL${SCRAM_NAMES[0]:+ (SCRAM users: ${SCRAM_NAMES[*]})}$(uses_tls && echo ", TLS client auth $CLIENT_AUTH"); inter-broker PLAINTEXT on 127.0.0.1:$INTERNAL_PORT"
+    fi
     # shellcheck disable=SC2086  # HEAP_OPTS / KAFKA_JVM_OPTS are intentionally word-split
     nohup "$JAVA" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
         -Djava.awt.headless=true \

@@ -111,9 +111,10 @@ class Store:
         with self._lock:
             return self._client.command(sql, parameters=parameters)
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+    def query(self, sql: str, parameters: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         with self._lock:
-            result = self._client.query(sql, parameters=parameters)
+            result = self._client.query(sql, parameters=parameters, settings=settings)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def insert(
@@ -139,6 +140,31 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._client.close()
+
+
+# ClickHouse's own guard: reads (and settings) only, whatever the SQL says.
+READ_ONLY_SETTINGS = {"readonly": 2}
+
+
+class ReadOnlyStore:
+    """What the API, the web UI and the analyst CLI get: ``query`` only, every statement run with
+    ``readonly=2`` so ClickHouse itself refuses writes and DDL. With a server, give it a read-only
+    user too (``JOURNEYS_READER_CLICKHOUSE_URL``; ``journeys db grants`` prints its role), which
+    also keeps dead-letter payloads (PII) out of reach."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    @property
+    def embedded(self) -> bool:
+        return self._store.embedded
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        return self._store.query(sql, parameters, settings=READ_ONLY_SETTINGS)
 
 
 def _connect(url: str) -> Any:

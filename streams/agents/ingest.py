@@ -33,8 +33,9 @@ async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
 
 
 def register(app: faust.App, topics, settings: Settings) -> None:
-    cfg = settings.identity.config()
+    cfg = settings.identity.config(settings.pii.key())
     max_future = timedelta(seconds=settings.max_future_seconds)
+    email_key = settings.pii.key()
 
     @app.agent(topics.inbound, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -54,7 +55,8 @@ def register(app: faust.App, topics, settings: Settings) -> None:
             source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
             source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
             try:
-                entry = normalize(inbound, event_time=when, received_at=received, source=source_name)
+                entry = normalize(inbound, event_time=when, received_at=received, source=source_name,
+                                  email_key=email_key)
             except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
                 await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source,
                                InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))

@@ -19,7 +19,7 @@ from schemas.journey import JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics
 from streams.rules import alerts as rules
-from streams.rules.journey import committee, new_journey, on_journey_event
+from streams.rules.journey import committee, new_journey, on_journey_event, output_version
 
 
 ALERT_LOG_MAX = 20
@@ -82,7 +82,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
                 )
                 for c in outcome.stage_changes
             ],
-            retracted_changes=outcome.retracted, version=time.time_ns() // 1000,
+            retracted_changes=outcome.retracted, version=output_version(state),
         )
 
     @app.agent(source, name="journey")

@@ -40,9 +40,12 @@ def api_get(settings: Settings, path: str, timeout: float = 10.0) -> dict[str, A
 
 
 def direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
-    handle = StoreHandle(settings.store_url)
+    """``fn(store, *args)`` on a read-only view of the store opened by this process."""
+    handle = StoreHandle(settings.store_url, reader_url=settings.reader_url)
     try:
-        return fn(handle.get(), *args)
+        if not settings.reader_url:
+            handle.get()  # an embedded store opened for the first time gets its schema
+        return fn(handle.reader(), *args)
     finally:
         handle.close()
 

@@ -108,6 +108,23 @@ def db_status(ctx: click.Context, cluster: str | None) -> None:
         click.echo(f"{m.version:>4}  {'applied' if m.version in done else 'PENDING'}  {m.name}")
 
 
+@db.command("grants")
+@click.option("--database", default="default", show_default=True, help="Database of the tracker's tables.")
+@click.option("--role", default="journeys_reader", show_default=True, help="Role to create.")
+@click.option("--user", "users", multiple=True, metavar="NAME", help="Existing user(s) to give the role.")
+def db_grants(database: str, role: str, users: tuple[str, ...]) -> None:
+    """Print the SQL of the read-only analyst role for a ClickHouse server: SELECT on every tracker
+    table and view, dead-letter payloads (PII) excluded. Run it as an admin; then point
+    JOURNEYS_READER_CLICKHOUSE_URL at a user holding the role."""
+    from sinks.clickhouse import grants
+
+    try:
+        statements = grants.reader_statements(database, role, users)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(";\n".join(statements) + ";")
+
+
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--topic", default=t.INBOUND.name, show_default=True, help="Topic (before JOURNEYS_TOPIC_PREFIX).")

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams import topics as t
 from streams.headers import REPLAY_OF_HEADER, SOURCE_HEADER, WRITE_KEY_ID_HEADER
+from streams.kafka_config import client_options
 from streams.producer import make_producer
 from streams.settings import Settings
 
@@ -100,8 +101,8 @@ def select(letters: Iterable[DeadLetter], *, source_kind: str | None = None, sin
 def read_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLetter]:
     """Every record of the DLQ topic, from the beginning up to its end when called."""
     topic = t.name(t.INBOUND_DLQ, settings.topic_prefix)
-    consumer = KafkaConsumer(bootstrap_servers=[b.strip() for b in settings.kafka_bootstrap.split(",")],
-                             group_id=None, enable_auto_commit=False, client_id=f"{settings.app_id}-dlq-replay")
+    consumer = KafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
+                             client_id=f"{settings.app_id}-dlq-replay")
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import urllib.error
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import click
 from rich.console import Console
@@ -47,9 +49,11 @@ def _duration(ms: str | None) -> str:
 def _admin(settings: Settings, timeout: float) -> Any:
     from kafka.admin import KafkaAdminClient
 
+    from streams.kafka_config import client_options
+
     ms = int(timeout * 1000)
-    return KafkaAdminClient(bootstrap_servers=[b.strip() for b in settings.kafka_bootstrap.split(",")],
-                            client_id=f"{settings.app_id}-doctor", request_timeout_ms=ms, bootstrap_timeout_ms=ms)
+    return KafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-doctor",
+                            request_timeout_ms=ms, bootstrap_timeout_ms=ms)
 
 
 def changelog_topics(app: Any, settings: Settings, existing: Iterable[str]) -> list[str]:
@@ -69,15 +73,67 @@ def _topic_configs(admin: Any, names: list[str]) -> dict[str, dict[str, str]]:
     return {name: {k: v.get("value") for k, v in cfg.items()} for name, cfg in raw.get("topic", {}).items()}
 
 
+_AUTH_FAILED = re.compile(r"(Authentication failed[^\n]*|Failed to authenticate[^\n]*)")
+_TLS_FAILED = re.compile(r"(\[SSL[^\n]*|certificate verify failed[^\n]*)")
+
+
+class _ConnectFailures(logging.Handler):
+    """Why kafka-python could not connect: it logs SASL/TLS failures, then raises only a bootstrap timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.auth: list[str] = []
+        self.tls: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        for pattern, found in ((_AUTH_FAILED, self.auth), (_TLS_FAILED, self.tls)):
+            match = pattern.search(text)
+            if match and match.group(1) not in found:
+                found.append(match.group(1))
+
+
+@contextmanager
+def _connect_failures() -> Iterator[_ConnectFailures]:
+    """Collect kafka-python's connection errors (not printed) while the block runs."""
+    logger, handler = logging.getLogger("kafka"), _ConnectFailures()
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _unreachable(settings: Settings, exc: Exception, failures: _ConnectFailures) -> Check:
+    bootstrap = settings.kafka_bootstrap
+    if failures.auth:
+        who = f"{settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism})"
+        return Check("broker reachable", FAIL, f"{bootstrap}: authentication failed for user {who}: "
+                     f"{failures.auth[-1]}"[:300],
+                     "check JOURNEYS_KAFKA_SASL_USERNAME and JOURNEYS_KAFKA_SASL_PASSWORD (or the file "
+                     "journeys_kafka_sasl_password in JOURNEYS_SECRETS_DIR) and JOURNEYS_KAFKA_SASL_MECHANISM")
+    if failures.tls:
+        return Check("broker reachable", FAIL, f"{bootstrap}: TLS handshake failed: {failures.tls[-1]}"[:300],
+                     "check JOURNEYS_KAFKA_SSL_CAFILE (the CA that signed the broker's certificate), the client "
+                     "certificate/key (JOURNEYS_KAFKA_SSL_CERTFILE/_KEYFILE) and JOURNEYS_KAFKA_SECURITY_PROTOCOL")
+    return Check("broker reachable", FAIL, f"{bootstrap}: {type(exc).__name__}: {exc}"[:300],
+                 "start the broker (dev: dev/kafka/kafka.sh start) or fix JOURNEYS_KAFKA_BOOTSTRAP "
+                 "(and JOURNEYS_KAFKA_SECURITY_PROTOCOL: the listener's protocol)")
+
+
 def kafka_checks(settings: Settings, app: Any, timeout: float) -> list[Check]:
     bootstrap = settings.kafka_bootstrap
-    try:
-        admin = _admin(settings, timeout)
-        existing = set(admin.list_topics())
-    except Exception as exc:  # noqa: BLE001 - any failure: unreachable, say why
-        return [Check("broker reachable", FAIL, f"{bootstrap}: {type(exc).__name__}: {exc}"[:300],
-                      "start the broker (dev: dev/kafka/kafka.sh start) or fix JOURNEYS_KAFKA_BOOTSTRAP"),
-                Check("topics", SKIP, "broker unreachable")]
+    with _connect_failures() as failures:
+        try:
+            admin = _admin(settings, timeout)
+            existing = set(admin.list_topics())
+        except Exception as exc:  # noqa: BLE001 - any failure: unreachable, say why
+            return [_unreachable(settings, exc, failures), Check("topics", SKIP, "broker unreachable")]
     try:
         return [Check("broker reachable", OK, bootstrap)] + _topic_checks(settings, app, admin, existing)
     finally:

@@ -11,6 +11,7 @@ from schemas.identity import IdentityOverride
 from streams import topics as t
 from streams.cli.commands import settings_of
 from streams.producer import make_producer
+from streams.rules import pii
 
 KINDS = click.Choice(["device", "person_account", "person_alias", "account_merge"])
 
@@ -22,6 +23,9 @@ def identity() -> None:
 
 def _send(ctx: click.Context, action: str, kind: str, src: str, dst: str, reason: str, by: str) -> None:
     settings = settings_of(ctx)
+    key = settings.pii.key()
+    if key:  # the store holds pseudonyms: an address typed here names the same person
+        src, dst = pii.scrub(src, key), pii.scrub(dst, key)
     override = IdentityOverride(action=action, kind=kind, src=src, dst=dst, reason=reason, by=by,
                                 at=datetime.now(timezone.utc))
     producer = make_producer(settings)
@@ -62,6 +66,18 @@ def unmerge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: 
 def merge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: str) -> None:
     """Re-apply a link removed by an earlier unmerge (the newest decision wins)."""
     _send(ctx, "merge", kind, src, dst, reason, by)
+
+
+@identity.command("pseudonym")
+@click.argument("emails", nargs=-1, required=True)
+@click.pass_context
+def pseudonym(ctx: click.Context, emails: tuple[str, ...]) -> None:
+    """Print how each EMAIL is stored (its HMAC pseudonym when JOURNEYS_PII__EMAIL_HMAC_KEY is set)."""
+    key = settings_of(ctx).pii.key()
+    for email in emails:
+        if not pii.is_email(email):
+            raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAILS")
+        click.echo(pii.pseudonymize_email(email, key) if key else email.strip().lower())
 
 
 ALL = [identity]

@@ -88,8 +88,7 @@ def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Applicatio
     """The collector's aiohttp application (the producer starts and stops with it)."""
     app = web.Application(client_max_size=settings.collector.max_request_bytes + 1)
     app[SETTINGS] = settings
-    app[OUT] = out or KafkaOut(settings.kafka_bootstrap, client_id=f"{settings.app_id}-collector",
-                               linger_ms=settings.collector.linger_ms)
+    app[OUT] = out or KafkaOut.from_settings(settings, linger_ms=settings.collector.linger_ms)
 
     async def on_startup(app: web.Application) -> None:
         app[OUT].start()

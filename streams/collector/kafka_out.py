@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -21,6 +22,9 @@ from streams.agents import dlq
 from streams.collector.handling import Accepted, Handled
 from streams.collector.settings import Source
 from streams.headers import SOURCE_HEADER, WRITE_KEY_ID_HEADER
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +59,24 @@ def records_for(handled: Handled, source: Source, topic_prefix: str) -> list[Out
 class KafkaOut:
     """An idempotent ``acks='all'`` AIOKafkaProducer that (re)connects in the background."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, linger_ms: int = 5, retry_seconds: float = 2.0):
+    def __init__(self, bootstrap: str, *, client_id: str, linger_ms: int = 5, retry_seconds: float = 2.0,
+                 security: Mapping[str, Any] | None = None):
+        """``security``: SASL/TLS keywords for AIOKafkaProducer (:func:`streams.kafka_config.security_options`)."""
         self._bootstrap = [b.strip() for b in bootstrap.split(",")]
+        self._security: Mapping[str, Any] = security or {}
         self._client_id = client_id
         self._linger_ms = linger_ms
         self._retry_seconds = retry_seconds
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, linger_ms: int = 5, retry_seconds: float = 2.0) -> KafkaOut:
+        """The collector's producer for ``settings``: bootstrap servers and SASL/TLS options."""
+        from streams.kafka_config import security_options
+
+        return cls(settings.kafka_bootstrap, client_id=f"{settings.app_id}-collector", linger_ms=linger_ms,
+                   retry_seconds=retry_seconds, security=security_options(settings))
 
     @property
     def ready(self) -> bool:
@@ -76,7 +91,7 @@ class KafkaOut:
         while True:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap, client_id=self._client_id, acks="all",
-                enable_idempotence=True, linger_ms=self._linger_ms, max_batch_size=256 * 1024,
+                enable_idempotence=True, linger_ms=self._linger_ms, max_batch_size=256 * 1024, **self._security,
             )  # fmt: skip
             try:
                 await producer.start()

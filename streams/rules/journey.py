@@ -40,6 +40,16 @@ class JourneyOutcome:
     score: dict[str, float] = field(default_factory=dict)
 
 
+SEQ_VERSION_BASE = 1 << 62  # above the wall-clock (µs) versions written before outputs carried seq
+
+
+def output_version(state: dict[str, Any]) -> int:
+    """The store version of what the account emits now: the number of events its state has
+    applied, so the state that saw more events wins — not the process that wrote last (a worker
+    resuming after its partitions moved writes later, from an older state)."""
+    return SEQ_VERSION_BASE + state.get("seq", 0)
+
+
 def new_journey() -> dict[str, Any]:
     return {
         "stage": "", "stage_rank": -1, "stage_since_ms": 0, "engagement": 0.0, "ref_ms": 0,
@@ -177,10 +187,21 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     if any(f[1] == entry.event_id for f in history):
         # redelivered (at-least-once input): the state has it, but its outputs may have been lost
         # with a crash between the state write and the sends — hand them back to be re-sent
+        # (the changes it emitted, still valid, and the changes it retracted, still retracted)
+        # — each change as last emitted: a later late event may have re-emitted it with another
+        # from_stage, and re-sending the older record would overwrite the newer one
         valid = set(state.get("changes", []))  # never resurrect a change a late event retracted
-        again = [StageChange(**c) for c in state.get("change_log", [])
-                 if c["event_id"] == entry.event_id and c["change_id"] in valid]
-        return JourneyOutcome(duplicate=True, stage_changes=again)
+        logged = _logged(state)
+        latest = {change["change_id"]: change for _, change, _ in logged if change is not None}
+        mine, retracted = [], set()
+        for trigger, change, gone in logged:
+            if trigger == entry.event_id:
+                if change is not None and change["change_id"] in valid and change["change_id"] not in mine:
+                    mine.append(change["change_id"])
+                retracted.update(gone)
+        again = [StageChange(**latest[cid]) for cid in mine]
+        return JourneyOutcome(duplicate=True, stage_changes=again, retracted=sorted(retracted - valid))
+    state["seq"] = state.get("seq", 0) + 1  # events applied: orders this account's outputs
     t = utc_ms(entry.event_time)
     late = bool(history) and t < history[-1][0]
     fact = [t, entry.event_id, _fact(entry)]
@@ -190,7 +211,7 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     if not late:
         out = _apply(state, entry, account, defs)
         state["changes"] = (state.get("changes", []) + [c.change_id for c in out.stage_changes])[-HISTORY_MAX:]
-        _log_changes(state, out.stage_changes)
+        _log_changes(state, entry.event_id, out.stage_changes, [])
         return out
     before = set(state.get("changes", []))
     fresh = new_journey()
@@ -201,7 +222,7 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
         out = _apply(fresh, TimelineEvent.model_validate(data), account, defs)
         changes.extend(out.stage_changes)
     fresh["changes"] = [c.change_id for c in changes][-HISTORY_MAX:]
-    for key in ("recent", "fired", "last_fired", "change_log", "alert_log"):  # memory survives the replay
+    for key in ("recent", "fired", "last_fired", "change_log", "alert_log", "seq"):  # memory survives the replay
         if key in state:
             fresh[key] = state[key]
     state.clear()
@@ -209,18 +230,32 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     # new changes, and any at or after the late event (their from_stage may have changed)
     out.stage_changes = [c for c in changes if c.change_id not in before or c.at_ms >= t]
     out.retracted = sorted(before - {c.change_id for c in changes})
-    _log_changes(state, out.stage_changes)
+    _log_changes(state, entry.event_id, out.stage_changes, out.retracted)
     return out
 
 
-CHANGE_LOG_MAX = 30
+CHANGE_LOG_MAX = 40
 
 
-def _log_changes(state: dict[str, Any], changes: list[StageChange]) -> None:
-    """Keep the latest stage changes so a redelivered event can re-send its own."""
+def _log_changes(state: dict[str, Any], trigger: str, changes: list[StageChange], retracted: list[str]) -> None:
+    """Keep what the latest events emitted — stage changes (a late event re-emits later ones
+    too) and retractions — so a redelivered event can re-send exactly its own outputs."""
     log = state.setdefault("change_log", [])
-    log.extend(c.__dict__ for c in changes)
+    log.extend([trigger, c.__dict__, []] for c in changes)
+    if retracted:
+        log.append([trigger, None, list(retracted)])
     del log[:-CHANGE_LOG_MAX]
+
+
+def _logged(state: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, list[str]]]:
+    """The change log as (trigger event id, stage change or None, retracted ids)."""
+    out = []
+    for item in state.get("change_log", []):
+        if isinstance(item, dict):  # written before retractions were logged: its own event triggered it
+            out.append((item["event_id"], item, []))
+        else:
+            out.append((item[0], item[1], item[2]))
+    return out
 
 
 def _apply(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:

@@ -17,6 +17,7 @@ from schemas.events import (
     Track,
 )
 from schemas.timeline import TimelineEvent
+from streams.rules import pii
 
 FREE_MAIL = frozenset(
     {"gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
@@ -121,12 +122,20 @@ def _crm(event: Conversation | LeadStatusChange | OpportunityUpdate) -> dict[str
     )  # fmt: skip
 
 
-def normalize(event: Any, *, event_time: datetime, received_at: datetime, source: str) -> TimelineEvent:
-    """Build the timeline entry for one validated event; ids are hints until stitching."""
+def normalize(
+    event: Any, *, event_time: datetime, received_at: datetime, source: str, email_key: bytes | None = None
+) -> TimelineEvent:
+    """Build the timeline entry for one validated event; ids are hints until stitching.
+
+    ``email_key``: pseudonymise every email address with this HMAC key (:mod:`.pii`)."""
     fields = _segment(event) if isinstance(event, SegmentCall) else _crm(event)
-    fields["domain"] = company_domain(fields.get("email", ""))
+    fields["domain"] = company_domain(fields.get("email", ""))  # on the clear address
     if not fields.get("account_id") and fields["domain"]:
         fields["account_id"] = f"domain:{fields['domain']}"
+    if email_key:
+        for name in ("email", "user_id", "contact_id"):
+            fields[name] = pii.scrub(fields.get(name, ""), email_key)
+        fields["properties"] = pii.scrub(fields.get("properties", {}), email_key)
     return TimelineEvent(
         event_id=event.messageId, event_type=event.type, event_time=event_time,
         received_at=received_at, source=source, **fields,

@@ -19,7 +19,7 @@ def register(app: faust.App, handle: StoreHandle, defs: Definitions | None = Non
     auth.install(app)  # bearer token (JOURNEYS_API_TOKEN) on /api/, read-only /api/ and /ui/
 
     async def run(fn, *args):
-        return await asyncio.to_thread(fn, handle.get(), *args)
+        return await asyncio.to_thread(fn, handle.reader(), *args)
 
     def limit_of(request: Request, default: int = 1000) -> int:
         raw = request.query.get("limit", str(default))
@@ -56,7 +56,7 @@ def register(app: faust.App, handle: StoreHandle, defs: Definitions | None = Non
                 return self.json({"error": "no definitions loaded"}, status=503)
             params = dict(request.query)
             try:
-                records = await asyncio.to_thread(reports.run, name, handle.get(), defs, params)
+                records = await asyncio.to_thread(reports.run, name, handle.reader(), defs, params)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"report": name, "params": params, "rows": records})

@@ -223,3 +223,25 @@ def test_time_in_stage(data) -> None:
             stays[a["to"]].append((b["at"] - a["at"]).total_seconds() / 3600)
     got = {r["stage"]: (r["stays"], r["max_hours"]) for r in recs(analytics.stage_durations(store))}
     assert got == {k: (len(v), round(max(v), 1)) for k, v in stays.items()}
+
+
+def test_every_report_reads_the_same_through_the_read_only_store(data) -> None:
+    """The API and the CLI read through ReadOnlyStore (readonly=2): every report must work there
+    and give what the writer's connection gives; writes and DDL are refused by ClickHouse."""
+    from sinks.clickhouse.client import ReadOnlyStore
+
+    store = data[0]
+    reader = ReadOnlyStore(store)
+    account = data[1][0]["account"]
+    params = {"stages": {"account": account}, "snapshot": {"account": account}, "scores": {"account": account},
+              "search": {"q": account[:3]}, "alerts": {"account": account}}
+    for name in reports.REPORTS:
+        p = params.get(name, {})
+        same = orjson.dumps(reports.run(name, reader, DEFS, p)) == orjson.dumps(reports.run(name, store, DEFS, p))
+        assert same, name  # compared as JSON, as the API sends them (NaN → null)
+    assert queries.timeline(reader, account) == queries.timeline(store, account)
+    for sql in ("INSERT INTO alerts (alert_id) VALUES ('x')", "DROP TABLE alerts", "TRUNCATE TABLE timeline",
+                "ALTER TABLE timeline DELETE WHERE 1"):
+        with pytest.raises(Exception, match="readonly"):
+            reader.query(sql)
+    assert not hasattr(reader, "insert") and not hasattr(reader, "command")
