@@ -12,13 +12,13 @@ import faust
 from schemas.alerts import AlertRecord
 from schemas.definitions import Definitions
 from sinks.webhook import deliver
-from streams import metrics
+from streams import metrics, tables
 
 
 def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     urls = list(dict.fromkeys(list(defs.alerts.webhook_urls) + list(settings.alert_webhooks)))
-    delivered = app.Table(
-        "alert-deliveries", default=None, partitions=settings.topic_partitions, key_type=str,
+    delivered = tables.table(
+        app, settings, "alert-deliveries",
         help="alert id → webhook URLs that acknowledged it.",
     )
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import faust
 
 from schemas.timeline import TimelineEvent
-from streams import metrics
+from streams import metrics, tables
 from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_device, on_device_event
 
 
 def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
-    devices = app.Table(
-        "identity-devices", default=None, partitions=settings.topic_partitions,
-        key_type=str,
+    devices = tables.table(
+        app, settings, "identity-devices",
         help="anonymousId → persons over time, and anonymous events awaiting identification.",
     )
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import faust
 
 from schemas.timeline import TimelineEvent
-from streams import metrics
+from streams import metrics, tables
 from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_person, on_person_event
 
 
 def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
-    persons = app.Table(
-        "identity-persons", default=None, partitions=settings.topic_partitions,
-        key_type=str,
+    persons = tables.table(
+        app, settings, "identity-persons",
         help="person → account evidence over time (job changes) and the person's other ids.",
     )
 

@@ -17,7 +17,7 @@ from schemas.alerts import AlertRecord, PathStep
 from schemas.definitions import Definitions
 from schemas.journey import JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
-from streams import metrics
+from streams import metrics, tables
 from streams.rules import alerts as rules
 from streams.rules.journey import committee, new_journey, on_journey_event, output_version
 
@@ -39,8 +39,8 @@ def alert_record(alert: rules.Alert, public_url: str) -> AlertRecord:
 
 
 def register(app: faust.App, topics, settings, defs: Definitions) -> None:
-    journeys = app.Table(
-        "journeys", default=None, partitions=settings.topic_partitions, key_type=str,
+    journeys = tables.table(
+        app, settings, "journeys",
         help="account → stage, scores, buying committee, recent touches, fired alerts.",
     )
     source = app.topic(topics.timeline.get_topic_name(), topics.journey_ticks.get_topic_name(),

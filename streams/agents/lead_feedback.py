@@ -7,13 +7,13 @@ import faust
 from schemas.definitions import Definitions
 from schemas.timeline import TimelineEvent, utc_ms
 from streams.agents.journey import alert_record
-from streams import metrics
+from streams import metrics, tables
 from streams.rules import alerts as rules
 
 
 def register(app: faust.App, topics, settings, defs: Definitions) -> None:
-    sources = app.Table(
-        "lead-sources", default=None, partitions=settings.topic_partitions, key_type=str,
+    sources = tables.table(
+        app, settings, "lead-sources",
         help="lead source → recent lead outcomes and fired alerts.",
     )
 

@@ -143,6 +143,11 @@ def on_device_event(state: dict[str, Any], entry: TimelineEvent, cfg: IdentityCo
             if first:
                 out.replays = [raw for _, raw in state["buffer"]]
                 state["buffer"] = []
+        else:
+            # a fact already in the state: most likely this very event redelivered after a crash
+            # between the state write and the sends — send the device's link again (idempotent)
+            dsts, froms, tos, rules = _intervals(points)
+            out.links.append(_link("device", device, dsts, froms, tos, rules))
         out.person = key
         return out
     out.person = at_time(points, t)
@@ -212,11 +217,17 @@ def on_person_event(
             out.refused.append(f"person {person} has {cfg.max_points_per_person} account points (cap)")
             continue
         changed = _insert_point(points, t, account, rule) or changed
-    for alias in aliases(entry, person, cfg):
-        if alias not in state["aliases"]:
+    named = aliases(entry, person, cfg)
+    fresh = [a for a in named if a not in state["aliases"]]
+    # nothing new: most likely this very event redelivered after a crash between the state write
+    # and the sends — its links are sent again (idempotent: a link row is the whole current link)
+    repeat = not changed and not fresh and bool(evidence or named)
+    for alias in named:
+        if alias in fresh:
             state["aliases"].append(alias)
+        if alias in fresh or repeat:
             out.links.append(_link("person_alias", alias, (person,), (NEG_INF_MS,), (POS_INF_MS,), ("alias",)))
-    if changed:
+    if changed or repeat and evidence:
         points = _account_points(state)
         dsts, froms, tos, rules = _intervals(points)
         out.links.append(_link("person_account", person, dsts, froms, tos, rules))

@@ -92,3 +92,29 @@ def test_evidence_cap_never_refuses_a_first_crm_account() -> None:
     assert not out.refused and out.account == "corp-crm"
     assert len(state["accounts"]) <= 8
     assert ("domain:corp.io", ("corp-crm",)) in [(l.src, l.dsts) for l in out.links if l.kind == "account_merge"]
+
+
+def test_a_redelivered_event_sends_its_links_again() -> None:
+    """kill -9 between the state write and the sends: the redelivered event finds its facts in
+    the state and must still send the links it produced (a lost link is a split journey)."""
+    device = new_device()
+    identify = entry(ev.identify(1, "rd-dev", "rd-user", email="kim@rdcorp.com"))
+    first = on_device_event(device, identify, CFG)
+    again = on_device_event(device, identify, CFG)
+    assert [link.model_dump() for link in again.links] == [link.model_dump() for link in first.links] != []
+
+    person = new_person()
+    call = entry(ev.call(2, "kim@rdcorp.com", account="rd-crm"))
+    for e in (entry(ev.identify(1, None, "rd-user", email="kim@rdcorp.com")), call):
+        first = on_person_event(person, e, "rd-user", CFG)
+        again = on_person_event(person, e, "rd-user", CFG)
+        sent = {(k.kind, k.src, k.dsts) for k in first.links}
+        assert sent and sent <= {(k.kind, k.src, k.dsts) for k in again.links}  # (may repeat known aliases too)
+    assert ("account_merge", "domain:rdcorp.com", ("rd-crm",)) in sent  # the call ties the domain to the CRM account
+
+
+def test_an_event_without_identity_facts_sends_no_links() -> None:
+    person = new_person()
+    page = entry(ev.page(3, user="rd-user"))
+    assert on_person_event(person, page, "rd-user", CFG).links == []
+    assert on_person_event(person, page, "rd-user", CFG).links == []
