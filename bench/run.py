@@ -3,6 +3,7 @@
     make bench                                   # = python -m bench.run (full, < 15 min on 2 cores)
     python -m bench.run --quick --out /tmp/b     # < 2 min, small sizes
     python -m bench.run --timeline-events 1000000    # a smaller store for the timeline query
+    python -m bench.timeline_query --events 10000000 --path /tmp/tl10m --reuse   # that part alone
 
 Writes ``latest.json`` and ``latest.md`` to ``--out`` (default ``bench/results``). Starts the
 dev broker if none answers (and stops it after); the worker runs on isolated topics, consumer
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss-sizes", type=lambda s: [int(x) for x in s.split(",")], help="cumulative events, e.g. 15000,30000")
     p.add_argument("--restart-backlog", type=int, help="events produced while the worker is down")
     p.add_argument("--timeline-events", type=int, help="store size for the timeline query (full: 10M)")
-    p.add_argument("--timeline-queries", type=int, help="number of timeline queries")
+    p.add_argument("--timeline-queries", type=int, help="accounts queried (timeline query and journey page data)")
     args = p.parse_args(argv)
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,13 @@ Each single-node statement becomes one or more statements run ``ON CLUSTER``:
   inserts and queries keep using ``t``. Sharding keys keep an account's rows (or an identifier's
   links) on one shard: see :data:`SHARDING_KEYS`.
 - ``CREATE VIEW`` / ``CREATE OR REPLACE VIEW`` → the same view ``ON CLUSTER``; it reads the Distributed tables.
+- ``CREATE MATERIALIZED VIEW v TO t AS SELECT … FROM s`` → ``ON CLUSTER``, from ``s_local`` to ``t_local``:
+  it fires on every replica's inserts into ``s_local`` and writes next to them (same shard).
 - ``ALTER TABLE t ... COLUMN ...`` → on ``t_local`` and on ``t``; other ALTERs (indexes,
   settings) → on ``t_local`` only (a Distributed table has no indexes).
+
+A migration's ``backfill`` (``INSERT … SELECT``) runs once, not on every node: through the
+Distributed tables, waiting until every shard has its rows (``distributed_foreground_insert``).
 
 ``non_replicated_deduplication_window`` is dropped: replicated tables deduplicate inserted
 blocks (and honour ``insert_deduplication_token``) by default. Anything else raises
@@ -33,6 +38,10 @@ SHARDING_KEYS: dict[str, str] = {
     "stage_changes": "cityHash64(account_id)",
     "account_scores": "cityHash64(account_id)",
     "alerts": "cityHash64(account_id)",
+    # lookup indexes (migration 6): filled on the shard of the row they index by materialized views;
+    # only the one-off backfill goes through this key (lookups read every shard).
+    "identity_links_by_dst": "cityHash64(src)",
+    "timeline_by_key": "cityHash64(event_id)",
 }
 """The Distributed sharding key of every table the migrations create."""
 
@@ -42,6 +51,8 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (?P<name>\w+)\s*\(", re
 _ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)(?:\s*\((?P<args>[^()]*)\))?")
 _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+)\s+AS\b", re.S)
 _REPLACE_VIEW = re.compile(r"^CREATE OR REPLACE VIEW (?P<name>\w+)\s+AS\b", re.S)
+_CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+)\s+TO\s+(?P<target>\w+)\s+AS\b", re.S)
+_FROM = re.compile(r"\bFROM\s+(?P<table>\w+)\b")
 _ALTER = re.compile(r"^ALTER TABLE (?P<name>\w+)\s+(?P<rest>.*)$", re.S)
 _COLUMN_ALTER = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b")
 _DEDUP_SETTING = re.compile(r"\s*SETTINGS\s+non_replicated_deduplication_window\s*=\s*\d+\s*$")
@@ -65,6 +76,12 @@ def _on(cluster: str) -> str:
 def clean(statement: str) -> str:
     """A migration statement without the indentation of its source."""
     return textwrap.dedent(statement).strip()
+
+
+def _local(table: str) -> str:
+    if table not in SHARDING_KEYS:
+        raise ValueError(f"table {table!r} has no sharding key: add it to sinks.clickhouse.cluster.SHARDING_KEYS")
+    return table + LOCAL_SUFFIX
 
 
 def _create_table(name: str, sql: str, cluster: str) -> list[str]:
@@ -93,6 +110,10 @@ def statements_for(statement: str, cluster: str) -> list[str]:
         return [f"CREATE VIEW IF NOT EXISTS {match['name']} {_on(cluster)} AS" + sql[match.end():]]
     if match := _REPLACE_VIEW.match(sql):
         return [f"CREATE OR REPLACE VIEW {match['name']} {_on(cluster)} AS" + sql[match.end():]]
+    if match := _CREATE_MV.match(sql):
+        select = _FROM.sub(lambda m: f"FROM {_local(m['table'])}", sql[match.end():])
+        return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {match['name']} {_on(cluster)} "
+                f"TO {_local(match['target'])} AS" + select]
     if match := _ALTER.match(sql):
         name, rest = match["name"], match["rest"]
         local = [f"ALTER TABLE {name}{LOCAL_SUFFIX} {_on(cluster)} {rest}"]
@@ -102,6 +123,11 @@ def statements_for(statement: str, cluster: str) -> list[str]:
 
 def migration_statements(migration: Migration, cluster: str) -> list[str]:
     return [out for statement in migration.statements for out in statements_for(statement, cluster)]
+
+
+def backfill_statements(migration: Migration) -> list[str]:
+    """The migration's backfill, run once through the Distributed tables (synchronously)."""
+    return [clean(s) + "\nSETTINGS distributed_foreground_insert = 1" for s in migration.backfill]
 
 
 def ledger(cluster: str) -> str:
@@ -124,7 +150,7 @@ def migrate(store: _Runs, cluster: str) -> list[Migration]:
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
-        for statement in migration_statements(migration, cluster):
+        for statement in migration_statements(migration, cluster) + backfill_statements(migration):
             store.command(statement)
         store.command(
             "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
@@ -139,7 +165,7 @@ def script(cluster: str | None) -> str:
     parts = [clean(ledger(cluster)) if cluster else clean(_LEDGER)]
     for migration in MIGRATIONS:
         parts.append(f"-- migration {migration.version}: {migration.name}")
-        statements = (migration_statements(migration, cluster) if cluster
-                      else [clean(s) for s in migration.statements])
+        statements = (migration_statements(migration, cluster) + backfill_statements(migration) if cluster
+                      else [clean(s) for s in migration.statements + migration.backfill])
         parts.extend(statements)
     return "".join(p + ("\n" if p.startswith("--") else ";\n\n") for p in parts).rstrip() + "\n"

@@ -1,9 +1,10 @@
 """Versioned, idempotent schema migrations — the same statements on chDB and on a server.
 
-Each migration is a list of statements that are safe to re-run (``IF NOT EXISTS``).
-``schema_migrations`` records what was applied. Idempotency of rows: tables are
-ReplacingMergeTree keyed by event id; analyst views read ``FINAL`` so a replayed event is
-never visible twice.
+Each migration is a list of statements that are safe to re-run (``IF NOT EXISTS``), then an
+optional backfill of new tables from existing data (safe to re-run too: see
+:attr:`Migration.backfill`). ``schema_migrations`` records what was applied. Idempotency of
+rows: tables are ReplacingMergeTree keyed by event id; analyst views read ``FINAL`` so a
+replayed event is never visible twice.
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    backfill: tuple[str, ...] = ()
+    """``INSERT … SELECT`` statements run once after ``statements``, to fill new tables from existing
+    data (on a cluster: through the Distributed tables). Safe to re-run: they fill
+    ReplacingMergeTree tables keyed by every column, where a second run only adds duplicates."""
 
 
 # Non-replicated MergeTree (chDB) dedups retried insert blocks only with this window set.
 _DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
+
+# timeline_by_key's rows for timeline rows naming no account: the ids queries.timeline looks such
+# an event up by (person ids; the device id only when it names no person).
+_BY_KEY = """SELECT key, event_id FROM timeline
+            ARRAY JOIN arrayDistinct(arrayFilter(x -> x != '', if(user_id = '' AND email = '' AND contact_id = '',
+                                                                  [anonymous_id], [user_id, email, contact_id]))) AS key
+            WHERE account_id = ''"""
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -211,6 +223,54 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        6,
+        "lookup indexes for one account's timeline: links by destination, unattributed events by identifier",
+        (
+            # Candidate indexes only (a link row's older versions leave stale entries, duplicates are
+            # harmless): the timeline query looks candidates up here, then reads the current rows by
+            # primary key and filters them exactly as before. Each is filled by a materialized view
+            # on every insert (created before the backfill, so nothing inserted meanwhile is missed).
+            """
+            CREATE TABLE IF NOT EXISTS identity_links_by_dst (
+                kind LowCardinality(String),
+                dst String,
+                src String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (kind, dst, src)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS identity_links_by_dst_mv TO identity_links_by_dst AS
+            SELECT kind, dst, src FROM identity_links ARRAY JOIN dsts AS dst
+            """,
+            # Events naming no account, by the identifiers the timeline finds them by: their person
+            # ids (user id, email, CRM contact id), or their device id when they name no person.
+            """
+            CREATE TABLE IF NOT EXISTS timeline_by_key (
+                key String,
+                event_id String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (key, event_id)
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS timeline_by_key_mv TO timeline_by_key AS
+            {_BY_KEY}
+            """,
+            # The alerts feed of one account (alert ids are hashes: its alerts are spread over the table).
+            "ALTER TABLE alerts ADD INDEX IF NOT EXISTS idx_account_id account_id TYPE bloom_filter GRANULARITY 1",
+            "ALTER TABLE alerts MATERIALIZE INDEX idx_account_id SETTINGS mutations_sync = 2",
+        ),
+        backfill=(
+            """
+            INSERT INTO identity_links_by_dst (kind, dst, src)
+            SELECT kind, dst, src FROM identity_links ARRAY JOIN dsts AS dst
+            """,
+            f"""
+            INSERT INTO timeline_by_key (key, event_id)
+            {_BY_KEY}
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -235,7 +295,7 @@ def migrate(store: _Runs) -> list[Migration]:
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
-        for statement in migration.statements:
+        for statement in migration.statements + migration.backfill:
             store.command(statement)
         store.command(
             "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",

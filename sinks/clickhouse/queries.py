@@ -75,20 +75,39 @@ LIMIT {{limit:UInt32}}
 
 TIMELINE_OUT_COLUMNS = [c.strip().split(" AS ")[-1] for c in _TIMELINE_COLUMNS.replace("\n", " ").split(",")]
 
+# Both read by primary key: PREWHERE holds conditions on sorting-key columns only, so it drops
+# whole keys before FINAL (as if applied after it) and FINAL merges only the rows looked up;
+# WHERE filters the current (FINAL) rows.
 _LINKS_SQL = """
 SELECT kind, src, dst, vf, vt
-FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links FINAL WHERE {where})
+FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links FINAL PREWHERE {key} WHERE {where})
 ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt
 """
 
+# The account's events, and candidates among the unattributed events (by person or device id,
+# from the key index ``timeline_by_key``) with the exact conditions on their current rows.
 _EVENTS_SQL = f"""
 SELECT {_TIMELINE_COLUMNS} FROM timeline FINAL
-WHERE {{where}}
+PREWHERE account_id IN {{accts:Array(String)}}
+  OR (account_id = '' AND event_id IN (SELECT event_id FROM timeline_by_key WHERE key IN {{keys:Array(String)}}))
+WHERE account_id IN {{accts:Array(String)}}
+  OR user_id IN {{people:Array(String)}} OR email IN {{people:Array(String)}} OR contact_id IN {{people:Array(String)}}
+  OR (user_id = '' AND email = '' AND contact_id = '' AND anonymous_id IN {{devices:Array(String)}})
 """
 
 
-def _links(store: _Queries, where: str, params: dict[str, Any], unmerged: set[tuple[str, str, str]]) -> list[tuple]:
-    _, rows = store.query(_LINKS_SQL.format(where=where), params)
+def _links(store: _Queries, kind: str, ids: list[str], params: dict[str, Any], where: str,
+           unmerged: set[tuple[str, str, str]], srcs: str = "") -> list[tuple]:
+    """Current ``kind`` links whose destinations include one of ``ids`` (and, with ``srcs``, those
+    whose source is in that array parameter), as ``(kind, src, dst, vf, vt)`` rows without the
+    unmerged ones. Candidate sources come from the reverse index ``identity_links_by_dst`` (it may
+    hold stale ones); ``where`` is the exact condition on the current link row."""
+    candidates = ("SELECT src FROM identity_links_by_dst "
+                  "WHERE kind = {kind:String} AND dst IN {ids:Array(String)}")
+    if srcs:
+        candidates += f" UNION ALL SELECT arrayJoin({{{srcs}:Array(String)}})"
+    key = f"kind = {{kind:String}} AND src IN ({candidates})"
+    _, rows = store.query(_LINKS_SQL.format(key=key, where=where), {**params, "kind": kind, "ids": ids})
     return [r for r in rows if (r[0], r[1], r[2]) not in unmerged]
 
 
@@ -96,61 +115,62 @@ def _within(intervals: dict[str, list[tuple]], key: str, when: Any) -> bool:
     return any(vf <= when < vt for vf, vt in intervals.get(key, ()))
 
 
+def _resolve(store: _Queries, account_id: str) -> tuple[set[str], dict[str, list[tuple]], dict[str, list[tuple]]]:
+    """The account and those merged into it; its people and devices with their validity intervals."""
+    _, over = store.query("SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge'")
+    unmerged = {(k, s, d) for k, s, d in over}
+    accts = {account_id} | {r[1] for r in _links(store, "account_merge", [account_id], {"a": account_id},
+                                                 "has(dsts, {a:String})", unmerged)}
+    members = _links(store, "person_account", sorted(accts), {}, "hasAny(dsts, {ids:Array(String)})", unmerged)
+    people: dict[str, list[tuple]] = {}
+    for _, person, dst, vf, vt in members:
+        if dst in accts:
+            people.setdefault(person, []).append((vf, vt))
+    devices: dict[str, list[tuple]] = {}
+    if not people:
+        return accts, people, devices
+    names = sorted(people)
+    aliases = _links(store, "person_alias", names, {"p": names},
+                     "src IN {p:Array(String)} OR hasAny(dsts, {p:Array(String)})", unmerged, srcs="p")
+    for _, src, dst, _, _ in aliases:
+        if dst in people and src not in people:
+            people[src] = list(people[dst])
+        elif src in people and dst not in people:
+            people[dst] = list(people[src])
+    for _, device, person, vf, vt in _links(store, "device", sorted(people), {},
+                                            "hasAny(dsts, {ids:Array(String)})", unmerged):
+        for pf, pt in people.get(person, ()):
+            lo, hi = max(vf, pf), min(vt, pt)
+            if lo < hi:
+                devices.setdefault(device, []).append((lo, hi))
+    return accts, people, devices
+
+
 def timeline(store: _Queries, account_id: str, limit: int = 1000) -> tuple[list[str], list[tuple]]:
     """One account's journey in event-time order, each event once, identities resolved now.
 
     The same semantics as :data:`RESOLVED_TIMELINE_SQL`, run as a few small keyed queries
     (links of the account, then its events by account, person ids and device ids) so that
-    one account's page stays fast on a large store.
+    one account's page stays fast on a large store: links are found by destination through
+    ``identity_links_by_dst``, unattributed events by identifier through ``timeline_by_key``
+    (migration 6), and then read by primary key and filtered by the same exact conditions.
     """
-    _, over = store.query("SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge'")
-    unmerged = {(k, s, d) for k, s, d in over}
-    accts = {account_id} | {
-        r[1] for r in _links(store, "kind = 'account_merge' AND has(dsts, {a:String})", {"a": account_id}, unmerged)
-    }
-    members = _links(store, "kind = 'person_account' AND hasAny(dsts, {accts:Array(String)})",
-                     {"accts": sorted(accts)}, unmerged)
-    people: dict[str, list[tuple]] = {}
-    for _, person, dst, vf, vt in members:
-        if dst in accts:
-            people.setdefault(person, []).append((vf, vt))
-    if people:
-        names = sorted(people)
-        aliases = _links(store, "kind = 'person_alias' AND (src IN {p:Array(String)} OR hasAny(dsts, {p:Array(String)}))",
-                         {"p": names}, unmerged)
-        for _, src, dst, _, _ in aliases:
-            if dst in people and src not in people:
-                people[src] = list(people[dst])
-            elif src in people and dst not in people:
-                people[dst] = list(people[src])
-    devices: dict[str, list[tuple]] = {}
-    if people:
-        for _, device, person, vf, vt in _links(store, "kind = 'device' AND hasAny(dsts, {p:Array(String)})",
-                                                {"p": sorted(people)}, unmerged):
-            for pf, pt in people.get(person, ()):
-                lo, hi = max(vf, pf), min(vt, pt)
-                if lo < hi:
-                    devices.setdefault(device, []).append((lo, hi))
-    _, rows = store.query(_EVENTS_SQL.format(where="account_id IN {accts:Array(String)}"), {"accts": sorted(accts)})
+    if not account_id:
+        raise ValueError("an account id is required (the empty id would read every unattributed event)")
+    accts, people, devices = _resolve(store, account_id)
     cols = TIMELINE_OUT_COLUMNS
-    out = {r[cols.index("event_id")]: r for r in rows}
-    at, ev = cols.index("event_time"), cols.index("event_id")
-    if people:
-        _, rows = store.query(_EVENTS_SQL.format(
-            where="account_id = '' AND (user_id IN {p:Array(String)} OR email IN {p:Array(String)} "
-                  "OR contact_id IN {p:Array(String)})"), {"p": sorted(people)})
-        ids = [cols.index(c) for c in ("user_id", "email", "contact_id")]
-        for r in rows:
-            if any(r[i] and _within(people, r[i], r[at]) for i in ids):
-                out.setdefault(r[ev], r)
-    if devices:
-        _, rows = store.query(_EVENTS_SQL.format(
-            where="account_id = '' AND user_id = '' AND email = '' AND contact_id = '' "
-                  "AND anonymous_id IN {d:Array(String)}"), {"d": sorted(devices)})
-        anon = cols.index("anonymous_id")
-        for r in rows:
-            if _within(devices, r[anon], r[at]):
-                out.setdefault(r[ev], r)
+    _, rows = store.query(_EVENTS_SQL, {"accts": sorted(accts), "keys": sorted(people.keys() | devices.keys()),
+                                        "people": sorted(people), "devices": sorted(devices)})
+    at, ev, direct = cols.index("event_time"), cols.index("event_id"), cols.index("direct_account_id")
+    ids, anon = [cols.index(c) for c in ("user_id", "email", "contact_id")], cols.index("anonymous_id")
+    out = {r[ev]: r for r in rows if r[direct] in accts}
+    rest = [r for r in rows if r[direct] not in accts]  # unattributed: through people, then devices
+    for r in rest:
+        if any(r[i] and _within(people, r[i], r[at]) for i in ids):
+            out.setdefault(r[ev], r)
+    for r in rest:
+        if not any(r[i] for i in ids) and _within(devices, r[anon], r[at]):
+            out.setdefault(r[ev], r)
     ordered = sorted(out.values(), key=lambda r: (r[at], r[ev]))[:limit]
     return cols, ordered
 

@@ -30,6 +30,8 @@ format_option = click.option(
 @click.pass_context
 def timeline(ctx: click.Context, account_id: str, fmt: str, limit: int) -> None:
     """Show ACCOUNT_ID's journey: every touch, in event-time order, each event once."""
+    if not account_id.strip():
+        raise click.BadParameter("must not be empty", param_hint="ACCOUNT_ID")
     records = client.timeline(settings_of(ctx), account_id, limit)
     if not records and fmt == "table":
         click.echo(f"No events for account {account_id!r}. Try `journeys accounts`.", err=True)
