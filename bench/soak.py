@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from bench import harness
 from bench.pipeline import Feed, stored
 from bench.synth import SynthConfig
+from tests.support.tracker import Tracker
 from streams.cli.replaying import key_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,13 +42,13 @@ def default_rate() -> float:
         return 50.0
 
 
-def growth_per_10min(samples: list[dict[str, Any]]) -> float:
+def growth_per_10min(samples: list[dict[str, Any]], field: str = "rss_mb") -> float:
     """Least-squares slope of RSS (MB) over the second half of the samples, per 10 minutes."""
     half = samples[len(samples) // 2:]
     if len(half) < 2:
         return 0.0
     xs = [s["t_s"] for s in half]
-    ys = [s["rss_mb"] for s in half]
+    ys = [s[field] for s in half]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     var = sum((x - mx) ** 2 for x in xs)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
@@ -72,17 +73,37 @@ def _feeder(tracker, feed: Feed, rate: float, seconds: float, stop: threading.Ev
         producer.close()
 
 
-def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work: Path) -> dict[str, Any]:
+def _rss_mb(proc) -> float:
+    return round(harness.rss_kb(proc.pid) / 1024, 1)
+
+
+def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work: Path,
+        split_roles: bool = False) -> dict[str, Any]:
+    """``split_roles``: a stream-only and a store-only process instead of one with both roles
+    (to tell which side's memory grows); RSS is then checked per process."""
     bootstrap = harness.default_bootstrap()
     started_broker = harness.ensure_broker(bootstrap)
     prefix = f"soak{os.getpid()}-"
-    tracker = harness.make_tracker(bootstrap, work, prefix)
+    tracker = harness.make_tracker(bootstrap, work, prefix, **({"JOURNEYS_ROLES": "store"} if split_roles else {}))
+    streamer = (Tracker(bootstrap, work, prefix, extra_env={"JOURNEYS_ROLES": "stream"}, index=1)
+                if split_roles else None)
+    procs = {"worker": tracker} if not split_roles else {"store": tracker, "stream": streamer}
     seconds = minutes * 60
     feed = Feed(SynthConfig(events=int(rate * seconds * 1.2) + 1000, seed=7))
     samples: list[dict[str, Any]] = []
     stop = threading.Event()
+
+    def sample(began: float) -> dict[str, Any]:
+        out = {"t_s": round(time.perf_counter() - began, 1)}
+        out.update({f"rss_{name}_mb": _rss_mb(t.proc) for name, t in procs.items()})
+        out["rss_mb"] = round(sum(out[f"rss_{name}_mb"] for name in procs), 1)
+        out.update(produced=feed.produced, stored=stored(tracker), accounts=len(feed.accounts))
+        return out
+
     try:
         tracker.start()
+        if streamer is not None:
+            streamer.start(wait=False)
         feeder = threading.Thread(target=_feeder, args=(tracker, feed, rate, seconds, stop), daemon=True)
         began = time.perf_counter()
         feeder.start()
@@ -91,52 +112,63 @@ def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work
             task = progress.add_task("soak", total=seconds, status="")
             while feeder.is_alive():
                 time.sleep(min(sample_s, max(0.5, seconds - (time.perf_counter() - began))))
-                t = round(time.perf_counter() - began, 1)
-                sample = {"t_s": t, "rss_mb": round(harness.rss_kb(tracker.proc.pid) / 1024, 1),
-                          "produced": feed.produced, "stored": stored(tracker), "accounts": len(feed.accounts)}
-                samples.append(sample)
-                progress.update(task, completed=min(t, seconds),
-                                status=f"RSS {sample['rss_mb']} MB, stored {sample['stored']}/{sample['produced']}")
-        catch_up = harness.wait_caught_up(tracker, feed.produced, timeout=max(300.0, seconds / 2))
-        final = {"t_s": round(time.perf_counter() - began, 1), "rss_mb": round(harness.rss_kb(tracker.proc.pid) / 1024, 1),
-                 "produced": feed.produced, "stored": stored(tracker), "accounts": len(feed.accounts)}
+                samples.append(sample(began))
+                progress.update(task, completed=min(samples[-1]["t_s"], seconds),
+                                status=f"RSS {samples[-1]['rss_mb']} MB, stored {samples[-1]['stored']}/{feed.produced}")
+        if split_roles:  # each role has its own group: wait for the rows, not one group's lag
+            t0 = time.perf_counter()
+            tracker.wait_for_stored(events=feed.produced, timeout=max(300.0, seconds / 2))
+            catch_up = time.perf_counter() - t0
+        else:
+            catch_up = harness.wait_caught_up(tracker, feed.produced, timeout=max(300.0, seconds / 2))
+        final = sample(began)
     finally:
         stop.set()
-        tracker.stop()
+        for t in procs.values():
+            t.stop()
         harness.delete_topics(bootstrap, prefix)
         if started_broker:
             harness.stop_broker()
-    growth = growth_per_10min(samples)
+    growth = {name: growth_per_10min(samples, f"rss_{name}_mb") for name in procs}
     first_half = samples[: max(1, len(samples) // 2)]
+    worst = max(growth.values())
     return {
-        "minutes": minutes, "rate_per_s": rate, "sample_s": sample_s, "events": final["produced"],
-        "accounts": final["accounts"], "stored": final["stored"], "caught_up_after_s": round(catch_up, 1),
-        "rss_mb": {"start": samples[0]["rss_mb"] if samples else None,
-                   "end_of_first_half": first_half[-1]["rss_mb"] if samples else None,
-                   "end": final["rss_mb"], "max": max((s["rss_mb"] for s in samples), default=None)},
+        "minutes": minutes, "rate_per_s": rate, "sample_s": sample_s, "roles": "split" if split_roles else "one process",
+        "events": final["produced"], "accounts": final["accounts"], "stored": final["stored"],
+        "caught_up_after_s": round(catch_up, 1),
+        "rss_mb": {name: {"start": samples[0][f"rss_{name}_mb"] if samples else None,
+                          "end_of_first_half": first_half[-1][f"rss_{name}_mb"] if samples else None,
+                          "end": final[f"rss_{name}_mb"],
+                          "max": max((s[f"rss_{name}_mb"] for s in samples), default=None)} for name in procs},
         "rss_growth_mb_per_10min_second_half": growth, "max_growth_mb_per_10min": max_growth_mb,
-        "checks": {"all_stored": final["stored"] == final["produced"], "memory_flat": growth <= max_growth_mb},
+        "checks": {"all_stored": final["stored"] == final["produced"], "memory_flat": worst <= max_growth_mb},
         "samples": samples,
     }
 
 
 def markdown(r: dict[str, Any]) -> str:
-    rss = r["rss_mb"]
+    names = list(r["rss_mb"])
     lines = [
-        f"# Soak: {r['minutes']} min at {r['rate_per_s']} events/s",
+        f"# Soak: {r['minutes']} min at {r['rate_per_s']} events/s ({r['roles']})",
         "",
         f"- events produced {r['events']:,} ({r['accounts']:,} accounts), stored {r['stored']:,}, "
         f"caught up {r['caught_up_after_s']} s after the feed stopped",
-        f"- worker RSS: start {rss['start']} MB, half-time {rss['end_of_first_half']} MB, end {rss['end']} MB, "
-        f"max {rss['max']} MB",
-        f"- RSS growth over the second half: {r['rss_growth_mb_per_10min_second_half']} MB per 10 min "
-        f"(limit {r['max_growth_mb_per_10min']})",
+    ]
+    for name in names:
+        rss = r["rss_mb"][name]
+        lines.append(f"- {name} RSS: start {rss['start']} MB, half-time {rss['end_of_first_half']} MB, "
+                     f"end {rss['end']} MB, max {rss['max']} MB; growth over the second half "
+                     f"{r['rss_growth_mb_per_10min_second_half'][name]} MB per 10 min")
+    lines += [
+        f"- limit: {r['max_growth_mb_per_10min']} MB per 10 min per process",
         f"- checks: {', '.join(f'{k}={v}' for k, v in r['checks'].items())}",
         "",
-        "| t (s) | RSS (MB) | produced | stored | accounts |",
-        "|---:|---:|---:|---:|---:|",
+        "| t (s) | " + " | ".join(f"RSS {n} (MB)" for n in names) + " | produced | stored | accounts |",
+        "|---:|" + "---:|" * len(names) + "---:|---:|---:|",
     ]
-    lines += [f"| {s['t_s']} | {s['rss_mb']} | {s['produced']} | {s['stored']} | {s['accounts']} |" for s in r["samples"]]
+    lines += ["| " + " | ".join([str(s["t_s"])] + [str(s[f"rss_{n}_mb"]) for n in names]
+                                + [str(s["produced"]), str(s["stored"]), str(s["accounts"])]) + " |"
+              for s in r["samples"]]
     return "\n".join(lines) + "\n"
 
 
@@ -148,9 +180,10 @@ def main() -> int:
     p.add_argument("--max-growth-mb", type=float, default=50.0, help="allowed RSS growth per 10 min (second half)")
     p.add_argument("--work", type=Path, default=Path(".journeys/soak"))
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--split-roles", action="store_true", help="a stream and a store process, measured apart")
     args = p.parse_args()
     rate = args.rate or default_rate()
-    result = run(args.minutes, rate, args.sample_seconds, args.max_growth_mb, args.work)
+    result = run(args.minutes, rate, args.sample_seconds, args.max_growth_mb, args.work, args.split_roles)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(result, indent=2))
     (args.out / "soak.md").write_text(markdown(result))

@@ -92,6 +92,10 @@ def create_app(settings: Settings) -> faust.App:
 
     if settings.has_role("stream"):
         from streams.agents import alerts_delivery, identity_devices, identity_persons, ingest, journey, lead_feedback
+        from streams.fence import Fence
+
+        # a worker frozen past its session exits before writing from stale state (B6)
+        app.journeys_fence = Fence(float(app.conf.broker_session_timeout)).start()  # type: ignore[attr-defined]
 
         cfg = settings.identity.config(settings.pii.key())
         ingest.register(app, topics, settings)

@@ -12,6 +12,7 @@ from streams.rules.identity import IdentityConfig, new_device, on_device_event
 
 
 def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
+    fence = app.journeys_fence  # type: ignore[attr-defined]
     devices = tables.table(
         app, settings, "identity-devices",
         help="anonymousId → persons over time, and anonymous events awaiting identification.",
@@ -20,6 +21,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
     @app.agent(topics.events, name="identity-devices")
     async def identity_devices(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            fence.check()  # frozen past the session: exit before a stale write
             metrics.EVENTS_IN.labels("identity-devices").inc()
             entry = TimelineEvent.from_bytes(event.message.value)
             device = entry.anonymous_id

@@ -12,6 +12,7 @@ from streams.rules.identity import IdentityConfig, new_person, on_person_event
 
 
 def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
+    fence = app.journeys_fence  # type: ignore[attr-defined]
     persons = tables.table(
         app, settings, "identity-persons",
         help="person → account evidence over time (job changes) and the person's other ids.",
@@ -20,6 +21,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
     @app.agent(topics.persons, name="identity-persons")
     async def identity_persons(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            fence.check()  # frozen past the session: exit before a stale write
             metrics.EVENTS_IN.labels("identity-persons").inc()
             entry = TimelineEvent.from_bytes(event.message.value)
             person = entry.person_id

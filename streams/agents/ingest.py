@@ -33,6 +33,7 @@ async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
 
 
 def register(app: faust.App, topics, settings: Settings) -> None:
+    fence = app.journeys_fence  # type: ignore[attr-defined]
     cfg = settings.identity.config(settings.pii.key())
     max_future = timedelta(seconds=settings.max_future_seconds)
     email_key = settings.pii.key()
@@ -40,6 +41,7 @@ def register(app: faust.App, topics, settings: Settings) -> None:
     @app.agent(topics.inbound, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            fence.check()  # frozen past the session: exit before a stale write
             metrics.EVENTS_IN.labels("ingest").inc()
             msg = event.message
             received = datetime.fromtimestamp(msg.timestamp, timezone.utc)

@@ -39,6 +39,7 @@ def alert_record(alert: rules.Alert, public_url: str) -> AlertRecord:
 
 
 def register(app: faust.App, topics, settings, defs: Definitions) -> None:
+    fence = app.journeys_fence  # type: ignore[attr-defined]
     journeys = tables.table(
         app, settings, "journeys",
         help="account → stage, scores, buying committee, recent touches, fired alerts.",
@@ -88,6 +89,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     @app.agent(source, name="journey")
     async def journey(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            fence.check()  # frozen past the session: exit before a stale write
             if event.message.topic == topics.journey_ticks.get_topic_name():
                 tick = orjson.loads(event.message.value)
                 state = journeys.get(tick["account"])

@@ -12,6 +12,7 @@ from streams.rules import alerts as rules
 
 
 def register(app: faust.App, topics, settings, defs: Definitions) -> None:
+    fence = app.journeys_fence  # type: ignore[attr-defined]
     sources = tables.table(
         app, settings, "lead-sources",
         help="lead source → recent lead outcomes and fired alerts.",
@@ -20,6 +21,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     @app.agent(topics.lead_outcomes, name="lead-feedback")
     async def lead_feedback(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            fence.check()  # frozen past the session: exit before a stale write
             entry = TimelineEvent.from_bytes(event.message.value)
             source = str(entry.properties.get("leadSource") or "unknown")
             state = sources.get(source) or {}
