@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,45 @@ class Topology:
                 p.stop()
             except Exception:  # noqa: BLE001 - cleanup must reach every process
                 p.kill9()
+
+
+class Phases:
+    """Scenarios run as phases of one module on one :class:`Topology` (each with its own ids and
+    accounts): per scenario key, its topic prefix, events, notes and problems; ``found`` is the
+    store, read once after every phase has drained. Each test then checks its own part."""
+
+    def __init__(self, prefix: str, keys: tuple[str, ...]):
+        self.prefix = {k: f"{prefix}s{k}-" for k in keys}
+        self.recs: dict[str, list[h.Rec]] = {}
+        self.notes: dict[str, str] = {}
+        self.problems: dict[str, list[str]] = {k: [] for k in keys}
+        self.found: dict = {}
+
+    def journeys(self, key: str, seed: int, accounts: int) -> list[h.Rec]:
+        """Generate (and keep) scenario ``key``'s events: ``accounts`` × SCALE journeys of the last 8 days."""
+        self.recs[key] = h.journey_events(self.prefix[key], accounts * h.SCALE,
+                                          datetime.now(timezone.utc) - timedelta(days=8), random.Random(seed))
+        return self.recs[key]
+
+    def distinct_events(self) -> int:
+        return sum(len({x.event_id for x in recs}) for recs in self.recs.values())
+
+    def check(self, key: str, name: str, trials: int = 1, **verify: object) -> h.Result:
+        result = h.Result(name, trials=trials, notes=self.notes.get(key, ""), problems=list(self.problems[key]))
+        return h.verify(result, h.only(self.found, self.prefix[key]), self.recs[key], **verify)
+
+
+def stored(store: h.Proc) -> int:
+    """Events visible in ``store`` now (its stats API; 0 while it is not answering)."""
+    return (store.stats() or {}).get("events", 0)
+
+
+def progress(store: h.Proc, feeder: h.Feeder, timeout: float = 90) -> bool:
+    """Wait until the store's visible count grows (the pipeline is really processing) or the
+    feeder is done; True if events were still flowing."""
+    before = stored(store)
+    h.wait_for(lambda: stored(store) > before or not feeder.is_alive(), timeout, "progress", every=0.3)
+    return feeder.is_alive()
 
 
 @pytest.fixture

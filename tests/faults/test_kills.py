@@ -16,52 +16,25 @@ from __future__ import annotations
 import random
 import signal
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.faults import harness as h
-from tests.faults.conftest import Topology
+from tests.faults.conftest import Phases, Topology, progress, stored
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 PHASE_TIMEOUT = 300 + 60 * h.TRIALS + 2 * h.OUTAGE_SECONDS
 
 
-class Run:
-    def __init__(self) -> None:
-        self.recs: dict[str, list[h.Rec]] = {}
-        self.prefix: dict[str, str] = {}
-        self.notes: dict[str, str] = {}
-        self.problems: dict[str, list[str]] = {"1": [], "2": [], "4": []}
-        self.found: dict = {}
-
-
-def _journeys(prefix: str, seed: int, accounts: int) -> list[h.Rec]:
-    return h.journey_events(prefix, accounts * h.SCALE, datetime.now(timezone.utc) - timedelta(days=8),
-                            random.Random(seed))
-
-
-def _stored(store: h.Proc) -> int:
-    return (store.stats() or {}).get("events", 0)
-
-
-def _progress(store: h.Proc, feeder: h.Feeder, timeout: float = 90) -> bool:
-    """Wait until the store's visible count grows (the pipeline is really processing) or the
-    feeder is done; True if events were flowing."""
-    before = _stored(store)
-    h.wait_for(lambda: _stored(store) > before or not feeder.is_alive(), timeout, "progress", every=0.3)
-    return feeder.is_alive()
-
-
-def kill_stream_worker(run: Run, topo: Topology, store: h.Proc, worker: h.Proc, rng: random.Random) -> None:
-    recs = run.recs["1"] = _journeys(run.prefix["1"], 1, 5 + 5 * h.TRIALS)
+def kill_stream_worker(run: Phases, topo: Topology, store: h.Proc, worker: h.Proc, rng: random.Random) -> None:
+    recs = run.journeys("1", 1, 5 + 5 * h.TRIALS)
     feeder = h.Feeder(topo.bootstrap, worker.topic(h.INBOUND), recs, rate=len(recs) / (13 * h.TRIALS))
     feeder.start()
     flowing = 0
     for _ in range(h.TRIALS):
-        flowing += _progress(store, feeder)
+        flowing += progress(store, feeder)
         time.sleep(rng.uniform(0, 2))  # a random point while events flow through every stage
         worker.kill9()
         worker.start()
@@ -69,8 +42,8 @@ def kill_stream_worker(run: Run, topo: Topology, store: h.Proc, worker: h.Proc, 
     run.notes["1"] = f"{flowing} of {h.TRIALS} kills while events flowed"
 
 
-def kill_store_after_insert(run: Run, topo: Topology, store: h.Proc, worker: h.Proc, rng: random.Random) -> None:
-    recs = run.recs["2"] = _journeys(run.prefix["2"], 2, 5 + 5 * h.TRIALS)
+def kill_store_after_insert(run: Phases, topo: Topology, store: h.Proc, worker: h.Proc, rng: random.Random) -> None:
+    recs = run.journeys("2", 2, 5 + 5 * h.TRIALS)
     feeder = h.Feeder(topo.bootstrap, worker.topic(h.INBOUND), recs, rate=len(recs) / (12 * h.TRIALS))
     kills = []
     store.env["JOURNEYS_FAULT_KILL_AFTER_INSERTS"] = str(rng.randint(2, 10))
@@ -92,9 +65,9 @@ def kill_store_after_insert(run: Run, topo: Topology, store: h.Proc, worker: h.P
     run.notes["2"] = f"killed after inserts #{', #'.join(kills)}"
 
 
-def clickhouse_outage(run: Run, topo: Topology, store: h.Proc, worker: h.Proc) -> None:
+def clickhouse_outage(run: Phases, topo: Topology, store: h.Proc, worker: h.Proc) -> None:
     outage = h.OUTAGE_SECONDS
-    recs = run.recs["4"] = _journeys(run.prefix["4"], 4, 12)
+    recs = run.journeys("4", 4, 12)
     assert not store.alive()
     store.env["JOURNEYS_FAULT_KILL_AFTER_INSERTS"] = "0"
     store.env["JOURNEYS_FAULT_FAIL_INSERTS_SECONDS"] = str(outage)
@@ -110,20 +83,20 @@ def clickhouse_outage(run: Run, topo: Topology, store: h.Proc, worker: h.Proc) -
     samples = []  # (seconds into the outage, stored events, consumer lag on the timeline topic)
     lag_topic = store.topic("journeys-timeline-v1")
     while time.monotonic() - began < outage - 1.5:
-        samples.append((round(time.monotonic() - began, 1), _stored(store),
+        samples.append((round(time.monotonic() - began, 1), stored(store),
                         store.metric("journeys_consumer_lag", topic=lag_topic)))
         time.sleep(1)
     retries = store.metric("journeys_sink_insert_retries_total")
-    h.wait_for(lambda: _stored(store) > samples[-1][1], 60 + outage, "the first insert after the outage")
+    h.wait_for(lambda: stored(store) > samples[-1][1], 60 + outage, "the first insert after the outage")
     recovered = time.monotonic() - began
     during = [s for s in samples if s[0] >= 1.0]
-    stored = sorted({s[1] for s in during})
+    levels = sorted({s[1] for s in during})
     lags = [s[2] for s in during]
-    run.notes["4"] = (f"stored flat at {stored[0] if len(stored) == 1 else stored} for "
+    run.notes["4"] = (f"stored flat at {levels[0] if len(levels) == 1 else levels} for "
                       f"{during[-1][0] - during[0][0]:.0f}s while {len(rest)} more were produced; timeline "
                       f"lag {lags[0]:.0f} → {max(lags):.0f}; {retries:.0f} retried inserts; writing again "
                       f"{recovered:.0f}s after the outage began")
-    if len(stored) != 1:
+    if len(levels) != 1:
         run.problems["4"].append(f"stored count moved during the outage: {during}")
     if max(lags) <= lags[0] and max(lags) <= 0:
         run.problems["4"].append(f"consumer lag did not grow during the outage: {during}")
@@ -132,11 +105,10 @@ def clickhouse_outage(run: Run, topo: Topology, store: h.Proc, worker: h.Proc) -
 
 
 @pytest.fixture(scope="module")
-def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Phases:
     tmp: Path = tmp_path_factory.mktemp("kills")
     topo = Topology(kafka_bootstrap, tmp, f"fk{int(time.time()) % 100000}-")
-    r = Run()
-    r.prefix = {k: f"{topo.prefix}s{k}-" for k in ("1", "2", "4")}
+    r = Phases(topo.prefix, ('1', '2', '4'))
     rng = random.Random(12)
     try:
         store = topo.add("store")
@@ -147,26 +119,21 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
         kill_stream_worker(r, topo, store, worker, rng)
         kill_store_after_insert(r, topo, store, worker, rng)
         clickhouse_outage(r, topo, store, worker)
-        topo.drain(sum(len({x.event_id for x in recs}) for recs in r.recs.values()), timeout=PHASE_TIMEOUT)
+        topo.drain(r.distinct_events(), timeout=PHASE_TIMEOUT)
         r.found = topo.finish()
     finally:
         topo.close()
     return r
 
 
-def _check(run: Run, key: str, name: str, trials: int) -> None:
-    result = h.Result(name, trials=trials, notes=run.notes.get(key, ""), problems=list(run.problems[key]))
-    h.verify(result, h.only(run.found, run.prefix[key]), run.recs[key]).conclude()
-
-
 @pytest.mark.timeout(PHASE_TIMEOUT)
-def test_1_kill9_stream_worker_at_random_points(run: Run) -> None:
-    _check(run, "1", "1. kill -9 stream worker", h.TRIALS)
+def test_1_kill9_stream_worker_at_random_points(run: Phases) -> None:
+    run.check("1", "1. kill -9 stream worker", h.TRIALS).conclude()
 
 
-def test_2_kill9_store_after_insert_before_commit(run: Run) -> None:
-    _check(run, "2", "2. kill -9 store after insert, before commit", h.TRIALS)
+def test_2_kill9_store_after_insert_before_commit(run: Phases) -> None:
+    run.check("2", "2. kill -9 store after insert, before commit", h.TRIALS).conclude()
 
 
-def test_4_clickhouse_unavailable_pauses_consumption_and_loses_nothing(run: Run) -> None:
-    _check(run, "4", f"4. ClickHouse down {h.OUTAGE_SECONDS:g}s", 1)
+def test_4_clickhouse_unavailable_pauses_consumption_and_loses_nothing(run: Phases) -> None:
+    run.check("4", f"4. ClickHouse down {h.OUTAGE_SECONDS:g}s", 1).conclude()

@@ -7,7 +7,6 @@ log record at DEBUG; the real collector process's log is checked in scenario 11.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
 import logging
 
@@ -16,31 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from streams.collector.app import build_app
-from streams.collector.kafka_out import BrokerUnavailable, OutRecord
 from streams.collector.settings import key_id
 from streams.settings import Settings
+from tests.support.fake_out import FakeOut, basic_auth
 
 pytestmark = [pytest.mark.faults]
 
 SECRET = "wk_live_S3CRET_do_not_log_8c1f"
-
-
-class FakeOut:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail, self.sent, self.ready = fail, [], True
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send_all(self, records: list[OutRecord], timeout: float) -> None:
-        if self.fail:
-            raise BrokerUnavailable("Kafka did not acknowledge within 10s")
-        self.sent.extend(records)
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
 
 def call(out: FakeOut, requests: list[tuple[str, bytes, dict[str, str]]], **collector: object) -> list[int]:
@@ -66,16 +47,16 @@ def test_write_keys_are_never_logged_nor_forwarded(caplog: pytest.LogCaptureFixt
     near_miss = SECRET[:-1] + "X"  # an unknown key that looks like the real one
     out = FakeOut()
     statuses = call(out, [
-        ("/v1/track", good, _auth(SECRET)),
+        ("/v1/track", good, basic_auth(SECRET)),
         ("/v1/track", in_body, {}),
         ("/v1/track", bad_in_body, {}),
-        ("/v1/track", good, _auth(near_miss)),
+        ("/v1/track", good, basic_auth(near_miss)),
         ("/v1/batch", orjson.dumps({"batch": [], "writeKey": near_miss}), {}),
-        ("/v1/batch", b"x" * 600_000, _auth(SECRET)),
-        ("/v1/track", b"{broken", _auth(SECRET)),
+        ("/v1/batch", b"x" * 600_000, basic_auth(SECRET)),
+        ("/v1/track", b"{broken", basic_auth(SECRET)),
     ])
     assert statuses == [200, 200, 400, 401, 401, 413, 400]
-    statuses = call(FakeOut(fail=True), [("/v1/track", good, _auth(SECRET))])
+    statuses = call(FakeOut(fail=True), [("/v1/track", good, basic_auth(SECRET))])
     assert statuses == [503]
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert caplog.records, "the collector logged nothing: the check would be vacuous"
@@ -93,15 +74,15 @@ def test_request_size_limits_are_enforced() -> None:
                                           for i in range(100)]})
     out = FakeOut()
     statuses = call(out, [
-        ("/v1/track", orjson.dumps(event), _auth(SECRET)),                       # one call > 32 KiB
-        ("/v1/batch", orjson.dumps({"batch": [event] * 20}), _auth(SECRET)),     # body > 500 KiB
-        ("/v1/batch", bomb, {**_auth(SECRET), "Content-Encoding": "gzip"}),      # > 500 KiB inflated
-        ("/v1/batch", small_batch, _auth(SECRET)),                               # within the limits
-        ("/v1/batch", orjson.dumps({"batch": [event]}), _auth(SECRET)),          # item > 32 KiB: 400
+        ("/v1/track", orjson.dumps(event), basic_auth(SECRET)),                       # one call > 32 KiB
+        ("/v1/batch", orjson.dumps({"batch": [event] * 20}), basic_auth(SECRET)),     # body > 500 KiB
+        ("/v1/batch", bomb, {**basic_auth(SECRET), "Content-Encoding": "gzip"}),      # > 500 KiB inflated
+        ("/v1/batch", small_batch, basic_auth(SECRET)),                               # within the limits
+        ("/v1/batch", orjson.dumps({"batch": [event]}), basic_auth(SECRET)),          # item > 32 KiB: 400
     ])
     assert statuses == [413, 413, 413, 200, 400]
     dead = [r for r in out.sent if r.topic.endswith("-dlq")]
     assert len(dead) == 4  # the three 413 bodies keep their first 32 KiB; a rejected item is kept whole
     assert [len(r.value) <= 32 * 1024 for r in dead] == [True, True, True, False]
     # a lower configured limit is honoured too
-    assert call(FakeOut(), [("/v1/batch", small_batch, _auth(SECRET))], max_request_bytes=2048) == [413]
+    assert call(FakeOut(), [("/v1/batch", small_batch, basic_auth(SECRET))], max_request_bytes=2048) == [413]

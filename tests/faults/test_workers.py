@@ -12,20 +12,18 @@ pipeline drains, the store is read once, each test checks its own part:
 
 from __future__ import annotations
 
-import random
 import shutil
 import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.faults import harness as h
-from tests.faults.conftest import Topology
+from tests.faults.conftest import Phases, Topology, progress
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -34,36 +32,16 @@ REBUILD_BOUND = 60.0
 PHASE_TIMEOUT = 900 if h.FULL else 300
 
 
-class Run:
-    def __init__(self) -> None:
-        self.recs: dict[str, list[h.Rec]] = {}
-        self.prefix: dict[str, str] = {}
-        self.notes: dict[str, str] = {}
-        self.problems: dict[str, list[str]] = {"8": [], "9": [], "10": []}
-        self.found: dict = {}
-
-
-def _journeys(prefix: str, seed: int, accounts: int) -> list[h.Rec]:
-    return h.journey_events(prefix, accounts * h.SCALE, datetime.now(timezone.utc) - timedelta(days=8),
-                            random.Random(seed))
-
-
-def _progress(store: h.Proc, feeder: h.Feeder, timeout: float = 90) -> None:
-    before = (store.stats() or {}).get("events", 0)
-    h.wait_for(lambda: (store.stats() or {}).get("events", 0) > before or not feeder.is_alive(), timeout,
-               "progress", every=0.3)
-
-
-def rebalance(run: Run, topo: Topology, store: h.Proc, first: h.Proc, second: h.Proc) -> None:
-    recs = run.recs["8"] = _journeys(run.prefix["8"], 8, 14)
+def rebalance(run: Phases, topo: Topology, store: h.Proc, first: h.Proc, second: h.Proc) -> None:
+    recs = run.journeys("8", 8, 14)
     feeder = h.Feeder(topo.bootstrap, first.topic(h.INBOUND), recs, len(recs) / 25)
     feeder.start()
-    _progress(store, feeder)
+    progress(store, feeder)
     started = time.monotonic()
     second.start()
     h.wait_for(lambda: second.ready() and first.ready(), 90, "two workers sharing the partitions")
     joined = time.monotonic() - started
-    _progress(store, feeder)
+    progress(store, feeder)
     started = time.monotonic()
     first.stop()  # the original leaves: the newcomer takes every partition and restores its state
     h.wait_for(second.ready, 90, "the remaining worker to own every partition")
@@ -74,13 +52,13 @@ def rebalance(run: Run, topo: Topology, store: h.Proc, first: h.Proc, second: h.
                      f"the 1st left{'' if flowing else ' (feeder had finished)'}"
 
 
-def stall(run: Run, topo: Topology, store: h.Proc, stalled: h.Proc, other: h.Proc) -> None:
+def stall(run: Phases, topo: Topology, store: h.Proc, stalled: h.Proc, other: h.Proc) -> None:
     stalled.start()
     h.wait_for(lambda: stalled.ready() and other.ready(), 90, "both workers to own partitions")
-    recs = run.recs["10"] = _journeys(run.prefix["10"], 10, 14)
+    recs = run.journeys("10", 10, 14)
     feeder = h.Feeder(topo.bootstrap, stalled.topic(h.INBOUND), recs, len(recs) / 25)
     feeder.start()
-    _progress(store, feeder)
+    progress(store, feeder)
     stalled.signal(signal.SIGSTOP)
     frozen = h.SESSION_TIMEOUT + 6
     time.sleep(frozen)  # its session expires: the other worker takes its partitions over
@@ -114,8 +92,8 @@ def _changelog_records(bootstrap: str, prefix: str) -> int:
         consumer.close()
 
 
-def wipe(run: Run, topo: Topology, workers: list[h.Proc], expect_before: int) -> None:
-    recs = run.recs["9"] = _journeys(run.prefix["9"], 9, 16)
+def wipe(run: Phases, topo: Topology, workers: list[h.Proc], expect_before: int) -> None:
+    recs = run.journeys("9", 9, 16)
     by_account: dict[str, list[h.Rec]] = {}
     for r in recs:
         by_account.setdefault(r.account, []).append(r)
@@ -141,11 +119,10 @@ def wipe(run: Run, topo: Topology, workers: list[h.Proc], expect_before: int) ->
 
 
 @pytest.fixture(scope="module")
-def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Phases:
     tmp: Path = tmp_path_factory.mktemp("workers")
     topo = Topology(kafka_bootstrap, tmp, f"fw{int(time.time()) % 100000}-")
-    r = Run()
-    r.prefix = {k: f"{topo.prefix}s{k}-" for k in ("8", "9", "10")}
+    r = Phases(topo.prefix, ('8', '9', '10'))
     try:
         store = topo.add("store")
         first, second = topo.add("stream"), topo.add("stream")
@@ -154,7 +131,7 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
         store.wait_until(lambda: store.stats() is not None, 120, "the store API")
         rebalance(r, topo, store, first, second)
         stall(r, topo, store, first, second)
-        done = sum(len({x.event_id for x in recs}) for recs in r.recs.values())
+        done = r.distinct_events()
         wipe(r, topo, [second, first], done)
         topo.drain(done + len(r.recs["9"]), timeout=PHASE_TIMEOUT)
         r.found = topo.finish()
@@ -163,22 +140,17 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return r
 
 
-def _check(run: Run, key: str, name: str, **kw) -> h.Result:
-    result = h.Result(name, notes=run.notes.get(key, ""), problems=list(run.problems[key]))
-    return h.verify(result, h.only(run.found, run.prefix[key]), run.recs[key], **kw)
-
-
 @pytest.mark.timeout(PHASE_TIMEOUT)
-def test_8_rebalance_one_two_one_workers_while_events_flow(run: Run) -> None:
-    _check(run, "8", "8. rebalance 1 → 2 → 1 stream workers").conclude()
+def test_8_rebalance_one_two_one_workers_while_events_flow(run: Phases) -> None:
+    run.check("8", "8. rebalance 1 → 2 → 1 stream workers").conclude()
 
 
-def test_9_local_state_wiped_and_rebuilt_from_the_changelog(run: Run) -> None:
-    _check(run, "9", "9. local state wiped, rebuilt from changelog").conclude()
+def test_9_local_state_wiped_and_rebuilt_from_the_changelog(run: Phases) -> None:
+    run.check("9", "9. local state wiped, rebuilt from changelog").conclude()
 
 
-def test_10_stalled_worker_past_session_timeout_then_resumed(run: Run) -> None:
-    result = _check(run, "10", "10. stalled worker (SIGSTOP > session timeout)", extra_only_bug="B6")
+def test_10_stalled_worker_past_session_timeout_then_resumed(run: Phases) -> None:
+    result = run.check("10", "10. stalled worker (SIGSTOP > session timeout)", extra_only_bug="B6")
     mine = h.only(run.found, run.prefix["10"])["alerts"]
     per_rule = Counter((a["rule"], a["account_id"]) for a in mine)
     ids = {a["alert_id"] for a in mine}

@@ -21,9 +21,10 @@ from streams.collector.handling import (
     handle,
     response,
 )
-from streams.collector.kafka_out import BrokerUnavailable, OutRecord, records_for
+from streams.collector.kafka_out import records_for
 from streams.collector.settings import Source, key_id
 from streams.settings import Settings
+from tests.support.fake_out import FakeOut, basic_auth
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 LIMITS = Limits(max_future=timedelta(minutes=5))
@@ -139,26 +140,12 @@ def test_records_go_to_inbound_and_dlq_with_source_headers() -> None:
 
 
 # -- routes, with a fake producer --------------------------------------------------------------
-class FakeOut:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail, self.sent, self.ready = fail, [], True
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send_all(self, records: list[OutRecord], timeout: float) -> None:
-        if self.fail:
-            raise BrokerUnavailable("Kafka did not acknowledge within 10s")
-        self.sent.extend(records)
-
-
 def post(out: FakeOut, path: str, body: bytes, auth: str | None = "wk_live") -> tuple[int, dict]:
     settings = Settings(collector={"write_keys": {"wk_live": "website"}})
 
     async def go() -> tuple[int, dict]:
         async with TestClient(TestServer(build_app(settings, out))) as client:  # type: ignore[arg-type]
-            headers = {"Authorization": "Basic " + base64.b64encode(f"{auth}:".encode()).decode()} if auth else {}
+            headers = basic_auth(auth) if auth else {}
             resp = await client.post(path, data=body, headers=headers)
             return resp.status, await resp.json()
 
