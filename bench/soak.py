@@ -183,7 +183,8 @@ def main() -> int:
     p.add_argument("--split-roles", action="store_true", help="a stream and a store process, measured apart")
     args = p.parse_args()
     rate = args.rate or default_rate()
-    result = run(args.minutes, rate, args.sample_seconds, args.max_growth_mb, args.work, args.split_roles)
+    # absolute: a relative chdb:// path would be read as chdb://<location>/<database>
+    result = run(args.minutes, rate, args.sample_seconds, args.max_growth_mb, args.work.resolve(), args.split_roles)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(result, indent=2))
     (args.out / "soak.md").write_text(markdown(result))

@@ -44,6 +44,11 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"])
 TABLE_ROWS = Gauge(
     "journeys_table_rows", "Rows in active parts of a ClickHouse table (system.parts; store role).", ["table"])
+TABLE_MEMORY = Gauge(
+    "journeys_table_memory_bytes",
+    "RocksDB memory of this process's Faust tables (stream role): 'cache' is the shared block cache, "
+    "memtables included, capped by JOURNEYS_TABLE_MEMORY_MB; 'memtables' and 'pinned' are parts of it.",
+    ["kind"])
 AGENT_CRASHES = Counter(
     "journeys_agent_crashes_total", "Agents that raised: /health/live turns 503.", ["agent"])
 # Alerting: declared here, incremented by the alert agent and delivery.

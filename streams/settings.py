@@ -176,11 +176,16 @@ class Settings(BaseSettings):
     )
     table_store: str = Field("rocksdb://", description="Faust table store: rocksdb:// (default) or memory://.")
     table_write_buffer_mb: float = Field(
-        4.0, gt=0, description="RocksDB write buffer per table partition (two at most); Faust's default, 64 MiB x 3, "
-        "kept a worker's memory climbing for hours.",
+        1.0, gt=0, description="RocksDB write buffer (memtable) per table partition, two at most; all of them "
+        "together are capped by table_memory_mb.",
     )
-    table_block_cache_mb: float = Field(
-        8.0, gt=0, description="RocksDB block cache per table partition (Faust's default: 2 GiB each).",
+    table_memory_mb: float = Field(
+        64.0, gt=0, description="RocksDB memory of all tables in one process: one block cache that memtables "
+        "(up to half of it) are charged to, shared by every table partition (journeys_table_memory_bytes).",
+    )
+    malloc_arena_max: int = Field(
+        2, ge=0, description="glibc malloc arenas of a worker process (mallopt at start; 0: glibc's default, "
+        "8 x cores). Fewer arenas keep freed memory from piling up in per-thread arenas.",
     )
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     session_timeout_seconds: float = Field(

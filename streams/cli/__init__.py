@@ -22,6 +22,8 @@ def main() -> None:
     app = create_app(settings)
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         from streams.admin import ensure_topics
+        from streams.malloc import limit_arenas
 
+        limit_arenas(settings.malloc_arena_max)  # before the worker's threads start
         ensure_topics(settings)
     app.main()

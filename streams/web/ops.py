@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from sinks.clickhouse import ddl
-from streams import logs, metrics
+from streams import logs, metrics, tables
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
 
@@ -93,6 +93,12 @@ def refresh_lag(app: faust.App) -> None:
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
 
+def refresh_table_memory() -> None:
+    """``journeys_table_memory_bytes``: the RocksDB budget shared by this process's tables."""
+    for kind, used in tables.SharedMemory.usage().items():
+        metrics.TABLE_MEMORY.labels(kind).set(used)
+
+
 class _TableSizes:
     def __init__(self, handle: StoreHandle) -> None:
         self.handle = handle
@@ -149,6 +155,7 @@ def register(app: faust.App, settings: Settings, handle: StoreHandle | None) -> 
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             refresh_lag(app)
+            refresh_table_memory()
             if sizes is not None:
                 await sizes.refresh()
             return self.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
