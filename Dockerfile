@@ -23,7 +23,9 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/journeys --she
  && mkdir -p /var/lib/journeys \
  && chown journeys:journeys /var/lib/journeys
 
-ENV JOURNEYS_DATA_DIR=/var/lib/journeys \
+# glibc reads MALLOC_ARENA_MAX at start-up; the worker also applies JOURNEYS_MALLOC_ARENA_MAX (docs/operations.md)
+ENV MALLOC_ARENA_MAX=2 \
+    JOURNEYS_DATA_DIR=/var/lib/journeys \
     JOURNEYS_WEB_HOST=0.0.0.0 \
     JOURNEYS_WEB_PORT=6066
 

@@ -9,6 +9,7 @@ import faust
 from schemas.definitions import load as load_definitions
 from streams import ack_guard
 from streams import kafka_config
+from streams import tables
 from streams import topics as t
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         group,
         **kafka_config.faust_options(settings),  # broker URLs (+ SASL/TLS credentials)
-        store=settings.table_store,
+        store=tables.store_url(settings, ""),  # any table made without tables.table() is bounded too
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replicas,

@@ -102,7 +102,9 @@ def store_url(settings: Any, name: str) -> str:
     fall back to the app's store), so partition directories keep Faust's names (``journeys-0``…).
     """
     url = settings.table_store
-    return f"{SCHEME}:{name}" if url.startswith("rocksdb:") else url
+    if not url.startswith("rocksdb:"):
+        return url
+    return f"{SCHEME}:{name}" if name else f"{SCHEME}://"  # the app's default: Faust appends the name
 
 
 def rocksdb_options(settings: Any) -> dict[str, int]:

@@ -15,15 +15,18 @@ def main() -> None:
     from streams.settings import Settings
 
     settings = Settings()
+    worker = len(sys.argv) > 1 and sys.argv[1] == "worker"
+    if worker:
+        from streams.malloc import limit_arenas
+
+        limit_arenas(settings.malloc_arena_max)  # before create_app starts threads (fence, chDB)
     for command in commands.ALL + ingest_commands.ALL + identity_commands.ALL + analytics_commands.ALL:
         cli.add_command(command)
     commands.dlq.add_command(ingest_commands.dlq_replay)
     cli.add_command(doctor.doctor)
     app = create_app(settings)
-    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+    if worker:
         from streams.admin import ensure_topics
-        from streams.malloc import limit_arenas
 
-        limit_arenas(settings.malloc_arena_max)  # before the worker's threads start
         ensure_topics(settings)
     app.main()

@@ -103,9 +103,10 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     inbound_lag = matching(samples, "journeys_consumer_lag", topic=tracker.topic("journeys-inbound-v1"))
     assert inbound_lag and all(0 <= v <= GOOD + BAD_JSON + BAD_IDS for v in inbound_lag.values())
     assert value(samples, "journeys_table_rows", table="timeline") >= GOOD
-    # every table partition's RocksDB shares one budget (default 64 MiB), memtables included
+    # every table partition's RocksDB shares one budget (default 64 MiB), memtables included; the
+    # cap is soft (pinned blocks and memtables may overshoot it a little, writers never stall)
     assert 0 < value(samples, "journeys_table_memory_bytes", kind="memtables") \
-        <= value(samples, "journeys_table_memory_bytes", kind="cache") <= 64 * 1024 * 1024
+        <= value(samples, "journeys_table_memory_bytes", kind="cache") <= 1.5 * 64 * 1024 * 1024
     with urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     for name in ("journeys_alerts_fired", "journeys_alerts_delivered", "journeys_alerts_failed",

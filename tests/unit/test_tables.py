@@ -27,6 +27,7 @@ def fresh_budget():
 def test_rocksdb_tables_use_the_bounded_store(tmp_path: Path) -> None:
     assert tables.store_url(Settings(), "journeys") == "rocksdb+bounded:journeys"
     assert tables.store_url(Settings(table_store="memory://"), "journeys") == "memory://"
+    assert tables.store_url(Settings(), "") == "rocksdb+bounded://"  # the app's default store
     assert stores.by_url("rocksdb+bounded:journeys") is tables.BoundedRocksDBStore
     assert tables.rocksdb_options(Settings(table_memory_mb=32))["memory_bytes"] == 32 * MIB
     app = faust.App("t-tables", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
@@ -34,6 +35,11 @@ def test_rocksdb_tables_use_the_bounded_store(tmp_path: Path) -> None:
     assert type(made.data) is tables.BoundedRocksDBStore  # what Faust really builds
     assert isinstance(made.data.rocksdb_options, tables.BoundedRocksDBOptions)
     assert made.data.partition_path(0).name == "journeys-0.db"  # Faust's directory names kept
+    app_wide = faust.App("t-tables-2", broker="kafka://127.0.0.1:1", datadir=str(tmp_path),
+                         store=tables.store_url(Settings(), ""))
+    plain = app_wide.Table("plain", default=None, partitions=1)  # made without tables.table()
+    assert type(plain.data) is tables.BoundedRocksDBStore
+    assert plain.data.partition_path(0).name == "plain-0.db"
 
 
 def test_many_databases_stay_within_one_budget(tmp_path: Path, fresh_budget: None) -> None:
