@@ -19,9 +19,11 @@ import json
 import os
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench import harness
@@ -44,7 +46,7 @@ def default_rate() -> float:
 
 def growth_per_10min(samples: list[dict[str, Any]], field: str = "rss_mb") -> float:
     """Least-squares slope of RSS (MB) over the second half of the samples, per 10 minutes."""
-    half = samples[len(samples) // 2:]
+    half = [s for s in samples[len(samples) // 2:] if field in s]
     if len(half) < 2:
         return 0.0
     xs = [s["t_s"] for s in half]
@@ -77,6 +79,33 @@ def _rss_mb(proc) -> float:
     return round(harness.rss_kb(proc.pid) / 1024, 1)
 
 
+MEMORY_SERIES = {  # what each sample records from a process's /metrics, in MB (absent: not that role)
+    "tables": ("journeys_table_memory_bytes", {"kind": "cache"}),
+    "ch_tracked": ("journeys_store_memory_bytes", {"kind": "MemoryTracking"}),
+    "ch_marks": ("journeys_store_memory_bytes", {"kind": "MarkCacheBytes"}),
+    "ch_pk": ("journeys_store_memory_bytes", {"kind": "PrimaryIndexCacheBytes"}),
+}
+
+
+def _memory_parts(tracker) -> dict[str, float]:
+    """The process's own memory accounting (RocksDB budget, ClickHouse's tracker), MB."""
+    token = tracker.env.get("JOURNEYS_API_TOKEN")
+    request = urllib.request.Request(f"http://127.0.0.1:{tracker.port}/metrics",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for key, (name, labels) in MEMORY_SERIES.items():
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    found[key] = round(sample.value / 1024 / 1024, 1)
+    return found
+
+
 def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work: Path,
         split_roles: bool = False) -> dict[str, Any]:
     """``split_roles``: a stream-only and a store-only process instead of one with both roles
@@ -96,6 +125,8 @@ def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work
     def sample(began: float) -> dict[str, Any]:
         out = {"t_s": round(time.perf_counter() - began, 1)}
         out.update({f"rss_{name}_mb": _rss_mb(t.proc) for name, t in procs.items()})
+        for name, t in procs.items():
+            out.update({f"{part}_{name}_mb": mb for part, mb in _memory_parts(t).items()})
         out["rss_mb"] = round(sum(out[f"rss_{name}_mb"] for name in procs), 1)
         out.update(produced=feed.produced, stored=stored(tracker), accounts=len(feed.accounts))
         return out
@@ -141,6 +172,9 @@ def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work
                           "end": final[f"rss_{name}_mb"],
                           "max": max((s[f"rss_{name}_mb"] for s in samples), default=None)} for name in procs},
         "rss_growth_mb_per_10min_second_half": growth, "max_growth_mb_per_10min": max_growth_mb,
+        "parts_growth_mb_per_10min_second_half": {
+            field: growth_per_10min(samples, field)
+            for field in sorted({k for smp in samples for k in smp if k.endswith("_mb") and not k.startswith("rss")})},
         "checks": {"all_stored": final["stored"] == final["produced"], "memory_flat": worst <= max_growth_mb},
         "samples": samples,
     }
@@ -159,14 +193,28 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"- {name} RSS: start {rss['start']} MB, half-time {rss['end_of_first_half']} MB, "
                      f"end {rss['end']} MB, max {rss['max']} MB; growth over the second half "
                      f"{r['rss_growth_mb_per_10min_second_half'][name]} MB per 10 min")
+    parts_growth = r.get("parts_growth_mb_per_10min_second_half") or {}
+    if parts_growth:
+        lines.append("- growth of the memory parts over the second half, MB per 10 min: "
+                     + ", ".join(f"{k[:-3]} {v}" for k, v in parts_growth.items()))
     lines += [
         f"- limit: {r['max_growth_mb_per_10min']} MB per 10 min per process",
         f"- checks: {', '.join(f'{k}={v}' for k, v in r['checks'].items())}",
         "",
-        "| t (s) | " + " | ".join(f"RSS {n} (MB)" for n in names) + " | produced | stored | accounts |",
-        "|---:|" + "---:|" * len(names) + "---:|---:|---:|",
+        "Memory parts (MB), from each process's `/metrics`: `tables` = the RocksDB budget in use "
+        "(`journeys_table_memory_bytes{kind=\"cache\"}`), `ch_tracked` = ClickHouse's MemoryTracking, "
+        "`ch_marks` / `ch_pk` = its mark and primary-index caches (`journeys_store_memory_bytes`).",
+        "",
+    ]
+    parts = [f"{part}_{n}_mb" for n in names for part in MEMORY_SERIES
+             if any(f"{part}_{n}_mb" in s for s in r["samples"])]
+    lines += [
+        "| t (s) | " + " | ".join([f"RSS {n} (MB)" for n in names] + [p[:-3] for p in parts])
+        + " | produced | stored | accounts |",
+        "|---:|" + "---:|" * (len(names) + len(parts)) + "---:|---:|---:|",
     ]
     lines += ["| " + " | ".join([str(s["t_s"])] + [str(s[f"rss_{n}_mb"]) for n in names]
+                                + [str(s.get(p, "")) for p in parts]
                                 + [str(s["produced"]), str(s["stored"]), str(s["accounts"])]) + " |"
               for s in r["samples"]]
     return "\n".join(lines) + "\n"

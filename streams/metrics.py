@@ -49,6 +49,11 @@ TABLE_MEMORY = Gauge(
     "RocksDB memory of this process's Faust tables (stream role): 'cache' is the shared block cache, "
     "memtables included, capped by JOURNEYS_TABLE_MEMORY_MB; 'memtables' and 'pinned' are parts of it.",
     ["kind"])
+STORE_MEMORY = Gauge(
+    "journeys_store_memory_bytes",
+    "ClickHouse's memory accounting (system.metrics; store role, read with the table sizes): "
+    "MemoryTracking (all of it) and its caches (MarkCacheBytes, PrimaryIndexCacheBytes, ...).",
+    ["kind"])
 AGENT_CRASHES = Counter(
     "journeys_agent_crashes_total", "Agents that raised: /health/live turns 503.", ["agent"])
 # Alerting: declared here, incremented by the alert agent and delivery.

@@ -34,6 +34,13 @@ TABLE_ROWS_SQL = """
 SELECT table, sum(rows) FROM system.parts
 WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table
 """
+STORE_MEMORY_METRICS = (
+    "MemoryTracking", "MergesMutationsMemoryTracking", "MarkCacheBytes", "IndexMarkCacheBytes",
+    "PrimaryIndexCacheBytes", "UncompressedCacheBytes", "QueryConditionCacheBytes", "QueryCacheBytes",
+    "CompiledExpressionCacheBytes",
+)
+STORE_MEMORY_SQL = "SELECT metric, value FROM system.metrics WHERE metric IN ({})".format(
+    ", ".join(f"'{m}'" for m in STORE_MEMORY_METRICS))
 
 
 class _Crashes:
@@ -115,6 +122,13 @@ class _TableSizes:
             return
         for table, count in rows:
             metrics.TABLE_ROWS.labels(table).set(int(count))
+        try:  # ClickHouse's own memory accounting (the embedded engine shares this process)
+            _, rows = await asyncio.to_thread(lambda: self.handle.get().query(STORE_MEMORY_SQL))
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("store memory unavailable: %s", type(exc).__name__)
+            return
+        for metric, value in rows:
+            metrics.STORE_MEMORY.labels(metric).set(int(value))
 
 
 def readiness(app: faust.App) -> tuple[list[str], int]:

@@ -103,6 +103,8 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     inbound_lag = matching(samples, "journeys_consumer_lag", topic=tracker.topic("journeys-inbound-v1"))
     assert inbound_lag and all(0 <= v <= GOOD + BAD_JSON + BAD_IDS for v in inbound_lag.values())
     assert value(samples, "journeys_table_rows", table="timeline") >= GOOD
+    assert value(samples, "journeys_store_memory_bytes", kind="MemoryTracking") > 0  # the embedded engine's own
+    assert value(samples, "journeys_store_memory_bytes", kind="MarkCacheBytes") >= 0
     # every table partition's RocksDB shares one budget (default 64 MiB), memtables included; the
     # cap is soft (pinned blocks and memtables may overshoot it a little, writers never stall)
     assert 0 < value(samples, "journeys_table_memory_bytes", kind="memtables") \
