@@ -84,6 +84,11 @@ MEMORY_SERIES = {  # what each sample records from a process's /metrics, in MB (
     "ch_tracked": ("journeys_store_memory_bytes", {"kind": "MemoryTracking"}),
     "ch_marks": ("journeys_store_memory_bytes", {"kind": "MarkCacheBytes"}),
     "ch_pk": ("journeys_store_memory_bytes", {"kind": "PrimaryIndexCacheBytes"}),
+    "glibc_used": ("journeys_malloc_bytes", {"allocator": "glibc", "kind": "in_use"}),
+    "glibc_free": ("journeys_malloc_bytes", {"allocator": "glibc", "kind": "free_held"}),
+    "je_used": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "in_use"}),
+    "je_resident": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "resident"}),
+    "je_retained": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "retained"}),
 }
 
 
@@ -203,7 +208,9 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "Memory parts (MB), from each process's `/metrics`: `tables` = the RocksDB budget in use "
         "(`journeys_table_memory_bytes{kind=\"cache\"}`), `ch_tracked` = ClickHouse's MemoryTracking, "
-        "`ch_marks` / `ch_pk` = its mark and primary-index caches (`journeys_store_memory_bytes`).",
+        "`ch_marks` / `ch_pk` = its mark and primary-index caches (`journeys_store_memory_bytes`); "
+        "`glibc_used` / `glibc_free` = glibc's heap in use / freed but kept, `je_used` / `je_resident` / "
+        "`je_retained` = the embedded engine's jemalloc (`journeys_malloc_bytes`).",
         "",
     ]
     parts = [f"{part}_{n}_mb" for n in names for part in MEMORY_SERIES

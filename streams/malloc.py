@@ -1,11 +1,15 @@
 """Fewer glibc malloc arenas for the worker process (``JOURNEYS_MALLOC_ARENA_MAX``).
 
 glibc gives threads their own arenas (up to 8 × cores). A worker's threads — the Kafka
-consumer thread, RocksDB's flush and compaction threads, chDB's — allocate and free in
-different arenas, and freed memory that stays fragmented there is never returned: ``make soak``
+consumer thread, RocksDB's flush and compaction threads — allocate and free in different arenas
+(the embedded ClickHouse engine brings its own jemalloc and does not use glibc's), and freed memory that stays fragmented there is never returned: ``make soak``
 saw free-but-held malloc memory grow by ~27 MB in 6 minutes while the live objects stayed flat.
 Two arenas is the usual advice for such processes (as for the JVM and RocksDB users); the
-setting is applied with ``mallopt`` when the worker starts, before its threads do.
+setting is applied with ``mallopt`` when the worker starts, before ``create_app`` starts the
+worker's own threads (the chDB and rocksdict imports before it may already have started theirs).
+
+``glibc_usage`` reads ``mallinfo2`` for ``journeys_malloc_bytes``: what glibc holds for Python,
+RocksDB and the Kafka client, split into bytes in use and bytes freed but kept.
 """
 
 from __future__ import annotations
@@ -19,14 +23,36 @@ log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # <malloc.h>
 
 
+class _Mallinfo2(ctypes.Structure):  # struct mallinfo2, glibc >= 2.33
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+        "keepcost")]
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def limit_arenas(arena_max: int) -> bool:
     """Cap glibc's arenas at ``arena_max`` (0: leave the default). False when not on glibc."""
     if arena_max <= 0:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         log.debug("not glibc: JOURNEYS_MALLOC_ARENA_MAX ignored")
         return False
     return bool(mallopt(M_ARENA_MAX, arena_max))
+
+
+def glibc_usage() -> dict[str, int]:
+    """glibc's heap: ``in_use`` (allocated, mmapped chunks included) and ``free_held`` (freed,
+    not returned to the system). Empty when not on glibc >= 2.33."""
+    mallinfo2 = getattr(_libc(), "mallinfo2", None)
+    if mallinfo2 is None:
+        return {}
+    mallinfo2.restype = _Mallinfo2
+    info = mallinfo2()
+    return {"in_use": info.uordblks + info.hblkhd, "free_held": info.fordblks}

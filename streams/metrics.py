@@ -49,6 +49,13 @@ TABLE_MEMORY = Gauge(
     "RocksDB memory of this process's Faust tables (stream role): 'cache' is the shared block cache, "
     "memtables included, capped by JOURNEYS_TABLE_MEMORY_MB; 'memtables' and 'pinned' are parts of it.",
     ["kind"])
+MALLOC = Gauge(
+    "journeys_malloc_bytes",
+    "This process's allocators: glibc (Python, RocksDB, the Kafka client; from mallinfo2) and, with "
+    "the embedded store, chDB's jemalloc (system.jemalloc_stats, read with the table sizes). "
+    "'in_use' is allocated; glibc 'free_held' is freed but kept; jemalloc 'resident' and 'retained' "
+    "are pages it maps and keeps.",
+    ["allocator", "kind"])
 STORE_MEMORY = Gauge(
     "journeys_store_memory_bytes",
     "ClickHouse's memory accounting (system.metrics; store role, read with the table sizes): "

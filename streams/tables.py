@@ -43,8 +43,9 @@ class SharedMemory:
                 # memtables may use half the budget; their memory counts against the cache
                 wbm = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(total_bytes // 2, False, cache)
                 cls._made = (cache, wbm, total_bytes)
-            elif cls._made[2] != total_bytes:
-                cls._made[0].set_capacity(max(total_bytes, cls._made[2]))
+            elif cls._made[2] != total_bytes:  # one setting per process: a second would not be honoured
+                raise ValueError(f"the tables' RocksDB budget is already {cls._made[2]} bytes in this "
+                                 f"process; {total_bytes} asked (one JOURNEYS_TABLE_MEMORY_MB per process)")
             return cls._made[0], cls._made[1]
 
     @classmethod

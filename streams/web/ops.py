@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -20,7 +21,8 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from sinks.clickhouse import ddl
-from streams import logs, metrics, tables
+from sinks.clickhouse.client import is_embedded
+from streams import logs, malloc, metrics, tables
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
 
@@ -39,6 +41,9 @@ STORE_MEMORY_METRICS = (
     "PrimaryIndexCacheBytes", "UncompressedCacheBytes", "QueryConditionCacheBytes", "QueryCacheBytes",
     "CompiledExpressionCacheBytes",
 )
+JEMALLOC_SQL = "SELECT stats FROM system.jemalloc_stats"
+JEMALLOC_TOTALS = re.compile(r"^Allocated: (\d+), active: \d+, metadata: \d+.*?, resident: (\d+), "
+                             r"mapped: \d+, retained: (\d+)", re.MULTILINE)
 STORE_MEMORY_SQL = "SELECT metric, value FROM system.metrics WHERE metric IN ({})".format(
     ", ".join(f"'{m}'" for m in STORE_MEMORY_METRICS))
 
@@ -101,9 +106,20 @@ def refresh_lag(app: faust.App) -> None:
 
 
 def refresh_table_memory() -> None:
-    """``journeys_table_memory_bytes``: the RocksDB budget shared by this process's tables."""
+    """``journeys_table_memory_bytes``: the RocksDB budget shared by this process's tables;
+    ``journeys_malloc_bytes{allocator="glibc"}``: glibc's heap."""
     for kind, used in tables.SharedMemory.usage().items():
         metrics.TABLE_MEMORY.labels(kind).set(used)
+    for kind, used in malloc.glibc_usage().items():
+        metrics.MALLOC.labels("glibc", kind).set(used)
+
+
+def jemalloc_totals(stats: str) -> dict[str, int]:
+    """``in_use``, ``resident`` and ``retained`` bytes from jemalloc's ``malloc_stats_print`` text."""
+    found = JEMALLOC_TOTALS.search(stats)
+    if found is None:
+        return {}
+    return dict(zip(("in_use", "resident", "retained"), map(int, found.groups())))
 
 
 class _TableSizes:
@@ -129,6 +145,15 @@ class _TableSizes:
             return
         for metric, value in rows:
             metrics.STORE_MEMORY.labels(metric).set(int(value))
+        if not is_embedded(self.handle.url):  # a server's allocator is not this process's
+            return
+        try:
+            _, rows = await asyncio.to_thread(lambda: self.handle.get().query(JEMALLOC_SQL))
+        except Exception as exc:  # noqa: BLE001 - as above (and builds without jemalloc)
+            log.warning("jemalloc stats unavailable: %s", type(exc).__name__)
+            return
+        for kind, value in jemalloc_totals(rows[0][0] if rows else "").items():
+            metrics.MALLOC.labels("jemalloc", kind).set(value)
 
 
 def readiness(app: faust.App) -> tuple[list[str], int]:

@@ -105,6 +105,11 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     assert value(samples, "journeys_table_rows", table="timeline") >= GOOD
     assert value(samples, "journeys_store_memory_bytes", kind="MemoryTracking") > 0  # the embedded engine's own
     assert value(samples, "journeys_store_memory_bytes", kind="MarkCacheBytes") >= 0
+    # both allocators of the process: glibc's (Python, RocksDB, Kafka) and the embedded engine's jemalloc
+    assert value(samples, "journeys_malloc_bytes", allocator="glibc", kind="in_use") > 10 * 1024 * 1024
+    assert value(samples, "journeys_malloc_bytes", allocator="glibc", kind="free_held") >= 0
+    je_used = value(samples, "journeys_malloc_bytes", allocator="jemalloc", kind="in_use")
+    assert 0 < je_used <= value(samples, "journeys_malloc_bytes", allocator="jemalloc", kind="resident")
     # every table partition's RocksDB shares one budget (default 64 MiB), memtables included; the
     # cap is soft (pinned blocks and memtables may overshoot it a little, writers never stall)
     assert 0 < value(samples, "journeys_table_memory_bytes", kind="memtables") \

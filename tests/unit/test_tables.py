@@ -68,6 +68,8 @@ def test_many_databases_stay_within_one_budget(tmp_path: Path, fresh_budget: Non
         assert len(dbs) * 100 * 6 * len(value) > 3 * budget  # far more data than the budget went through
         assert 0 < settled <= budget * 1.3, (settled, peak)
         assert peak <= budget * 1.8, (settled, peak)
+        with pytest.raises(ValueError, match="already 8388608 bytes"):  # one budget per process
+            tables.BoundedRocksDBOptions(memory_bytes=2 * budget, use_rocksdict=True).open(tmp_path / "db-x")
     finally:
         for db in dbs:
             db.close()
