@@ -23,6 +23,8 @@ from faust.stores import STORES
 from faust.stores import rocksdb as faust_rocksdb
 
 MIB = 1024 * 1024
+DEFAULT_MEMORY_BYTES = 64 * MIB
+"""The budget of a process whose first table names none (the setting's default is the same)."""
 SCHEME = "rocksdb+bounded"
 """The store URL scheme of :class:`BoundedRocksDBStore` (registered with Faust below)."""
 
@@ -47,6 +49,12 @@ class SharedMemory:
                 raise ValueError(f"the tables' RocksDB budget is already {cls._made[2]} bytes in this "
                                  f"process; {total_bytes} asked (one JOURNEYS_TABLE_MEMORY_MB per process)")
             return cls._made[0], cls._made[1]
+
+    @classmethod
+    def budget(cls, default: int) -> int:
+        """The process's budget once set (a table without its own shares it), else ``default``."""
+        with cls._lock:
+            return cls._made[2] if cls._made is not None else default
 
     @classmethod
     def usage(cls) -> dict[str, int]:
@@ -87,7 +95,8 @@ class BoundedRocksDBStore(faust_rocksdb.Store):
 
     def __init__(self, url: Any, app: faust.App, table: Any, **kwargs: Any) -> None:
         options = dict(kwargs.pop("options", None) or {})
-        options.setdefault("memory_bytes", 64 * MIB)
+        if "memory_bytes" not in options:  # e.g. a table declared without tables.table(): share the budget
+            options["memory_bytes"] = SharedMemory.budget(DEFAULT_MEMORY_BYTES)
         super().__init__(url, app, table, options=dict(options, driver="rocksdict"), **kwargs)
         self.rocksdb_options = BoundedRocksDBOptions(**{k: v for k, v in options.items() if k != "driver"},
                                                      use_rocksdict=True)

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import urllib.error
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,38 +76,77 @@ def _topic_configs(admin: Any, names: list[str]) -> dict[str, dict[str, str]]:
 
 _AUTH_FAILED = re.compile(r"(Authentication failed[^\n]*|Failed to authenticate[^\n]*)")
 _TLS_FAILED = re.compile(r"(\[SSL[^\n]*|certificate verify failed[^\n]*)")
+_LAST_FAILURE = re.compile(r"^Connection failed: ([^\n]*)")
 
 
 class _ConnectFailures(logging.Handler):
-    """Why kafka-python could not connect: it logs SASL/TLS failures, then raises only a bootstrap timeout."""
+    """Why kafka-python could not connect: it logs SASL/TLS failures, then raises only a bootstrap timeout.
+
+    It retries a refused login until the deadline, so ``failed`` is set on the first SASL or TLS
+    failure: the caller stops waiting then (a wrong password does not fix itself).
+    """
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.WARNING)
         self.auth: list[str] = []
         self.tls: list[str] = []
+        self.last: str = ""
+        self.failed = threading.Event()
+        self.abandoned = False  # a client still retrying in the background: keep its logs swallowed
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
+        failed = _LAST_FAILURE.search(text)
+        if failed:  # e.g. "Connection failed: KafkaConnectionError: 111 ECONNREFUSED"
+            self.last = failed.group(1)
         for pattern, found in ((_AUTH_FAILED, self.auth), (_TLS_FAILED, self.tls)):
             match = pattern.search(text)
             if match and match.group(1) not in found:
                 found.append(match.group(1))
+        if self.auth or self.tls:
+            self.failed.set()
 
 
 @contextmanager
 def _connect_failures() -> Iterator[_ConnectFailures]:
-    """Collect kafka-python's connection errors (not printed) while the block runs."""
+    """Collect kafka-python's connection warnings and errors (not printed) while the block runs."""
     logger, handler = logging.getLogger("kafka"), _ConnectFailures()
     level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.WARNING)
     logger.propagate = False
     try:
         yield handler
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
+        if not handler.abandoned:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+def _connect(settings: Settings, timeout: float, failures: _ConnectFailures) -> tuple[Any, set[str]]:
+    """An admin client and the topic names, or raise; returns early on a refused login or handshake."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            admin = _admin(settings, timeout)
+            outcome["admin"] = admin
+            outcome["topics"] = set(admin.list_topics())
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            outcome["error"] = exc
+        finally:
+            failures.failed.set()
+
+    # kafka-python's own IO threads are daemons, so a client still retrying does not hold the exit
+    threading.Thread(target=run, name="doctor-kafka", daemon=True).start()
+    failures.failed.wait(timeout * 2 + 5)
+    if "topics" in outcome:
+        return outcome["admin"], outcome["topics"]
+    if "admin" in outcome:
+        outcome["admin"].close()
+    failures.abandoned = "error" not in outcome
+    raise outcome.get("error") or TimeoutError(f"no answer within {timeout:g}s")
 
 
 def _unreachable(settings: Settings, exc: Exception, failures: _ConnectFailures) -> Check:
@@ -121,7 +161,8 @@ def _unreachable(settings: Settings, exc: Exception, failures: _ConnectFailures)
         return Check("broker reachable", FAIL, f"{bootstrap}: TLS handshake failed: {failures.tls[-1]}"[:300],
                      "check JOURNEYS_KAFKA_SSL_CAFILE (the CA that signed the broker's certificate), the client "
                      "certificate/key (JOURNEYS_KAFKA_SSL_CERTFILE/_KEYFILE) and JOURNEYS_KAFKA_SECURITY_PROTOCOL")
-    return Check("broker reachable", FAIL, f"{bootstrap}: {type(exc).__name__}: {exc}"[:300],
+    last = f" (last: {failures.last})" if failures.last else ""
+    return Check("broker reachable", FAIL, f"{bootstrap}: {type(exc).__name__}: {exc}{last}"[:300],
                  "start the broker (dev: dev/kafka/kafka.sh start) or fix JOURNEYS_KAFKA_BOOTSTRAP "
                  "(and JOURNEYS_KAFKA_SECURITY_PROTOCOL: the listener's protocol)")
 
@@ -130,8 +171,7 @@ def kafka_checks(settings: Settings, app: Any, timeout: float) -> list[Check]:
     bootstrap = settings.kafka_bootstrap
     with _connect_failures() as failures:
         try:
-            admin = _admin(settings, timeout)
-            existing = set(admin.list_topics())
+            admin, existing = _connect(settings, timeout, failures)
         except Exception as exc:  # noqa: BLE001 - any failure: unreachable, say why
             return [_unreachable(settings, exc, failures), Check("topics", SKIP, "broker unreachable")]
     try:

@@ -163,7 +163,7 @@ def _read_all(settings: Settings, topic: str, expected: int, timeout: float = 30
 def _doctor(env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess:
     full = dict(os.environ, **env, JOURNEYS_DATA_DIR=str(tmp / "doctor"),
                 JOURNEYS_API_URL=f"http://127.0.0.1:{free_port()}")
-    return subprocess.run([sys.executable, "-m", "streams", "doctor", "--timeout", "5"], env=full, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "streams", "doctor", "--timeout", "20"], env=full, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -137,6 +137,7 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     assert any("broker reachable" in line and "FAIL" in line for line in wrong.stdout.splitlines()), wrong.stdout
+    assert "ECONNREFUSED" in wrong.stdout, wrong.stdout  # the last connection error, not just "timeout"
     assert time.monotonic() - started < 45
 
     # an agent that raises (here: garbage on an internal topic) turns liveness to 503, naming it

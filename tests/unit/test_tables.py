@@ -70,6 +70,11 @@ def test_many_databases_stay_within_one_budget(tmp_path: Path, fresh_budget: Non
         assert peak <= budget * 1.8, (settled, peak)
         with pytest.raises(ValueError, match="already 8388608 bytes"):  # one budget per process
             tables.BoundedRocksDBOptions(memory_bytes=2 * budget, use_rocksdict=True).open(tmp_path / "db-x")
+        # a table declared without a budget of its own (not through tables.table()) shares this one
+        app = faust.App("t-tables-3", broker="kafka://127.0.0.1:1", datadir=str(tmp_path),
+                        store=tables.store_url(Settings(), ""))
+        plain = app.Table("plain", default=None, partitions=1)
+        assert plain.data.rocksdb_options.extra_options["memory_bytes"] == budget
     finally:
         for db in dbs:
             db.close()
