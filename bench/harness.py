@@ -21,7 +21,7 @@ from streams.cli.replaying import key_of
 from tests.support.tracker import ROOT, Tracker, broker_reachable
 
 KAFKA_SH = ROOT / "dev/kafka/kafka.sh"
-PIPELINE_TOPICS = (t.INBOUND, t.INBOUND_DLQ, t.EVENTS, t.PERSONS, t.TIMELINE, t.IDENTITY_LINKS)
+PIPELINE_TOPICS = (t.INBOUND, t.INBOUND_DLQ, t.RECEIPTS, t.EVENTS, t.PERSONS, t.TIMELINE, t.IDENTITY_LINKS)
 
 
 def ensure_broker(bootstrap: str) -> bool:

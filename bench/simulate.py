@@ -1,10 +1,10 @@
 """The stream's identity path in one process, without Kafka: the same rules the agents call.
 
-decode → normalize → route (device stage / person stage / timeline) → rows and identity links,
-exactly as ``streams/agents/{ingest,identity_devices,identity_persons}.py`` wire them, but with
-one dict per Faust table and events in the given order. Used to fill a store quickly for the
-query tests, and by the stitching report (``--in-process``) to tell rule/query errors from
-errors of the distributed pipeline (partitioning, ordering, lost links).
+decode → normalize → first receipt per id → route (device stage / person stage / timeline) → rows
+and identity links, exactly as ``streams/agents/{ingest,dedupe,identity_devices,identity_persons}.py``
+wire them, but with one dict per Faust table and events in the given order. Used to fill a
+store quickly for the query tests, and by the stitching report (``--in-process``) to tell
+rule/query errors from errors of the distributed pipeline (partitioning, ordering, lost links).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class InProcessPipeline:
         self.persons: dict[str, dict[str, Any]] = {}
         self.links: dict[tuple[str, str], IdentityLink] = {}
         self.rows: list[TimelineEvent] = []
+        self.seen: set[str] = set()  # the dedupe stage: later receipts of an id stop there
         self._version = count(1)
 
     def _keep(self, links: list[IdentityLink]) -> None:
@@ -48,6 +49,9 @@ class InProcessPipeline:
     def feed(self, raw: bytes) -> None:
         inbound, when = decode(raw, received_at=self.now, max_future=timedelta(seconds=300))
         entry = normalize(inbound, event_time=when, received_at=self.now, source="simulate")
+        if entry.event_id in self.seen:
+            return
+        self.seen.add(entry.event_id)
         if entry.anonymous_id and entry.anonymous_id.lower() not in self.cfg.blocked_values:
             state = self.devices.setdefault(entry.anonymous_id, new_device())
             out = on_device_event(state, entry, self.cfg)

@@ -23,6 +23,7 @@ class Topics:
 
     inbound: faust.TopicT
     inbound_dlq: faust.TopicT
+    receipts: faust.TopicT
     events: faust.TopicT
     persons: faust.TopicT
     timeline: faust.TopicT
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> faust.App:
     topics = Topics(
         inbound=_topic(app, t.INBOUND, settings),
         inbound_dlq=_topic(app, t.INBOUND_DLQ, settings),
+        receipts=_topic(app, t.RECEIPTS, settings),
         events=_topic(app, t.EVENTS, settings),
         persons=_topic(app, t.PERSONS, settings),
         timeline=_topic(app, t.TIMELINE, settings),
@@ -92,7 +94,9 @@ def create_app(settings: Settings) -> faust.App:
     app.journeys_topics = topics  # type: ignore[attr-defined]
 
     if settings.has_role("stream"):
-        from streams.agents import alerts_delivery, identity_devices, identity_persons, ingest, journey, lead_feedback
+        from streams.agents import (
+            alerts_delivery, dedupe, identity_devices, identity_persons, ingest, journey, lead_feedback,
+        )  # fmt: skip
         from streams.fence import Fence
 
         # a worker frozen past its session exits before writing from stale state (B6)
@@ -100,6 +104,7 @@ def create_app(settings: Settings) -> faust.App:
 
         cfg = settings.identity.config(settings.pii.key())
         ingest.register(app, topics, settings)
+        dedupe.register(app, topics, settings, cfg)
         identity_devices.register(app, topics, settings, cfg)
         identity_persons.register(app, topics, settings, cfg)
         defs = load_definitions(settings.definitions)

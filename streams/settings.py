@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     definitions: Path | None = Field(
         None, description="Shared definitions file (YAML); default: the one shipped in schemas/defaults/."
     )
+    dedupe_days: float = Field(
+        7.0, gt=0, description="How long the dedupe stage remembers an event id: a re-send of an id within this "
+        "time is dropped (the first receipt wins); after it, a re-send counts as a new receipt (the store still "
+        "shows one row per id). One small RocksDB entry per id.",
+    )
     alert_tick_seconds: float = Field(
         10.0, gt=0, description="How often timer alert rules (missed handoff, stalled deal) are checked."
     )

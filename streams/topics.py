@@ -26,6 +26,11 @@ INBOUND_DLQ = TopicSpec(
     "as received",
     "Rejected inbound events: the original bytes as value, source/stage/reasons in headers.",
 )
+RECEIPTS = TopicSpec(
+    "journeys-receipts-v1",
+    "event_id",
+    "Validated, normalised events keyed by event id: the dedupe stage passes on each id's first receipt.",
+)
 EVENTS = TopicSpec(
     "journeys-events-v1",
     "identity key (device or person)",
@@ -77,7 +82,7 @@ ALERTS = TopicSpec(
     "Alerts with deterministic ids; the store and the webhook deliverer read them.",
 )
 
-ALL = (INBOUND, INBOUND_DLQ, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
+ALL = (INBOUND, INBOUND_DLQ, RECEIPTS, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
        JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS)
 
 

@@ -1,4 +1,8 @@
-"""Agent: raw inbound bytes → validated, normalised timeline entries; rejects → dead letters."""
+"""Agent: raw inbound bytes → validated, normalised timeline entries; rejects → dead letters.
+
+Valid entries go to the dedupe stage keyed by event id (:mod:`streams.agents.dedupe`), which
+passes each id's first receipt on through :func:`route`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from schemas.errors import InvalidEvent
 from schemas.timeline import TimelineEvent
 from streams import metrics
 from streams.agents import dlq
-from streams.headers import SOURCE_HEADER
+from streams.headers import RECEIPT_HEADER, SOURCE_HEADER
 from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
 from streams.settings import Settings
@@ -34,7 +38,6 @@ async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
 
 def register(app: faust.App, topics, settings: Settings) -> None:
     fence = app.journeys_fence  # type: ignore[attr-defined]
-    cfg = settings.identity.config(settings.pii.key())
     max_future = timedelta(seconds=settings.max_future_seconds)
     email_key = settings.pii.key()
 
@@ -64,5 +67,6 @@ def register(app: faust.App, topics, settings: Settings) -> None:
                                InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))
                 metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
                 continue
-            await route(topics, entry, cfg)
+            await topics.receipts.send(key=entry.event_id.encode(), value=entry.to_bytes(),
+                                       headers={RECEIPT_HEADER: source.encode()})
             metrics.EVENTS_OUT.labels("ingest", "accepted").inc()

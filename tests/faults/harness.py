@@ -325,8 +325,8 @@ class Feeder(threading.Thread):
 
 
 # -- waiting for the pipeline ------------------------------------------------------------------
-STREAM_READS = ("journeys-inbound-v1", "journeys-events-v1", "journeys-persons-v1", "journeys-timeline-v1",
-                "journeys-journey-ticks-v1", "journeys-lead-outcomes-v1", "journeys-alerts-v1")
+STREAM_READS = ("journeys-inbound-v1", "journeys-receipts-v1", "journeys-events-v1", "journeys-persons-v1",
+                "journeys-timeline-v1", "journeys-journey-ticks-v1", "journeys-lead-outcomes-v1", "journeys-alerts-v1")
 STORE_READS = ("journeys-inbound-v1-dlq", "journeys-timeline-v1", "journeys-identity-links-v1",
                "journeys-identity-overrides-v1", "journeys-journey-updates-v1", "journeys-alerts-v1")
 
@@ -537,8 +537,6 @@ class Result:
 KNOWN_BUGS = {
     "B3": "timeline_v keeps the row with the earliest event time, not the first receipt, when a re-sent id "
           "names another account (rows with different sorting keys are not collapsed by FINAL)",
-    "B4": "the same event id re-sent for another account is counted in both accounts' journeys (the "
-          "journey's seen-ids ring is per account)",
     "B5": "a late event's replay re-computes stage changes but only emits changes with a new id: a change "
           "that keeps its id keeps stale attributes (from_stage) in stage_changes_v",
     "B6": "a stream worker resumed after its session expired (zombie) still emits journey updates computed "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +55,28 @@ def test_restart_mid_stream_loses_nothing_and_shows_no_duplicate(tracker_factory
     rows = json.loads(tracker.journeys("timeline", "acme", "--format", "json", "--limit", "10000").stdout)
     ids = [r["event_id"] for r in rows]
     assert len(ids) == len(set(ids)) == 3000
+
+
+def _journeys_metric(tracker, stage: str, outcome: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "journeys_events_out_total" and s.labels == {"stage": stage, "outcome": outcome})
+
+
+def test_a_re_sent_id_naming_another_account_stops_at_the_dedupe_stage(tracker_factory) -> None:
+    """B4: the first receipt wins for the journeys too, not only in the analysts' views."""
+    tracker = tracker_factory().start()
+    call = {"type": "group", "messageId": "dup-1", "userId": "u1", "groupId": "acme",
+            "timestamp": "2026-10-01T09:00:00Z"}
+    resent = dict(call, userId="u9", groupId="globex", timestamp="2026-09-01T09:00:00Z")  # other account, earlier
+    other = dict(call, messageId="dup-2", userId="u8", groupId="initech")
+    tracker.produce([orjson.dumps(e) for e in (call, call, resent, other)], key=b"in-order")
+    tracker.wait_until(lambda: _journeys_metric(tracker, "dedupe", "resent") == 2, 60, "both re-sends dropped")
+    stats = tracker.wait_for_stored(events=2)
+    assert stats["rows"] == 2, stats  # no second row for dup-1, in either account
+    assert tracker.api("/table/journeys/acme/") is not None  # the first receipt's account counts it
+    assert tracker.api("/table/journeys/initech/") is not None
+    assert tracker.api("/table/journeys/globex/") is None  # the re-send never reached a journey
+    rows = json.loads(tracker.journeys("timeline", "acme", "--format", "json").stdout)
+    assert [r["event_id"] for r in rows] == ["dup-1"]
