@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import faust
 
@@ -20,10 +21,28 @@ from streams.rules.dedupe import expired, new_receipt, passes
 from streams.rules.identity import IdentityConfig
 
 SWEEP_SECONDS = 3600.0
+CHUNK = 1000
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def sweep(receipts: Any, cutoff_ms: int) -> int:
+    """Forget the ids first received before ``cutoff_ms``; how many. ``receipts``: the table (its
+    local partitions) or any mapping. The scan reads every id, so it yields to the agents every
+    ``CHUNK`` ids: a worker holding millions of ids keeps consuming while it sweeps."""
+    old = []
+    for i, (event_id, state) in enumerate(receipts.items()):
+        if expired(state, cutoff_ms):
+            old.append(event_id)
+        if i % CHUNK == CHUNK - 1:
+            await asyncio.sleep(0)
+    for i, event_id in enumerate(old):
+        receipts.pop(event_id, None)
+        if i % CHUNK == CHUNK - 1:
+            await asyncio.sleep(0)
+    return len(old)
 
 
 def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
@@ -54,8 +73,4 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
     @app.timer(interval=SWEEP_SECONDS)
     async def forget_old_ids() -> None:
         """Drop ids first received more than JOURNEYS_DEDUPE_DAYS ago (this worker's partitions)."""
-        old = list(expired(receipts.items(), _now_ms() - retention_ms))
-        for i, event_id in enumerate(old):
-            receipts.pop(event_id, None)
-            if i % 1000 == 999:
-                await asyncio.sleep(0)  # let the agents run between chunks
+        await sweep(receipts, _now_ms() - retention_ms)

@@ -13,7 +13,7 @@ a crash is not a re-send: it goes on again, so an effect lost in the crash is re
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 
 def new_receipt(ref: str, now_ms: int) -> dict[str, Any]:
@@ -26,8 +26,6 @@ def passes(state: Optional[dict[str, Any]], ref: str) -> bool:
     return state is None or state.get("ref") == ref
 
 
-def expired(items: Iterable[tuple[str, Optional[dict[str, Any]]]], cutoff_ms: int) -> Iterator[str]:
-    """Ids first received before ``cutoff_ms``: forgotten after ``JOURNEYS_DEDUPE_DAYS``."""
-    for event_id, state in items:
-        if state is not None and int(state.get("at", 0)) < cutoff_ms:
-            yield event_id
+def expired(state: Optional[dict[str, Any]], cutoff_ms: int) -> bool:
+    """Was this id first received before ``cutoff_ms``? Then it is forgotten (``JOURNEYS_DEDUPE_DAYS``)."""
+    return state is not None and int(state.get("at", 0)) < cutoff_ms

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from streams.agents.dedupe import sweep
 from streams.rules.dedupe import expired, new_receipt, passes
 
 
@@ -18,6 +21,29 @@ def test_the_same_record_read_again_after_a_crash_goes_on_again():
 
 
 def test_ids_are_forgotten_after_the_retention():
-    items = [("old", new_receipt("a", 1_000)), ("new", new_receipt("b", 5_000)), ("gone", None)]
-    assert list(expired(items, cutoff_ms=2_000)) == ["old"]
-    assert list(expired(items, cutoff_ms=1_000)) == []
+    assert expired(new_receipt("a", 1_000), cutoff_ms=2_000)
+    assert not expired(new_receipt("b", 5_000), cutoff_ms=2_000)
+    assert not expired(new_receipt("a", 1_000), cutoff_ms=1_000)  # exactly at the cutoff: kept
+    assert not expired(None, cutoff_ms=2_000)  # already gone
+
+
+def test_the_sweep_forgets_old_ids_and_lets_other_tasks_run():
+    receipts = {f"id-{i}": new_receipt("in/0@1", now_ms=1_000 if i % 2 else 9_000) for i in range(2_500)}
+    ticks = 0
+
+    async def other_task() -> None:  # an agent sharing the event loop
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def run() -> int:
+        task = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        forgotten = await sweep(receipts, cutoff_ms=5_000)
+        task.cancel()
+        return forgotten
+
+    assert asyncio.run(run()) == 1_250
+    assert sorted(receipts) == sorted(f"id-{i}" for i in range(0, 2_500, 2))
+    assert ticks >= 3  # the scan and the deletes yielded to it between chunks
