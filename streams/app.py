@@ -104,7 +104,8 @@ def create_app(settings: Settings) -> faust.App:
 
         cfg = settings.identity.config(settings.pii.key())
         ingest.register(app, topics, settings)
-        dedupe.register(app, topics, settings, cfg)
+        if settings.dedupe_days > 0:
+            dedupe.register(app, topics, settings)
         identity_devices.register(app, topics, settings, cfg)
         identity_persons.register(app, topics, settings, cfg)
         defs = load_definitions(settings.definitions)

@@ -1,7 +1,7 @@
 """Agent: raw inbound bytes → validated, normalised timeline entries; rejects → dead letters.
 
-Valid entries go to the dedupe stage keyed by event id (:mod:`streams.agents.dedupe`), which
-passes each id's first receipt on through :func:`route`.
+Valid entries go to the dedupe stage keyed by event id (:mod:`streams.agents.dedupe`), with the
+stage they go to next (:func:`route_of`) in headers; it passes each id's first receipt on.
 """
 
 from __future__ import annotations
@@ -17,27 +17,35 @@ from schemas.errors import InvalidEvent
 from schemas.timeline import TimelineEvent
 from streams import metrics
 from streams.agents import dlq
-from streams.headers import RECEIPT_HEADER, SOURCE_HEADER
+from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER, SOURCE_HEADER
 from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
 from streams.settings import Settings
 
 
-async def route(topics, entry: TimelineEvent, cfg: IdentityConfig) -> None:
-    """Re-key for the next stage: device stage, person stage, or straight to the timeline."""
+ROUTES = ("events", "persons", "timeline")
+"""The stages an entry can go to after the dedupe stage (attributes of ``streams.app.Topics``)."""
+
+
+def route_of(entry: TimelineEvent, cfg: IdentityConfig) -> tuple[str, bytes, bytes]:
+    """Where an entry goes after the dedupe stage: (stage topic, key, value bytes for that stage).
+
+    The device stage while an anonymousId is known, else the person stage, else straight to the
+    timeline. Decided here, so the dedupe stage forwards the bytes as they are, without parsing.
+    """
     if entry.anonymous_id and entry.anonymous_id.lower() not in cfg.blocked_values:
-        await topics.events.send(key=entry.anonymous_id.encode(), value=entry.to_bytes())
-        return
+        return "events", entry.anonymous_id.encode(), entry.to_bytes()
     person = person_key(entry, cfg)
     if person:
-        await topics.persons.send(key=person.encode(), value=entry.model_copy(update={"person_id": person}).to_bytes())
-        return
+        return "persons", person.encode(), entry.model_copy(update={"person_id": person}).to_bytes()
     direct = entry.model_copy(update={"journey_account_id": entry.account_id})
-    await topics.timeline.send(key=(entry.account_id or "unresolved").encode(), value=direct.to_bytes())
+    return "timeline", (entry.account_id or "unresolved").encode(), direct.to_bytes()
 
 
 def register(app: faust.App, topics, settings: Settings) -> None:
     fence = app.journeys_fence  # type: ignore[attr-defined]
+    cfg = settings.identity.config(settings.pii.key())
+    dedupe = settings.dedupe_days > 0
     max_future = timedelta(seconds=settings.max_future_seconds)
     email_key = settings.pii.key()
 
@@ -67,6 +75,10 @@ def register(app: faust.App, topics, settings: Settings) -> None:
                                InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))
                 metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
                 continue
-            await topics.receipts.send(key=entry.event_id.encode(), value=entry.to_bytes(),
-                                       headers={RECEIPT_HEADER: source.encode()})
+            stage, key, value = route_of(entry, cfg)
+            if not dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
+                await getattr(topics, stage).send(key=key, value=value)
+            else:
+                await topics.receipts.send(key=entry.event_id.encode(), value=value, headers={
+                    RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
             metrics.EVENTS_OUT.labels("ingest", "accepted").inc()

@@ -64,14 +64,19 @@ def _journeys_metric(tracker, stage: str, outcome: str) -> float:
                if s.name == "journeys_events_out_total" and s.labels == {"stage": stage, "outcome": outcome})
 
 
+RESENDS = (
+    {"type": "group", "messageId": "dup-1", "userId": "u1", "groupId": "acme", "timestamp": "2026-10-01T09:00:00Z"},
+    {"type": "group", "messageId": "dup-1", "userId": "u1", "groupId": "acme", "timestamp": "2026-10-01T09:00:00Z"},
+    # the same id naming another account, with an earlier time
+    {"type": "group", "messageId": "dup-1", "userId": "u9", "groupId": "globex", "timestamp": "2026-09-01T09:00:00Z"},
+    {"type": "group", "messageId": "dup-2", "userId": "u8", "groupId": "initech", "timestamp": "2026-10-01T09:00:00Z"},
+)
+
+
 def test_a_re_sent_id_naming_another_account_stops_at_the_dedupe_stage(tracker_factory) -> None:
     """B4: the first receipt wins for the journeys too, not only in the analysts' views."""
     tracker = tracker_factory().start()
-    call = {"type": "group", "messageId": "dup-1", "userId": "u1", "groupId": "acme",
-            "timestamp": "2026-10-01T09:00:00Z"}
-    resent = dict(call, userId="u9", groupId="globex", timestamp="2026-09-01T09:00:00Z")  # other account, earlier
-    other = dict(call, messageId="dup-2", userId="u8", groupId="initech")
-    tracker.produce([orjson.dumps(e) for e in (call, call, resent, other)], key=b"in-order")
+    tracker.produce([orjson.dumps(e) for e in RESENDS], key=b"in-order")
     tracker.wait_until(lambda: _journeys_metric(tracker, "dedupe", "resent") == 2, 60, "both re-sends dropped")
     stats = tracker.wait_for_stored(events=2)
     assert stats["rows"] == 2, stats  # no second row for dup-1, in either account
@@ -80,3 +85,16 @@ def test_a_re_sent_id_naming_another_account_stops_at_the_dedupe_stage(tracker_f
     assert tracker.api("/table/journeys/globex/") is None  # the re-send never reached a journey
     rows = json.loads(tracker.journeys("timeline", "acme", "--format", "json").stdout)
     assert [r["event_id"] for r in rows] == ["dup-1"]
+
+
+def test_without_the_dedupe_stage_re_sends_reach_the_other_account(tracker_factory) -> None:
+    """JOURNEYS_DEDUPE_DAYS=0, the documented trade-off: no dedupe stage; a re-send naming another
+    account reaches the store and that account's journey and timeline (B4 as it was)."""
+    tracker = tracker_factory(JOURNEYS_DEDUPE_DAYS="0").start()
+    tracker.produce([orjson.dumps(e) for e in RESENDS], key=b"in-order")
+    tracker.wait_until(lambda: (tracker.stats() or {}).get("rows", 0) >= 3, 60, "the re-sends stored")
+    assert tracker.stats()["events"] == 2  # still one per id in the store's own count
+    assert _journeys_metric(tracker, "dedupe", "first") == 0  # no dedupe stage in this worker
+    assert tracker.api("/table/journeys/globex/") is not None
+    globex = json.loads(tracker.journeys("timeline", "globex", "--format", "json").stdout)
+    assert [r["event_id"] for r in globex] == ["dup-1"]
