@@ -1,8 +1,16 @@
-"""Create the tracker's topics before a worker starts (Faust won't consume a missing topic)."""
+"""Create the tracker's topics before a worker starts (Faust won't consume a missing topic).
+
+Creation is acknowledged before the broker's metadata lists the topic. A worker that subscribes
+in between finds it missing, joins with an empty assignment and only looks again at its next
+metadata refresh — 5 minutes later (seen in a split-role soak: the store stored nothing for
+5 min). So :func:`ensure_topics` returns once every topic it created is visible with leaders.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -36,6 +44,25 @@ def ensure_topics(settings: Settings) -> list[str]:
                 pass
         if created:
             log.info("created topics %s", created)
+            wait_visible(admin, created)
         return created
     finally:
         admin.close()
+
+
+def wait_visible(admin: Any, names: list[str], timeout: float = 30.0) -> bool:
+    """Wait until the broker's metadata lists ``names`` with a leader for every partition."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            described = admin.describe_topics(names)
+            if all(d.get("error_code") == 0 and d.get("partitions")
+                   and all(p.get("leader_id", -1) >= 0 for p in d["partitions"]) for d in described):
+                return True
+        except Exception as exc:  # noqa: BLE001 - keep asking until the deadline
+            log.debug("topics not visible yet: %s", exc)
+        if time.monotonic() >= deadline:
+            log.warning("topics %s created but not yet visible after %.0f s; a worker may wait for its next "
+                        "metadata refresh (up to 5 min) before consuming them", names, timeout)
+            return False
+        time.sleep(0.2)

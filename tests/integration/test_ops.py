@@ -147,3 +147,28 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     assert live["live"] is False and "identity-devices" in live["crashed_agents"], live
     samples = scrape(tracker)
     assert value(samples, "journeys_agent_crashes_total", agent="identity-devices") == 1
+
+
+def test_created_topics_are_visible_when_ensure_topics_returns(kafka_bootstrap: str) -> None:
+    """A worker subscribing right after creation must find its topics: else it joins with an empty
+    assignment and waits for its next metadata refresh, 5 min (seen in a split-role soak)."""
+    from kafka.admin import KafkaAdminClient
+
+    from streams.admin import ensure_topics, wait_visible
+    from streams.settings import Settings
+
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=f"vis{time.time_ns()}-")
+    started = time.monotonic()
+    created = ensure_topics(settings)
+    assert time.monotonic() - started < 20  # it did not sit out wait_visible's 30 s deadline
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        described = admin.describe_topics(created)
+        assert len(created) == len(described) > 10
+        assert all(d["error_code"] == 0 and d["partitions"] for d in described), described
+        # the real broker's answer has the shape wait_visible reads (leaders included)
+        assert wait_visible(admin, created, timeout=5)
+        assert not wait_visible(admin, [f"{settings.topic_prefix}never-created"], timeout=0.5)
+    finally:
+        admin.delete_topics(created)
+        admin.close()
