@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from streams import metrics, tables
+from streams.agents import fenced
 from streams.agents.ingest import ROUTES
 from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER
 from streams.rules.dedupe import expired, new_receipt, passes
@@ -58,9 +59,7 @@ def register(app: faust.App, topics, settings) -> None:
 
     @app.agent(topics.receipts, name="dedupe")
     async def dedupe(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            fence.check()  # frozen past the session: exit before a stale write
-            metrics.EVENTS_IN.labels("dedupe").inc()
+        async for event in fenced(stream, fence, "dedupe"):
             msg = event.message
             headers = dict(msg.headers or {})
             stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")

@@ -7,6 +7,7 @@ import faust
 
 from schemas.timeline import TimelineEvent
 from streams import metrics, tables
+from streams.agents import fenced
 from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_device, on_device_event
 
@@ -20,9 +21,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
 
     @app.agent(topics.events, name="identity-devices")
     async def identity_devices(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            fence.check()  # frozen past the session: exit before a stale write
-            metrics.EVENTS_IN.labels("identity-devices").inc()
+        async for event in fenced(stream, fence, "identity-devices"):
             entry = TimelineEvent.from_bytes(event.message.value)
             device = entry.anonymous_id
             state = devices.get(device) or new_device()

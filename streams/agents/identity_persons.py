@@ -7,6 +7,7 @@ import faust
 
 from schemas.timeline import TimelineEvent
 from streams import metrics, tables
+from streams.agents import fenced
 from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_person, on_person_event
 
@@ -20,9 +21,7 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
 
     @app.agent(topics.persons, name="identity-persons")
     async def identity_persons(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            fence.check()  # frozen past the session: exit before a stale write
-            metrics.EVENTS_IN.labels("identity-persons").inc()
+        async for event in fenced(stream, fence, "identity-persons"):
             entry = TimelineEvent.from_bytes(event.message.value)
             person = entry.person_id
             state = persons.get(person) or new_person()

@@ -16,7 +16,7 @@ from schemas.decode import decode, reasons_from
 from schemas.errors import InvalidEvent
 from schemas.timeline import TimelineEvent
 from streams import metrics
-from streams.agents import dlq
+from streams.agents import dlq, fenced
 from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER, SOURCE_HEADER
 from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
@@ -51,9 +51,7 @@ def register(app: faust.App, topics, settings: Settings) -> None:
 
     @app.agent(topics.inbound, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            fence.check()  # frozen past the session: exit before a stale write
-            metrics.EVENTS_IN.labels("ingest").inc()
+        async for event in fenced(stream, fence, "ingest"):
             msg = event.message
             received = datetime.fromtimestamp(msg.timestamp, timezone.utc)
             source = f"{msg.topic}/{msg.partition}@{msg.offset}"

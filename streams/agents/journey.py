@@ -18,6 +18,7 @@ from schemas.definitions import Definitions
 from schemas.journey import JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics, tables
+from streams.agents import fenced
 from streams.rules import alerts as rules
 from streams.rules.journey import committee, new_journey, on_journey_event, output_version
 
@@ -88,8 +89,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
 
     @app.agent(source, name="journey")
     async def journey(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            fence.check()  # frozen past the session: exit before a stale write
+        async for event in fenced(stream, fence):
             if event.message.topic == topics.journey_ticks.get_topic_name():
                 tick = orjson.loads(event.message.value)
                 state = journeys.get(tick["account"])

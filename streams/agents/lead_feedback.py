@@ -6,8 +6,9 @@ import faust
 
 from schemas.definitions import Definitions
 from schemas.timeline import TimelineEvent, utc_ms
-from streams.agents.journey import alert_record
 from streams import metrics, tables
+from streams.agents import fenced
+from streams.agents.journey import alert_record
 from streams.rules import alerts as rules
 
 
@@ -20,8 +21,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
 
     @app.agent(topics.lead_outcomes, name="lead-feedback")
     async def lead_feedback(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            fence.check()  # frozen past the session: exit before a stale write
+        async for event in fenced(stream, fence):
             entry = TimelineEvent.from_bytes(event.message.value)
             source = str(entry.properties.get("leadSource") or "unknown")
             state = sources.get(source) or {}
