@@ -7,6 +7,8 @@ timer sends ticks for accounts whose time-based alert rules are due, so rules th
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -21,6 +23,8 @@ from streams import metrics, tables
 from streams.agents import fenced
 from streams.rules import alerts as rules
 from streams.rules.journey import committee, new_journey, on_journey_event, output_version
+
+log = logging.getLogger(__name__)
 
 
 ALERT_LOG_MAX = 20
@@ -48,6 +52,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     source = app.topic(topics.timeline.get_topic_name(), topics.journey_ticks.get_topic_name(),
                        key_serializer="raw", value_serializer="raw")
 
+    due_index = rules.DueIndex()
     clock = rules.AlertClock(int(settings.alert_idle_seconds * 1000), lambda: time.time_ns() // 1_000_000)
 
     def records_for(found: list[rules.Alert], state: dict, trigger: str) -> list[AlertRecord]:
@@ -99,6 +104,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
                     records = records_for(found, state, trigger) if found else logged_alerts(state, trigger)
                     state["due_ms"] = rules.next_due_ms(state, defs)
                     journeys[tick["account"]] = state
+                    due_index.note(tick["account"], state["due_ms"])
                     await publish(records, fresh=bool(found))
                 continue
             entry = TimelineEvent.from_bytes(event.message.value)
@@ -130,16 +136,25 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
             state["due_ms"] = rules.next_due_ms(state, defs)
             records = records_for(found, state, entry.event_id)
             journeys[account] = state
+            due_index.note(account, state["due_ms"])
             await topics.journey_updates.send(
                 key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
             await publish(records)
+
+    @journeys.on_recover
+    async def rebuild_due_index() -> None:
+        """After a rebalance: the due times of the accounts this worker now owns, read once."""
+        due_index.clear()
+        for n, (account, state) in enumerate(journeys.items(), 1):  # lazily: one state at a time
+            due_index.note(account, (state or {}).get("due_ms", 0))
+            if n % 1000 == 0:
+                await asyncio.sleep(0)
+        log.info("timer rules: %d of this worker's accounts have a due time", len(due_index))
 
     @app.timer(interval=settings.alert_tick_seconds)
     async def tick_due_accounts() -> None:
         """Send a tick to every local account whose timer rule is due (duplicates are harmless)."""
         now = clock.now_ms()
-        for account, state in list(journeys.items()):
-            due = (state or {}).get("due_ms", 0)
-            if due and due <= now:
-                await topics.journey_ticks.send(key=account.encode(),
-                                                value=orjson.dumps({"account": account, "now_ms": now}))
+        for account in due_index.due(now):
+            await topics.journey_ticks.send(key=account.encode(),
+                                            value=orjson.dumps({"account": account, "now_ms": now}))

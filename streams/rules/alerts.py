@@ -156,6 +156,37 @@ def next_due_ms(state: dict[str, Any], defs: Definitions) -> int:
     return min(due) if due else 0
 
 
+class DueIndex:
+    """account → when its timer rules are next due (ms), for the accounts of this worker.
+
+    The tick timer asks it which accounts are due instead of reading every journey: a scan of the
+    journeys table parses every account's whole state each tick (``list(journeys.items())`` did,
+    all at once), a cost and a transient memory peak that grow with the accounts and their
+    histories (``make soak``: Python's allocator took a new arena every 12 s). The journey agent
+    notes every state it writes; after a rebalance the index is rebuilt from the table's local
+    partitions. An entry for an account that moved to another worker only costs a tick its new
+    owner ignores (ticks are idempotent).
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[str, int] = {}
+
+    def note(self, account: str, due_ms: int) -> None:
+        if due_ms:
+            self._due[account] = due_ms
+        else:
+            self._due.pop(account, None)
+
+    def due(self, now_ms: int) -> list[str]:
+        return [account for account, due in self._due.items() if due <= now_ms]
+
+    def clear(self) -> None:
+        self._due.clear()
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+
 def on_lead_outcome(state: dict[str, Any], source: str, status: str, t: int, lead_id: str,
                     defs: Definitions) -> list[Alert]:
     """Rejected-lead feedback: a source's MQL rejection rate over a window (state keyed by source)."""
