@@ -22,6 +22,7 @@ import logging
 log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # <malloc.h>
+M_MMAP_THRESHOLD = -3
 
 
 class _Mallinfo2(ctypes.Structure):  # struct mallinfo2, glibc >= 2.33
@@ -47,6 +48,27 @@ def limit_arenas(arena_max: int) -> bool:
         log.debug("not glibc: JOURNEYS_MALLOC_ARENA_MAX ignored")
         return False
     return bool(mallopt(M_ARENA_MAX, arena_max))
+
+
+def set_mmap_threshold(kib: int) -> bool:
+    """Serve every allocation of ``kib`` KiB or more with its own ``mmap`` (0: glibc's default).
+
+    glibc's default threshold starts at 128 KiB and rises to the largest block freed so far, so
+    a worker's big transient buffers — orjson's parse buffer of 12 × the document for each table
+    value it reads, socket reads and the Kafka client's ``bytearray`` buffers — come from the
+    ``brk`` heap. Freed, they leave holes between longer-lived blocks, and as journeys grow the
+    next buffer no longer fits any hole, so the heap grows while its live part stays flat
+    (``malloc_info``: the freed-but-kept memory of a ``make soak`` stream process sat in 16–256 KiB
+    chunks). Mapped blocks go back to the system when freed. Setting the threshold also fixes it
+    (glibc stops moving it), as ``MALLOC_MMAP_THRESHOLD_`` would.
+    """
+    if kib <= 0:
+        return False
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
+        log.debug("not glibc: JOURNEYS_MALLOC_MMAP_THRESHOLD_KB ignored")
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, kib * 1024))
 
 
 def glibc_usage() -> dict[str, int]:

@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         2, ge=0, description="glibc malloc arenas of a worker process (mallopt at start; 0: glibc's default, "
         "8 x cores). Fewer arenas keep freed memory from piling up in per-thread arenas.",
     )
+    malloc_mmap_threshold_kb: int = Field(
+        16, ge=0, description="glibc serves each allocation of this many KiB or more with its own mmap and "
+        "returns it when freed (mallopt at start; 0: glibc's default, 128 KiB rising with use). Keeps big "
+        "transient buffers (JSON parsing, Kafka reads) from fragmenting the heap as journeys grow.",
+    )
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     session_timeout_seconds: float = Field(
         30.0, ge=6, description="Kafka consumer-group session timeout: how soon a dead worker's partitions move."

@@ -17,9 +17,10 @@ def main() -> None:
     settings = Settings()
     worker = len(sys.argv) > 1 and sys.argv[1] == "worker"
     if worker:
-        from streams.malloc import limit_arenas
+        from streams.malloc import limit_arenas, set_mmap_threshold
 
         limit_arenas(settings.malloc_arena_max)  # before create_app starts threads (fence, chDB)
+        set_mmap_threshold(settings.malloc_mmap_threshold_kb)
     for command in commands.ALL + ingest_commands.ALL + identity_commands.ALL + analytics_commands.ALL:
         cli.add_command(command)
     commands.dlq.add_command(ingest_commands.dlq_replay)
