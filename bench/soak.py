@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 import time
+import uuid
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,8 @@ def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work
     (to tell which side's memory grows); RSS is then checked per process."""
     bootstrap = harness.default_bootstrap()
     started_broker = harness.ensure_broker(bootstrap)
-    prefix = f"soak{os.getpid()}-"
+    prefix = f"soak-{uuid.uuid4().hex[:8]}-"  # a pid can come back: its old RocksDB files would not fit new topics
+    work = work / prefix.rstrip("-")  # this run's state and logs, apart from earlier runs'
     tracker = harness.make_tracker(bootstrap, work, prefix, **({"JOURNEYS_ROLES": "store"} if split_roles else {}))
     streamer = (Tracker(bootstrap, work, prefix, extra_env={"JOURNEYS_ROLES": "stream"}, index=1)
                 if split_roles else None)
