@@ -39,15 +39,18 @@ def _libc():
         return None
 
 
-def limit_arenas(arena_max: int) -> bool:
-    """Cap glibc's arenas at ``arena_max`` (0: leave the default). False when not on glibc."""
-    if arena_max <= 0:
-        return False
+def _mallopt(param: int, value: int, setting: str) -> bool:
+    """``mallopt(param, value)``; False when not on glibc (``setting`` is then ignored)."""
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:
-        log.debug("not glibc: JOURNEYS_MALLOC_ARENA_MAX ignored")
+        log.debug("not glibc: %s ignored", setting)
         return False
-    return bool(mallopt(M_ARENA_MAX, arena_max))
+    return bool(mallopt(param, value))
+
+
+def limit_arenas(arena_max: int) -> bool:
+    """Cap glibc's arenas at ``arena_max`` (0: leave the default). False when not on glibc."""
+    return arena_max > 0 and _mallopt(M_ARENA_MAX, arena_max, "JOURNEYS_MALLOC_ARENA_MAX")
 
 
 def set_mmap_threshold(kib: int) -> bool:
@@ -62,13 +65,7 @@ def set_mmap_threshold(kib: int) -> bool:
     chunks). Mapped blocks go back to the system when freed. Setting the threshold also fixes it
     (glibc stops moving it), as ``MALLOC_MMAP_THRESHOLD_`` would.
     """
-    if kib <= 0:
-        return False
-    mallopt = getattr(_libc(), "mallopt", None)
-    if mallopt is None:
-        log.debug("not glibc: JOURNEYS_MALLOC_MMAP_THRESHOLD_KB ignored")
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, kib * 1024))
+    return kib > 0 and _mallopt(M_MMAP_THRESHOLD, kib * 1024, "JOURNEYS_MALLOC_MMAP_THRESHOLD_KB")
 
 
 def glibc_usage() -> dict[str, int]:
