@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import faust
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> faust.App:
         lead_feedback.register(app, topics, settings, defs)
         alerts_delivery.register(app, topics, settings, defs)
     if settings.has_role("store"):
+        from sinks.clickhouse import ddl
         from streams.agents import store
         from streams.web import api, ui
 
@@ -121,9 +123,11 @@ def create_app(settings: Settings) -> faust.App:
             from sinks.clickhouse.client import FaultHooks
 
             faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
-        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url)
+        defs = load_definitions(settings.definitions)
+        channels = ddl.channel_rows(defs.channels, defs.version, time.time_ns() // 1000)
+        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels)
         store.register(app, topics, settings, handle)
-        api.register(app, handle, load_definitions(settings.definitions))
+        api.register(app, handle, defs)
         ui.register(app, settings)
     ops.register(app, settings, handle if settings.has_role("store") else None)
     auth.install(app)  # every role: Faust's own /table/ views expose state too

@@ -46,11 +46,16 @@ def _attribution(store, defs, p):
     model = p.get("model", "w_shaped")
     if model not in attribution.MODELS:
         raise ValueError(f"model must be one of {', '.join(attribution.MODELS)}")
+    split = p.get("split", "channel")
+    if split not in attribution.SPLITS:
+        raise ValueError(f"split must be one of {', '.join(attribution.SPLITS)}")
     cols, rows = analytics.won_journeys(store)
     journeys = [dict(zip(cols, r)) for r in rows]
+    if split == "role":
+        return attribution.role_split(journeys, model)
     team_of = {name: ch.team for name, ch in defs.channels.items()}
     by_channel = attribution.attribute(journeys, model, team_of)
-    if p.get("split") == "team":
+    if split == "team":
         return attribution.team_split(by_channel)
     return by_channel
 

@@ -12,8 +12,10 @@ log = logging.getLogger(__name__)
 
 
 class StoreHandle:
-    def __init__(self, url: str, faults: FaultHooks | None = None, reader_url: str | None = None) -> None:
+    def __init__(self, url: str, faults: FaultHooks | None = None, reader_url: str | None = None,
+                 channels: list[tuple] | None = None) -> None:
         self.url = url
+        self.channels = channels or []  # ddl.channel_rows of the definitions, written on open
         self.faults = faults  # fault injection (tests/faults only)
         self.reader_url = reader_url  # a read-only ClickHouse user for the API and CLI (server only)
         self._store: Store | None = None
@@ -28,6 +30,8 @@ class StoreHandle:
                 applied = ddl.migrate(store)
                 if applied:
                     log.info("store %s migrated: %s", redact(self.url), [m.version for m in applied])
+                if self.channels:  # the analyst views read each channel's team from the definitions
+                    store.insert("channel_definitions", self.channels, ddl.CHANNEL_COLUMNS)
                 self._store = store
             return self._store
 

@@ -1,7 +1,10 @@
 """The cross-team questions, answered from the same tables (shared by the CLI and the API).
 
-Touches are attributed to the account the stream resolved when it processed them
-(``journey_account_id``); stage changes come from the journey stage. Every function returns
+One truth for every answer: touches come from the ``journey_events`` view, which resolves each
+event to its account at query time exactly as the timeline does (anonymous visits before a form
+fill, people's aliases, domain accounts merged into CRM accounts, manual unmerges); stage changes
+come from ``stage_changes_resolved``, the journey stage's changes on the canonical account (a
+domain account merged into a CRM account counts once). Every function returns
 ``(columns, rows)``; docs/analytics.md shows the SQL for any ClickHouse client.
 """
 
@@ -11,13 +14,23 @@ from typing import Any, Protocol, Sequence
 
 FUNNEL_STAGES = ("engaged", "mql", "sal", "sql", "opportunity", "won")
 
-# One row per touch (not identity calls or CRM status rows), each event once.
+# One row per touch (not identity calls or CRM status rows) and resolved account, each event once.
 TOUCHES = """
-  SELECT event_id, journey_account_id AS account_id, event_time, channel, side, rep_id, rep_role,
+  SELECT event_id, account_id, event_time, channel, side, team, rep_id, rep_role,
          JSONExtractUInt(properties, 'durationSeconds') AS duration_s
-  FROM timeline FINAL
-  WHERE journey_account_id != '' AND channel NOT IN ('identity', 'crm')
-  LIMIT 1 BY event_id
+  FROM journey_events
+  WHERE is_touch
+"""
+
+# Each account's source, whatever order its events were processed in: the CRM's lead source
+# (newest lead-status row that names one), else the first touch's UTM source, else its channel.
+SOURCES = """
+  SELECT account_id,
+         if(argMaxIf(JSONExtractString(properties, 'leadSource'), (event_time, event_id),
+                     event_type = 'lead_status' AND JSONExtractString(properties, 'leadSource') != '') AS lead_source != '',
+            lead_source,
+            argMinIf(if(utm_source != '', utm_source, channel), (event_time, event_id), is_touch)) AS source
+  FROM journey_events GROUP BY account_id
 """
 
 GROUPS = {
@@ -36,7 +49,7 @@ def stage_history(store: _Queries, account_id: str) -> tuple[list[str], list[tup
     return store.query(
         """
         SELECT at, from_stage, to_stage, rule, definitions_version, event_id, contact_id
-        FROM stage_changes_v WHERE account_id = {a:String} ORDER BY at, to_stage
+        FROM stage_changes_resolved WHERE account_id = {a:String} ORDER BY at, to_stage
         """,
         {"a": account_id},
     )
@@ -63,16 +76,24 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
              min(sc.at) AS first_at,
              argMin(sc.source, sc.at) AS first_source,
              anyIf(sc.persona, sc.to_stage = 'mql' AND sc.persona != '') AS mql_persona
-      FROM stage_changes_v AS sc
+      FROM stage_changes_resolved AS sc
       GROUP BY sc.account_id
+    ),
+    snap AS (
+      SELECT if(m.canonical_id != '', m.canonical_id, s.account_id) AS account_id, max(s.fit) AS fit
+      FROM account_snapshot AS s LEFT JOIN account_merges_v AS m ON s.account_id = m.account_id
+      GROUP BY account_id
     )
     SELECT {GROUPS[by]} AS group_key, count() AS accounts, {reached}
     FROM (
-      SELECT p.*, if(p.first_source = '', snap.source, p.first_source) AS source,
+      SELECT p.*, if(src.source != '', src.source, if(p.first_source != '', p.first_source, 'unknown')) AS source,
              if(p.mql_persona = '', 'unknown', p.mql_persona) AS persona, snap.fit AS fit
-      FROM per_account AS p LEFT JOIN account_snapshot AS snap ON p.account_id = snap.account_id
+      FROM per_account AS p
+      LEFT JOIN ({SOURCES}) AS src ON p.account_id = src.account_id
+      LEFT JOIN snap ON p.account_id = snap.account_id
     )
     GROUP BY group_key ORDER BY accounts DESC, group_key
+    SETTINGS join_use_nulls = 0
     """
     return store.query(sql)
 
@@ -108,7 +129,7 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep") -> tuple[list[st
         raise ValueError("by must be 'rep' or 'team'")
     sql = f"""
     WITH mqls AS (
-      SELECT account_id, min(at) AS mql_at FROM stage_changes_v WHERE to_stage = 'mql' GROUP BY account_id
+      SELECT account_id, min(at) AS mql_at FROM stage_changes_resolved WHERE to_stage = 'mql' GROUP BY account_id
     ),
     first_touch AS (
       SELECT m.account_id AS account_id, m.mql_at AS mql_at,
@@ -150,7 +171,7 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     staged AS (
       SELECT t.account_id, t.side, t.gap_s, if(s.to_stage = '', '(before engaged)', s.to_stage) AS stage
       FROM touches AS t
-      ASOF LEFT JOIN (SELECT account_id, at, to_stage FROM stage_changes_v) AS s
+      ASOF LEFT JOIN (SELECT account_id, at, to_stage FROM stage_changes_resolved) AS s
         ON t.account_id = s.account_id AND t.event_time >= s.at
     )
     SELECT stage, uniqExact(account_id) AS accounts,
@@ -167,7 +188,7 @@ def paths(store: _Queries, limit: int = 20) -> tuple[list[str], list[tuple]]:
     """The most common channel paths (consecutive repeats collapsed) of won vs lost deals."""
     sql = f"""
     WITH outcomes AS (
-      SELECT account_id, argMax(to_stage, at) AS outcome FROM stage_changes_v
+      SELECT account_id, argMax(to_stage, at) AS outcome FROM stage_changes_resolved
       WHERE to_stage IN ('won', 'lost') GROUP BY account_id
     ),
     seqs AS (
@@ -185,30 +206,42 @@ def paths(store: _Queries, limit: int = 20) -> tuple[list[str], list[tuple]]:
 
 
 def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
-    """Per won account: revenue, milestone times and the ordered touches (for attribution)."""
+    """Per won deal (opportunity closed won): its account, revenue and currency, milestone times
+    and the account's ordered touches up to the close (for attribution). Every won deal counts,
+    an account's second deal included; amounts stay in their own currency."""
     sql = f"""
-    WITH won AS (
-      SELECT journey_account_id AS account_id,
-             argMax(toFloat64OrZero(JSONExtractString(properties, 'amount')), event_time) AS revenue,
+    WITH deals AS (
+      SELECT account_id, JSONExtractString(properties, 'opportunityId') AS deal_id,
+             argMax(toFloat64OrZero(trim(BOTH '"' FROM JSONExtractRaw(properties, 'amount'))), event_time) AS revenue,
              argMax(JSONExtractString(properties, 'currency'), event_time) AS currency,
              max(event_time) AS won_at
-      FROM timeline FINAL
+      FROM journey_events
       WHERE event_type = 'opportunity' AND JSONExtractString(properties, 'action') = 'closed_won'
-        AND journey_account_id != ''
-      GROUP BY account_id
+      GROUP BY account_id, deal_id
+    ),
+    created AS (
+      SELECT account_id, JSONExtractString(properties, 'opportunityId') AS deal_id, min(event_time) AS created_at
+      FROM journey_events
+      WHERE event_type = 'opportunity' AND JSONExtractString(properties, 'action') = 'created'
+      GROUP BY account_id, deal_id
     ),
     milestones AS (
       SELECT account_id, minIf(at, to_stage = 'mql') AS mql_at, minIf(at, to_stage = 'opportunity') AS opp_at
-      FROM stage_changes_v GROUP BY account_id
+      FROM stage_changes_resolved GROUP BY account_id
     )
-    SELECT w.account_id, w.revenue, w.currency, w.won_at, m.mql_at, m.opp_at,
-           arraySort(x -> x.1, groupArray((t.event_time, t.channel, t.side))) AS touches
-    FROM won AS w
-    LEFT JOIN milestones AS m ON m.account_id = w.account_id
-    INNER JOIN ({TOUCHES}) AS t ON t.account_id = w.account_id
-    WHERE t.event_time <= w.won_at
-    GROUP BY w.account_id, w.revenue, w.currency, w.won_at, m.mql_at, m.opp_at
-    ORDER BY w.account_id
+    SELECT d.account_id AS account_id, d.deal_id AS deal_id, d.revenue AS revenue, d.currency AS currency,
+           d.won_at AS won_at, nullIf(m.mql_at, toDateTime64(0, 3, 'UTC')) AS mql_at,
+           nullIf(if(c.created_at > toDateTime64(0, 3, 'UTC'), c.created_at, m.opp_at), toDateTime64(0, 3, 'UTC')) AS opp_at,
+           arraySort(x -> (x.1, x.6), groupArray((t.event_time, t.channel, t.side, t.team, t.rep_role, t.event_id)))
+             AS touches
+    FROM deals AS d
+    LEFT JOIN milestones AS m ON m.account_id = d.account_id
+    LEFT JOIN created AS c ON c.account_id = d.account_id AND c.deal_id = d.deal_id
+    INNER JOIN ({TOUCHES}) AS t ON t.account_id = d.account_id
+    WHERE t.event_time <= d.won_at
+    GROUP BY d.account_id, d.deal_id, d.revenue, d.currency, d.won_at, m.mql_at, c.created_at, m.opp_at
+    ORDER BY d.account_id, d.deal_id
+    SETTINGS join_use_nulls = 0
     """
     return store.query(sql)
 
@@ -221,10 +254,10 @@ def stage_durations(store: _Queries) -> tuple[list[str], list[tuple]]:
                round(quantileExact(0.5)(hours), 1) AS median_hours, round(max(hours), 1) AS max_hours
         FROM (
           SELECT account_id, to_stage,
-                 dateDiff('second', at, leadInFrame(at, 1, at) OVER (PARTITION BY account_id ORDER BY at, to_stage
+                 dateDiff('second', at, leadInFrame(at, 1, at) OVER (PARTITION BY journey_account_id ORDER BY at, to_stage
                    ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)) / 3600 AS hours,
-                 row_number() OVER (PARTITION BY account_id ORDER BY at DESC, to_stage DESC) AS from_last
-          FROM stage_changes_v
+                 row_number() OVER (PARTITION BY journey_account_id ORDER BY at DESC, to_stage DESC) AS from_last
+          FROM stage_changes_resolved
         )
         WHERE from_last > 1
         GROUP BY stage ORDER BY stage

@@ -5,6 +5,9 @@ the lead (last touch at or before the MQL), the touch that created the opportuni
 at or before it) and the last touch before the deal closed. Whatever a model leaves for the
 other touches is shared equally among them; if a journey has no other touches, that share is
 spread over the milestones so credit always sums to the revenue.
+
+Every won deal is a journey of its own (the account's touches up to its close). Credit is kept
+per currency: amounts in different currencies are never summed as one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-MODELS = ("first_touch", "lead_creation", "u_shaped", "w_shaped", "full_path", "linear", "time_decay")
+MODELS = ("first_touch", "last_touch", "lead_creation", "u_shaped", "w_shaped", "full_path", "linear",
+          "time_decay")
+SPLITS = ("channel", "team", "role")
 TIME_DECAY_HALF_LIFE_DAYS = 7.0
 
 
@@ -22,6 +27,16 @@ class Touch:
     at: datetime
     channel: str
     side: str
+    team: str = ""
+    rep_role: str = ""
+    event_id: str = ""
+
+    def role(self) -> str:
+        """Who gets the credit of this touch: the rep's role (SDR, AE, …) for a 1:1 touch,
+        else the channel's team (marketing for digital touches)."""
+        if self.side == "human":
+            return self.rep_role or self.team or "sales"
+        return self.team or "marketing"
 
 
 def _last_at_or_before(touches: Sequence[Touch], when: datetime | None) -> int | None:
@@ -53,6 +68,8 @@ def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_a
     rest: float
     if model == "first_touch":
         plan, rest = [(first, 1.0)], 0.0
+    elif model == "last_touch":
+        plan, rest = [(last, 1.0)], 0.0
     elif model == "lead_creation":
         plan, rest = [(lead if lead is not None else first, 1.0)], 0.0
     elif model == "u_shaped":
@@ -79,26 +96,56 @@ def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_a
     return out
 
 
+def _touches(journey: dict) -> list[Touch]:
+    return [Touch(*t) for t in journey["touches"]]
+
+
 def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str]) -> list[dict]:
-    """Credit per channel (and team) over won journeys: ``revenue`` × weight, summed."""
-    credit: dict[tuple[str, str], float] = {}
+    """Credit per currency, channel and team over won deals: ``revenue`` × weight, summed.
+
+    ``team_of`` (channel → team, from the definitions) names the team of a touch whose row
+    carries none."""
+    credit: dict[tuple[str, str, str], float] = {}
     for j in journeys:
-        touches = [Touch(*t) for t in j["touches"]]
+        touches = _touches(j)
         for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"])):
-            key = (touch.channel, team_of.get(touch.channel, "none"))
+            team = touch.team or team_of.get(touch.channel, "none")
+            key = (j.get("currency") or "", touch.channel, team)
             credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
-    total = sum(credit.values()) or 1.0
+    totals: dict[str, float] = {}
+    for (currency, _, _), v in credit.items():
+        totals[currency] = totals.get(currency, 0.0) + v
     return [
-        {"model": model, "channel": ch, "team": team, "credit": round(v, 2), "share": round(v / total, 4)}
-        for (ch, team), v in sorted(credit.items(), key=lambda kv: -kv[1])
+        {"model": model, "currency": cur, "channel": ch, "team": team, "credit": round(v, 2),
+         "share": round(v / (totals[cur] or 1.0), 4)}
+        for (cur, ch, team), v in sorted(credit.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
         if v > 0
     ]
 
 
+def role_split(journeys: Sequence[dict], model: str) -> list[dict]:
+    """Credit per currency and role: marketing (digital touches) and each rep role (SDR, AE, …)."""
+    credit: dict[tuple[str, str], float] = {}
+    for j in journeys:
+        touches = _touches(j)
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"])):
+            key = (j.get("currency") or "", touch.role())
+            credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
+    return _shares(credit, "role")
+
+
 def team_split(rows: Sequence[dict]) -> list[dict]:
-    """Marketing vs sales (and other teams) share of the credited revenue."""
-    teams: dict[str, float] = {}
+    """Marketing vs sales (and other teams) share of the credited revenue, per currency."""
+    credit: dict[tuple[str, str], float] = {}
     for r in rows:
-        teams[r["team"]] = teams.get(r["team"], 0.0) + r["credit"]
-    total = sum(teams.values()) or 1.0
-    return [{"team": t, "credit": round(v, 2), "share": round(v / total, 4)} for t, v in sorted(teams.items())]
+        key = (r.get("currency", ""), r["team"])
+        credit[key] = credit.get(key, 0.0) + r["credit"]
+    return _shares(credit, "team")
+
+
+def _shares(credit: dict[tuple[str, str], float], name: str) -> list[dict]:
+    totals: dict[str, float] = {}
+    for (currency, _), v in credit.items():
+        totals[currency] = totals.get(currency, 0.0) + v
+    return [{"currency": cur, name: who, "credit": round(v, 2), "share": round(v / (totals[cur] or 1.0), 4)}
+            for (cur, who), v in sorted(credit.items())]

@@ -42,6 +42,7 @@ SHARDING_KEYS: dict[str, str] = {
     # only the one-off backfill goes through this key (lookups read every shard).
     "identity_links_by_dst": "cityHash64(src)",
     "timeline_by_key": "cityHash64(event_id)",
+    "channel_definitions": "cityHash64(channel)",
 }
 """The Distributed sharding key of every table the migrations create."""
 

@@ -10,7 +10,7 @@ replayed event is never visible twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Mapping, Protocol
 
 
 class _Runs(Protocol):
@@ -273,6 +273,124 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+
+# -- one resolution for every read (migration 7) ------------------------------------------------
+# The bulk form of the timeline's query-time resolution (sinks/clickhouse/queries.py resolves one
+# account with keyed look-ups; tests/integration/test_resolution.py holds both to the same answer):
+# an event belongs to the account it names (or the one that account is merged into), else to the
+# account its person belonged to at the event's time, else — anonymous — through the device's
+# person at that time to that person's account then. Manual unmerges remove links first.
+_LINKS_V = """
+CREATE OR REPLACE VIEW identity_links_v AS
+SELECT kind, src, dst, vf AS valid_from, vt AS valid_to
+FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links FINAL)
+ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt
+WHERE (kind, src, dst) NOT IN (SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge')
+"""
+
+_MERGES_V = """
+CREATE OR REPLACE VIEW account_merges_v AS
+SELECT src AS account_id, min(dst) AS canonical_id FROM identity_links_v WHERE kind = 'account_merge' GROUP BY src
+"""
+
+_EVENT_ACCOUNTS_V = """
+CREATE OR REPLACE VIEW event_accounts AS
+WITH
+  members AS (SELECT src AS person, dst AS acct, valid_from AS vf, valid_to AS vt
+              FROM identity_links_v WHERE kind = 'person_account'),
+  people AS (
+    SELECT person, acct, vf, vt FROM members
+    UNION ALL SELECT l.src, m.acct, m.vf, m.vt FROM identity_links_v l INNER JOIN members m ON l.dst = m.person
+      WHERE l.kind = 'person_alias'
+    UNION ALL SELECT l.dst, m.acct, m.vf, m.vt FROM identity_links_v l INNER JOIN members m ON l.src = m.person
+      WHERE l.kind = 'person_alias'
+  ),
+  devices AS (
+    SELECT l.src AS device, p.acct AS acct, greatest(l.valid_from, p.vf) AS vf, least(l.valid_to, p.vt) AS vt
+    FROM identity_links_v l INNER JOIN people p ON l.dst = p.person WHERE l.kind = 'device'
+  ),
+  events AS (
+    SELECT event_id, account_id, event_time, anonymous_id, user_id, email, contact_id
+    FROM timeline FINAL ORDER BY event_id, version DESC LIMIT 1 BY event_id
+  ),
+  direct AS (SELECT event_id, account_id AS acct FROM events WHERE account_id != ''),
+  by_person AS (
+    SELECT t.event_id AS event_id, p.acct AS acct FROM (
+      SELECT event_id, event_time, arrayDistinct(arrayFilter(x -> x != '', [user_id, email, contact_id])) AS pkeys
+      FROM events WHERE account_id = '' AND notEmpty(pkeys)
+    ) AS t
+    ARRAY JOIN t.pkeys AS pkey
+    INNER JOIN people p ON pkey = p.person
+    WHERE t.event_time >= p.vf AND t.event_time < p.vt
+  ),
+  by_device AS (
+    SELECT t.event_id AS event_id, d.acct AS acct FROM (
+      SELECT event_id, event_time, anonymous_id FROM events
+      WHERE account_id = '' AND user_id = '' AND email = '' AND contact_id = '' AND anonymous_id != ''
+    ) AS t
+    INNER JOIN devices d ON t.anonymous_id = d.device
+    WHERE t.event_time >= d.vf AND t.event_time < d.vt
+  ),
+  raw AS (SELECT * FROM direct UNION ALL SELECT * FROM by_person UNION ALL SELECT * FROM by_device)
+SELECT DISTINCT r.event_id AS event_id, if(m.canonical_id != '', m.canonical_id, r.acct) AS account_id
+FROM raw r LEFT JOIN account_merges_v m ON r.acct = m.account_id
+SETTINGS join_use_nulls = 0
+"""
+
+# Stage changes on the canonical account: a domain account merged into a CRM account counts once.
+_STAGE_CHANGES_RESOLVED_V = """
+CREATE OR REPLACE VIEW stage_changes_resolved AS
+SELECT if(m.canonical_id != '', m.canonical_id, sc.account_id) AS account_id, sc.account_id AS journey_account_id,
+       sc.change_id AS change_id, sc.from_stage AS from_stage, sc.to_stage AS to_stage, sc.at AS at,
+       sc.rule AS rule, sc.definitions_version AS definitions_version, sc.event_id AS event_id,
+       sc.contact_id AS contact_id, sc.source AS source, sc.persona AS persona
+FROM stage_changes_v AS sc LEFT JOIN account_merges_v AS m ON sc.account_id = m.account_id
+SETTINGS join_use_nulls = 0
+"""
+
+# The analyst surface: one row per (event, resolved account), with the channel's team from the
+# definitions (channel_definitions, written by the store process) and the stage at the time.
+_JOURNEY_EVENTS_V = """
+CREATE OR REPLACE VIEW journey_events AS
+SELECT a.account_id AS account_id, e.event_id AS event_id, e.event_time AS event_time,
+       e.event_type AS event_type, e.name AS name, e.channel AS channel, e.side AS side,
+       if(c.team != '', c.team, if(e.side = 'human', 'sales', if(e.side = 'digital', 'marketing', 'none'))) AS team,
+       if(c.channel != '', c.touch, e.channel NOT IN ('identity', 'crm')) AS is_touch,
+       e.rep_id AS rep_id, e.rep_role AS rep_role, e.person_id AS person_id, e.contact_id AS contact_id,
+       e.email AS email, e.anonymous_id AS anonymous_id, e.user_id AS user_id,
+       e.account_id AS direct_account_id, e.journey_account_id AS stream_account_id,
+       JSONExtractString(e.properties, 'utm', 'source') AS utm_source,
+       JSONExtractString(e.properties, 'utm', 'medium') AS utm_medium,
+       JSONExtractString(e.properties, 'utm', 'name') AS utm_campaign,
+       e.properties AS properties, e.source AS ingest_source
+FROM (SELECT * FROM timeline FINAL ORDER BY event_id, version DESC LIMIT 1 BY event_id) AS e
+INNER JOIN event_accounts AS a ON a.event_id = e.event_id
+LEFT JOIN channel_definitions AS c ON c.channel = e.channel
+SETTINGS join_use_nulls = 0
+"""
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        7,
+        "one resolution for every read: event_accounts, journey_events, stage changes on canonical accounts",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS channel_definitions (
+                channel String,
+                side LowCardinality(String),
+                team LowCardinality(String),
+                touch UInt8,
+                definitions_version String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY channel
+            {_DEDUP}
+            """,
+            _LINKS_V, _MERGES_V, _EVENT_ACCOUNTS_V, _STAGE_CHANGES_RESOLVED_V, _JOURNEY_EVENTS_V,
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _LEDGER = """
@@ -303,3 +421,14 @@ def migrate(store: _Runs) -> list[Migration]:
         )
         ran.append(migration)
     return ran
+
+
+CHANNEL_COLUMNS = ("channel", "side", "team", "touch", "definitions_version", "version")
+
+
+def channel_rows(channels: Mapping[str, Any], definitions_version: str, version: int) -> list[tuple]:
+    """Rows of ``channel_definitions`` for the definitions' channel map (``Definitions.channels``):
+    the analyst views take each channel's team and whether it is a touch from there. The store
+    process writes them at start; ``version`` orders writers (the newest definitions win)."""
+    return [(name, ch.side, ch.team, int(bool(ch.touch)), definitions_version, int(version))
+            for name, ch in sorted(channels.items())]

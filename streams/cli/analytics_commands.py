@@ -80,12 +80,12 @@ def paths(ctx: click.Context, limit: int, fmt: str) -> None:
 
 @click.command("attribution")
 @click.option("--model", type=click.Choice(attribution.MODELS), default="w_shaped", show_default=True)
-@click.option("--split", type=click.Choice(["channel", "team"]), default="channel", show_default=True,
-              help="team: the marketing vs sales split of the credit.")
+@click.option("--split", type=click.Choice(attribution.SPLITS), default="channel", show_default=True,
+              help="team: the marketing vs sales split of the credit; role: marketing vs each rep role (SDR, AE).")
 @format_option
 @click.pass_context
 def attribution_cmd(ctx: click.Context, model: str, split: str, fmt: str) -> None:
-    """Multi-touch attribution of won revenue, sales touches included."""
+    """Multi-touch attribution of won revenue (every won deal, per currency), sales touches included."""
     _report(ctx, "attribution", fmt, f"Attribution ({model}) by {split}", model=model, split=split)
 
 

@@ -1,5 +1,5 @@
-// /ui/attribution: revenue credit of won deals by channel for one model, and the
-// marketing/sales split (split=team) as one bar.
+// /ui/attribution: revenue credit of won deals by channel for one model, the
+// marketing/sales split (split=team) as one bar per currency, and the split by rep role.
 
 import { linear } from "./charts.js";
 import {
@@ -11,6 +11,7 @@ const MODELS = [
   ["w_shaped", "W-shaped (first touch, lead creation, opportunity)"],
   ["u_shaped", "U-shaped (first touch, lead creation)"],
   ["first_touch", "first touch"],
+  ["last_touch", "last touch"],
   ["lead_creation", "lead creation"],
   ["full_path", "full path (first, lead, opportunity, last touch)"],
   ["linear", "linear"],
@@ -24,15 +25,21 @@ let model = params.get("model") || "w_shaped";
 const modelSelect = h("select", { id: "model", name: "model", "aria-label": "model" },
   MODELS.map(([v, label]) => h("option", { value: v, selected: v === model }, label)));
 const splitBox = h("div");
+const roleBox = h("div");
 const channelBox = h("div");
 main.append(h("h1", {}, "Attribution"), h("form", { class: "toolbar" }, h("label", {}, "model ", modelSelect)),
   section("split", "Marketing / sales credit", splitBox),
+  section("roles", "Credit by role (marketing, SDR, AE)", roleBox),
   section("channels", "Credit by channel", channelBox));
 
-function splitBar(rows, width = 760, height = 46) {
+function currencies(rows) {
+  return [...new Set(rows.map((r) => r.currency || ""))];
+}
+
+function splitBar(rows, currency, width = 760, height = 46) {
   const total = rows.reduce((a, r) => a + Number(r.credit || 0), 0) || 1;
   const x = linear(0, total, 0, width);
-  const svg = s("svg", { id: "split-bar", class: "chart split", viewBox: `0 0 ${width} ${height}`, width, height,
+  const svg = s("svg", { id: currency ? `split-bar-${currency}` : "split-bar", class: "chart split", viewBox: `0 0 ${width} ${height}`, width, height,
                          role: "img", "aria-label": "marketing and sales credit" });
   let at = 0;
   for (const r of rows) {
@@ -70,21 +77,38 @@ function channelBars(rows, width = 760) {
 async function load() {
   main.dataset.state = "loading";
   try {
-    const [byChannel, byTeam] = await Promise.all([
+    const [byChannel, byTeam, byRole] = await Promise.all([
       report("attribution", { model }),
       report("attribution", { model, split: "team" }),
+      report("attribution", { model, split: "role" }),
     ]);
     clear(splitBox);
+    clear(roleBox);
     clear(channelBox);
     if (!byChannel.length) {
       splitBox.append(empty("No won deals yet.", { id: "attribution-empty" }));
     } else {
-      splitBox.append(splitBar(byTeam), table([
+      const curs = currencies(byTeam);
+      curs.forEach((cur, i) => {
+        // amounts in different currencies are never summed: one bar per currency
+        const bar = splitBar(byTeam.filter((r) => (r.currency || "") === cur), cur);
+        if (i === 0) bar.id = "split-bar";
+        splitBox.append(h("p", { class: "currency" }, cur || "no currency"), bar);
+      });
+      roleBox.append(table([
+        { key: "currency", label: "currency" },
+        { key: "role", label: "role" },
+        { key: "credit", label: "credit", num: true, fmt: (v) => fmtNum(v, 0) },
+        { key: "share", label: "share", num: true, fmt: fmtPct },
+      ], byRole, { id: "role-table" }));
+      splitBox.append(table([
+        { key: "currency", label: "currency" },
         { key: "team", label: "team" },
         { key: "credit", label: "credit", num: true, fmt: (v) => fmtNum(v, 0) },
         { key: "share", label: "share", num: true, fmt: fmtPct },
       ], byTeam, { id: "split-table" }));
       channelBox.append(channelBars(byChannel), table([
+        { key: "currency", label: "currency" },
         { key: "channel", label: "channel" },
         { key: "team", label: "team" },
         { key: "credit", label: "credit", num: true, fmt: (v) => fmtNum(v, 0) },
