@@ -210,20 +210,20 @@ def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
     and the account's ordered touches up to the close (for attribution). Every won deal counts,
     an account's second deal included; amounts stay in their own currency."""
     sql = f"""
-    WITH deals AS (
-      SELECT account_id, JSONExtractString(properties, 'opportunityId') AS deal_id,
-             argMax(toFloat64OrZero(trim(BOTH '"' FROM JSONExtractRaw(properties, 'amount'))), event_time) AS revenue,
-             argMax(JSONExtractString(properties, 'currency'), event_time) AS currency,
-             max(event_time) AS won_at
-      FROM journey_events
-      WHERE event_type = 'opportunity' AND JSONExtractString(properties, 'action') = 'closed_won'
+    WITH deals AS (  -- one pass over the opportunity rows: each won deal with its creation time
+      SELECT account_id, deal_id,
+             argMaxIf(amount, event_time, action = 'closed_won') AS revenue,
+             argMaxIf(currency, event_time, action = 'closed_won') AS currency,
+             maxIf(event_time, action = 'closed_won') AS won_at,
+             minIf(event_time, action = 'created') AS created_at
+      FROM (
+        SELECT account_id, event_time, JSONExtractString(properties, 'opportunityId') AS deal_id,
+               JSONExtractString(properties, 'action') AS action, JSONExtractString(properties, 'currency') AS currency,
+               toFloat64OrZero(trim(BOTH '"' FROM JSONExtractRaw(properties, 'amount'))) AS amount
+        FROM journey_events WHERE event_type = 'opportunity'
+      )
       GROUP BY account_id, deal_id
-    ),
-    created AS (
-      SELECT account_id, JSONExtractString(properties, 'opportunityId') AS deal_id, min(event_time) AS created_at
-      FROM journey_events
-      WHERE event_type = 'opportunity' AND JSONExtractString(properties, 'action') = 'created'
-      GROUP BY account_id, deal_id
+      HAVING countIf(action = 'closed_won') > 0
     ),
     milestones AS (
       SELECT account_id, minIf(at, to_stage = 'mql') AS mql_at, minIf(at, to_stage = 'opportunity') AS opp_at
@@ -231,15 +231,14 @@ def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
     )
     SELECT d.account_id AS account_id, d.deal_id AS deal_id, d.revenue AS revenue, d.currency AS currency,
            d.won_at AS won_at, nullIf(m.mql_at, toDateTime64(0, 3, 'UTC')) AS mql_at,
-           nullIf(if(c.created_at > toDateTime64(0, 3, 'UTC'), c.created_at, m.opp_at), toDateTime64(0, 3, 'UTC')) AS opp_at,
+           nullIf(if(d.created_at > toDateTime64(0, 3, 'UTC'), d.created_at, m.opp_at), toDateTime64(0, 3, 'UTC')) AS opp_at,
            arraySort(x -> (x.1, x.6), groupArray((t.event_time, t.channel, t.side, t.team, t.rep_role, t.event_id)))
              AS touches
     FROM deals AS d
     LEFT JOIN milestones AS m ON m.account_id = d.account_id
-    LEFT JOIN created AS c ON c.account_id = d.account_id AND c.deal_id = d.deal_id
     INNER JOIN ({TOUCHES}) AS t ON t.account_id = d.account_id
     WHERE t.event_time <= d.won_at
-    GROUP BY d.account_id, d.deal_id, d.revenue, d.currency, d.won_at, m.mql_at, c.created_at, m.opp_at
+    GROUP BY d.account_id, d.deal_id, d.revenue, d.currency, d.won_at, m.mql_at, d.created_at, m.opp_at
     ORDER BY d.account_id, d.deal_id
     SETTINGS join_use_nulls = 0
     """
