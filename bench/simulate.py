@@ -77,7 +77,7 @@ class InProcessPipeline:
 
     def store_into(self, store: Any, batch: int = 50_000) -> None:
         """Write the rows and links to a migrated store (``sinks.clickhouse.client.Store``)."""
-        from sinks.clickhouse import ddl
+        from sinks.clickhouse import ddl, resolution
         from sinks.clickhouse.rows import LINK_COLUMNS, TIMELINE_COLUMNS, link_row, timeline_row
 
         ddl.migrate(store)
@@ -87,3 +87,4 @@ class InProcessPipeline:
         links = [link_row(link) for link in self.links.values()]
         for i in range(0, len(links), batch):
             store.insert("identity_links", links[i : i + batch], LINK_COLUMNS, dedup_token=f"simulate-links-{i}")
+        resolution.refresh_all(store)  # what the store process keeps current batch by batch

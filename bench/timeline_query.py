@@ -38,7 +38,7 @@ from bench.pipeline import summary
 from bench.simulate import InProcessPipeline
 from bench.synth import SynthConfig, generate
 from schemas.definitions import load
-from sinks.clickhouse import ddl, queries
+from sinks.clickhouse import ddl, queries, resolution
 from sinks.clickhouse.client import ReadOnlyStore, Store
 from streams import reports
 
@@ -110,6 +110,7 @@ def build(store: Store, events: int, base: int, seed: int) -> tuple[list[str], i
                       f"ARRAY JOIN range({first}, {last + 1}) AS n")
     for sql in (_SCORES_SQL, _STAGE_CHANGES_SQL, _ALERTS_SQL):
         store.command(sql)
+    resolution.refresh_all(store)  # the copies' events resolved, as the store process does per batch
     return accounts, copies
 
 

@@ -43,6 +43,7 @@ SHARDING_KEYS: dict[str, str] = {
     "identity_links_by_dst": "cityHash64(src)",
     "timeline_by_key": "cityHash64(event_id)",
     "channel_definitions": "cityHash64(channel)",
+    "event_resolution": "cityHash64(event_id)",
 }
 """The Distributed sharding key of every table the migrations create."""
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
+from sinks.clickhouse.resolution import RESOLUTION_COLUMNS, resolve_sql
+
 
 class _Runs(Protocol):
     def command(self, sql: str, parameters: dict | None = None) -> object: ...
@@ -293,48 +295,39 @@ CREATE OR REPLACE VIEW account_merges_v AS
 SELECT src AS account_id, min(dst) AS canonical_id FROM identity_links_v WHERE kind = 'account_merge' GROUP BY src
 """
 
-_EVENT_ACCOUNTS_V = """
+# Every event with the accounts it resolves to now (one row per event and account).
+_EVENT_ACCOUNTS_V = f"""
 CREATE OR REPLACE VIEW event_accounts AS
-WITH
-  members AS (SELECT src AS person, dst AS acct, valid_from AS vf, valid_to AS vt
-              FROM identity_links_v WHERE kind = 'person_account'),
-  people AS (
-    SELECT person, acct, vf, vt FROM members
-    UNION ALL SELECT l.src, m.acct, m.vf, m.vt FROM identity_links_v l INNER JOIN members m ON l.dst = m.person
-      WHERE l.kind = 'person_alias'
-    UNION ALL SELECT l.dst, m.acct, m.vf, m.vt FROM identity_links_v l INNER JOIN members m ON l.src = m.person
-      WHERE l.kind = 'person_alias'
-  ),
-  devices AS (
-    SELECT l.src AS device, p.acct AS acct, greatest(l.valid_from, p.vf) AS vf, least(l.valid_to, p.vt) AS vt
-    FROM identity_links_v l INNER JOIN people p ON l.dst = p.person WHERE l.kind = 'device'
-  ),
-  events AS (
-    SELECT event_id, account_id, event_time, anonymous_id, user_id, email, contact_id
-    FROM timeline FINAL ORDER BY event_id, version DESC LIMIT 1 BY event_id
-  ),
-  direct AS (SELECT event_id, account_id AS acct FROM events WHERE account_id != ''),
-  by_person AS (
-    SELECT t.event_id AS event_id, p.acct AS acct FROM (
-      SELECT event_id, event_time, arrayDistinct(arrayFilter(x -> x != '', [user_id, email, contact_id])) AS pkeys
-      FROM events WHERE account_id = '' AND notEmpty(pkeys)
-    ) AS t
-    ARRAY JOIN t.pkeys AS pkey
-    INNER JOIN people p ON pkey = p.person
-    WHERE t.event_time >= p.vf AND t.event_time < p.vt
-  ),
-  by_device AS (
-    SELECT t.event_id AS event_id, d.acct AS acct FROM (
-      SELECT event_id, event_time, anonymous_id FROM events
-      WHERE account_id = '' AND user_id = '' AND email = '' AND contact_id = '' AND anonymous_id != ''
-    ) AS t
-    INNER JOIN devices d ON t.anonymous_id = d.device
-    WHERE t.event_time >= d.vf AND t.event_time < d.vt
-  ),
-  raw AS (SELECT * FROM direct UNION ALL SELECT * FROM by_person UNION ALL SELECT * FROM by_device)
-SELECT DISTINCT r.event_id AS event_id, if(m.canonical_id != '', m.canonical_id, r.acct) AS account_id
-FROM raw r LEFT JOIN account_merges_v m ON r.acct = m.account_id
-SETTINGS join_use_nulls = 0
+SELECT event_id, arrayJoin(accounts) AS account_id FROM ({resolve_sql(scoped=False)})
+"""
+
+# The same answer kept as a table (the reports read it): the store process re-resolves the events
+# of every timeline batch it writes and every event a batch of link changes can move
+# (sinks/clickhouse/resolution.py); one row per event, the newest resolution wins.
+_EVENT_RESOLUTION = f"""
+CREATE TABLE IF NOT EXISTS event_resolution (
+    event_id String,
+    accounts Array(String),
+    event_time DateTime64(3, 'UTC'),
+    event_type LowCardinality(String),
+    name String,
+    channel LowCardinality(String),
+    side LowCardinality(String),
+    rep_id String,
+    rep_role LowCardinality(String),
+    person_id String,
+    contact_id String,
+    email String,
+    anonymous_id String,
+    user_id String,
+    direct_account_id String,
+    stream_account_id String,
+    properties String,
+    ingest_source LowCardinality(String),
+    resolved_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(resolved_at)
+ORDER BY event_id
+{_DEDUP}
 """
 
 # Stage changes on the canonical account: a domain account merged into a CRM account counts once.
@@ -352,20 +345,20 @@ SETTINGS join_use_nulls = 0
 # definitions (channel_definitions, written by the store process) and the stage at the time.
 _JOURNEY_EVENTS_V = """
 CREATE OR REPLACE VIEW journey_events AS
-SELECT a.account_id AS account_id, e.event_id AS event_id, e.event_time AS event_time,
-       e.event_type AS event_type, e.name AS name, e.channel AS channel, e.side AS side,
-       if(c.team != '', c.team, if(e.side = 'human', 'sales', if(e.side = 'digital', 'marketing', 'none'))) AS team,
-       if(c.channel != '', c.touch, e.channel NOT IN ('identity', 'crm')) AS is_touch,
-       e.rep_id AS rep_id, e.rep_role AS rep_role, e.person_id AS person_id, e.contact_id AS contact_id,
-       e.email AS email, e.anonymous_id AS anonymous_id, e.user_id AS user_id,
-       e.account_id AS direct_account_id, e.journey_account_id AS stream_account_id,
-       JSONExtractString(e.properties, 'utm', 'source') AS utm_source,
-       JSONExtractString(e.properties, 'utm', 'medium') AS utm_medium,
-       JSONExtractString(e.properties, 'utm', 'name') AS utm_campaign,
-       e.properties AS properties, e.source AS ingest_source
-FROM (SELECT * FROM timeline FINAL ORDER BY event_id, version DESC LIMIT 1 BY event_id) AS e
-INNER JOIN event_accounts AS a ON a.event_id = e.event_id
-LEFT JOIN channel_definitions AS c ON c.channel = e.channel
+SELECT account_id, r.event_id AS event_id, r.event_time AS event_time,
+       r.event_type AS event_type, r.name AS name, r.channel AS channel, r.side AS side,
+       if(c.team != '', c.team, if(r.side = 'human', 'sales', if(r.side = 'digital', 'marketing', 'none'))) AS team,
+       if(c.channel != '', c.touch = 1, r.channel NOT IN ('identity', 'crm')) AS is_touch,
+       r.rep_id AS rep_id, r.rep_role AS rep_role, r.person_id AS person_id, r.contact_id AS contact_id,
+       r.email AS email, r.anonymous_id AS anonymous_id, r.user_id AS user_id,
+       r.direct_account_id AS direct_account_id, r.stream_account_id AS stream_account_id,
+       JSONExtractString(r.properties, 'utm', 'source') AS utm_source,
+       JSONExtractString(r.properties, 'utm', 'medium') AS utm_medium,
+       JSONExtractString(r.properties, 'utm', 'name') AS utm_campaign,
+       r.properties AS properties, r.ingest_source AS ingest_source
+FROM (SELECT * FROM event_resolution FINAL) AS r
+ARRAY JOIN r.accounts AS account_id
+LEFT JOIN (SELECT * FROM channel_definitions FINAL) AS c ON c.channel = r.channel
 SETTINGS join_use_nulls = 0
 """
 
@@ -386,8 +379,9 @@ MIGRATIONS = MIGRATIONS + (
             ORDER BY channel
             {_DEDUP}
             """,
-            _LINKS_V, _MERGES_V, _EVENT_ACCOUNTS_V, _STAGE_CHANGES_RESOLVED_V, _JOURNEY_EVENTS_V,
+            _EVENT_RESOLUTION, _LINKS_V, _MERGES_V, _EVENT_ACCOUNTS_V, _STAGE_CHANGES_RESOLVED_V, _JOURNEY_EVENTS_V,
         ),
+        backfill=(f"INSERT INTO event_resolution ({', '.join(RESOLUTION_COLUMNS)}) {resolve_sql(scoped=False)}",),
     ),
 )
 

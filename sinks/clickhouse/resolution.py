@@ -1,7 +1,7 @@
-"""Bulk query-time resolution: every stored event → the account(s) it resolves to now.
+"""Query-time resolution in bulk: every stored event → the account(s) it resolves to now.
 
-The same semantics as :data:`sinks.clickhouse.queries.RESOLVED_TIMELINE_SQL`, for all accounts
-at once (stitching reports, exports, audits):
+The same semantics as :func:`sinks.clickhouse.queries.timeline` (one account, keyed look-ups),
+for many events at once:
 
 1. an event naming an account directly (CRM id, group, email domain) belongs to it;
 2. an event of a person (userId, email or CRM contact id, with aliases in both directions)
@@ -14,17 +14,229 @@ Account merges are applied one level, as the timeline query does: an event whose
 (``identity_overrides``) remove links first. ``accounts`` is sorted and empty for an
 unattributed event; more than one entry means the event shows in several canonical timelines.
 
+One SQL template (:func:`resolve_sql`) says this, rendered twice: over every event for the
+``event_accounts`` view, and over a given set of events — with only the links those events
+can reach read, by key — to keep the ``event_resolution`` table current (:func:`refresh`):
+the store process re-resolves the events of each timeline batch it writes, and the events a
+batch of changed links or overrides can move (:func:`affected`). Reports read that table.
+
 Invariant (tested): for every account ``A`` that is not itself merged into another,
 ``timeline(A)`` holds exactly the events whose ``accounts`` contain ``A``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+from sinks.clickhouse.rows import LINK_COLUMNS, OVERRIDE_COLUMNS, TIMELINE_COLUMNS
 
 
 class _Queries(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]: ...
+
+
+class _Runs(_Queries, Protocol):
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any: ...
+
+
+_UNMERGED = "(kind, src, dst) NOT IN (SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge')"
+
+
+def _links(kind: str, prewhere: str = "") -> str:
+    """Current ``kind`` links as (src, dst, vf, vt) rows, unmerges removed; ``prewhere`` narrows
+    the read by primary key (conditions on ``src`` only)."""
+    narrow = f" AND ({prewhere})" if prewhere else ""
+    return (f"SELECT src, dst, vf, vt FROM (SELECT kind, src, dsts, valid_froms, valid_tos FROM identity_links "
+            f"FINAL PREWHERE kind = '{kind}'{narrow}) ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt "
+            f"WHERE {_UNMERGED}")
+
+
+def resolve_sql(scoped: bool) -> str:
+    """``SELECT event_id, accounts, <timeline columns>`` — every event (``scoped=False``), or the
+    events whose ``(account_id, event_id)`` is in the ``{pairs:Array(Tuple(String, String))}``
+    parameter, reading only the links of the ``{persons:Array(String)}`` and
+    ``{devices:Array(String)}`` they can reach (:func:`_scope` finds them)."""
+    where = "PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))}" if scoped else ""
+    persons = "src IN {persons:Array(String)}"
+    scope = f"""
+  dev_links AS ({_links("device", "src IN {devices:Array(String)}" if scoped else "")}),
+  alias_links AS ({_links("person_alias", f"{persons} OR src IN (SELECT src FROM identity_links_by_dst WHERE "
+                          "kind = 'person_alias' AND dst IN {persons:Array(String)})" if scoped else "")}),
+  members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({_links("person_account", persons if scoped else "")})),"""
+    return f"""
+WITH
+  ev AS (
+    SELECT * FROM timeline FINAL {where}
+    ORDER BY event_id, version DESC LIMIT 1 BY event_id
+  ),{scope}
+  merges AS (SELECT src AS acct, min(dst) AS canon FROM ({_links("account_merge")}) GROUP BY src),
+  people AS (
+    SELECT person, acct, vf, vt FROM members
+    UNION ALL SELECT l.src, m.acct, m.vf, m.vt FROM alias_links l INNER JOIN members m ON l.dst = m.person
+    UNION ALL SELECT l.dst, m.acct, m.vf, m.vt FROM alias_links l INNER JOIN members m ON l.src = m.person
+  ),
+  devices AS (
+    SELECT l.src AS device, p.acct AS acct, greatest(l.vf, p.vf) AS vf, least(l.vt, p.vt) AS vt
+    FROM dev_links l INNER JOIN people p ON l.dst = p.person
+  ),
+  direct AS (SELECT event_id, account_id AS acct FROM ev WHERE account_id != ''),
+  by_person AS (
+    SELECT t.event_id AS event_id, p.acct AS acct FROM (
+      SELECT event_id, event_time, arrayDistinct(arrayFilter(x -> x != '', [user_id, email, contact_id])) AS pkeys
+      FROM ev WHERE account_id = '' AND notEmpty(pkeys)
+    ) AS t
+    ARRAY JOIN t.pkeys AS pkey
+    INNER JOIN people p ON pkey = p.person
+    WHERE t.event_time >= p.vf AND t.event_time < p.vt
+  ),
+  by_device AS (
+    SELECT t.event_id AS event_id, d.acct AS acct FROM (
+      SELECT event_id, event_time, anonymous_id FROM ev
+      WHERE account_id = '' AND user_id = '' AND email = '' AND contact_id = '' AND anonymous_id != ''
+    ) AS t
+    INNER JOIN devices d ON t.anonymous_id = d.device
+    WHERE t.event_time >= d.vf AND t.event_time < d.vt
+  ),
+  raw AS (SELECT * FROM direct UNION ALL SELECT * FROM by_person UNION ALL SELECT * FROM by_device),
+  resolved AS (
+    SELECT r.event_id AS event_id, arraySort(groupUniqArray(if(m.canon != '', m.canon, r.acct))) AS accounts
+    FROM raw r LEFT JOIN merges m ON r.acct = m.acct
+    GROUP BY r.event_id
+  )
+SELECT e.event_id AS event_id, r.accounts AS accounts, {_COLUMNS}
+FROM ev AS e LEFT JOIN resolved AS r ON r.event_id = e.event_id
+SETTINGS join_use_nulls = 0
+"""
+
+
+_COLUMNS = """e.event_time AS event_time, e.event_type AS event_type, e.name AS name, e.channel AS channel,
+       e.side AS side, e.rep_id AS rep_id, e.rep_role AS rep_role, e.person_id AS person_id,
+       e.contact_id AS contact_id, e.email AS email, e.anonymous_id AS anonymous_id, e.user_id AS user_id,
+       e.account_id AS direct_account_id, e.journey_account_id AS stream_account_id, e.properties AS properties,
+       e.source AS ingest_source"""
+
+RESOLUTION_COLUMNS = ("event_id", "accounts", "event_time", "event_type", "name", "channel", "side", "rep_id",
+                      "rep_role", "person_id", "contact_id", "email", "anonymous_id", "user_id", "direct_account_id",
+                      "stream_account_id", "properties", "ingest_source")
+"""The columns of ``event_resolution`` that :func:`resolve_sql` fills (``resolved_at`` is the version)."""
+
+_INSERT = f"INSERT INTO event_resolution ({', '.join(RESOLUTION_COLUMNS)}) "
+
+CHUNK = 5000
+"""Events re-resolved per statement."""
+
+
+def _scope(store: _Runs, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The parameters of the scoped :func:`resolve_sql`: the events, the devices of their
+    anonymous events, and every person key they can reach (their own, their devices' persons,
+    one alias hop either way) — a superset is harmless, a missing key would not be."""
+    _, rows = store.query(
+        "SELECT DISTINCT arrayJoin(if(user_id = '' AND email = '' AND contact_id = '', [concat('d:', anonymous_id)], "
+        "arrayMap(x -> concat('p:', x), arrayFilter(x -> x != '', [user_id, email, contact_id])))) "
+        "FROM timeline PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))} WHERE account_id = ''",
+        {"pairs": pairs})
+    keys = [str(r[0]) for r in rows if len(str(r[0])) > 2]
+    devices = sorted(k[2:] for k in keys if k.startswith("d:"))
+    persons = {k[2:] for k in keys if k.startswith("p:")}
+    if devices:
+        _, rows = store.query("SELECT DISTINCT arrayJoin(dsts) FROM identity_links FINAL "
+                              "PREWHERE kind = 'device' AND src IN {d:Array(String)}", {"d": devices})
+        persons.update(str(r[0]) for r in rows)
+    if persons:
+        _, rows = store.query(
+            "SELECT src, dsts FROM identity_links FINAL PREWHERE kind = 'person_alias' AND (src IN {p:Array(String)} "
+            "OR src IN (SELECT src FROM identity_links_by_dst WHERE kind = 'person_alias' AND dst IN {p:Array(String)}))",
+            {"p": sorted(persons)})
+        for src, dsts in rows:
+            persons.add(str(src))
+            persons.update(str(d) for d in dsts)
+    return {"pairs": pairs, "persons": sorted(persons), "devices": devices}
+
+
+def refresh(store: _Runs, pairs: Iterable[tuple[str, str]]) -> int:
+    """Re-resolve the events ``(direct account id, event id)`` now, writing a newer version of
+    their ``event_resolution`` rows; how many. Idempotent: running it again writes the same
+    answer (ReplacingMergeTree keeps the newest)."""
+    unique = sorted(set(pairs))
+    for i in range(0, len(unique), CHUNK):
+        store.command(_INSERT + resolve_sql(scoped=True), _scope(store, unique[i : i + CHUNK]))
+    return len(unique)
+
+
+def refresh_all(store: _Runs) -> None:
+    """Resolve every stored event again (a backfill; the store process keeps the table current)."""
+    store.command(_INSERT + resolve_sql(scoped=False))
+
+
+_AFFECTED_SQL = """
+WITH
+  persons AS (SELECT arrayJoin({persons:Array(String)}) AS k),
+  aliased AS (
+    SELECT k FROM persons
+    UNION DISTINCT SELECT arrayJoin(dsts) FROM identity_links FINAL
+      PREWHERE kind = 'person_alias' AND src IN (SELECT k FROM persons)
+    UNION DISTINCT SELECT src FROM identity_links_by_dst WHERE kind = 'person_alias' AND dst IN (SELECT k FROM persons)
+  ),
+  keys AS (
+    SELECT k FROM aliased
+    UNION DISTINCT SELECT arrayJoin({devices:Array(String)})
+    UNION DISTINCT SELECT src FROM identity_links_by_dst WHERE kind = 'device' AND dst IN (SELECT k FROM aliased)
+  )
+SELECT '' AS account_id, event_id FROM timeline_by_key WHERE key IN (SELECT k FROM keys)
+"""
+_AFFECTED_ACCOUNTS_SQL = """
+UNION DISTINCT
+SELECT account_id, event_id FROM timeline PREWHERE account_id IN {accounts:Array(String)}
+UNION DISTINCT
+SELECT direct_account_id, event_id FROM event_resolution FINAL WHERE hasAny(accounts, {accounts:Array(String)})
+"""
+"""Only for merge changes: the last part reads every resolved event (a merge moves whole accounts)."""
+
+
+def affected(store: _Queries, changes: Iterable[tuple[str, str, Sequence[str]]]) -> list[tuple[str, str]]:
+    """The events ``(direct account id, event id)`` whose resolution the changed links or
+    overrides ``(kind, src, dsts)`` can move: a device's anonymous events; a person's events
+    (and their aliases' and devices'); every event on either side of an account merge."""
+    persons: set[str] = set()
+    devices: set[str] = set()
+    accounts: set[str] = set()
+    for kind, src, dsts in changes:
+        if kind == "device":
+            devices.add(src)
+        elif kind in ("person_account", "person_alias"):
+            persons.add(src)
+            if kind == "person_alias":
+                persons.update(dsts)
+        elif kind == "account_merge":
+            accounts.add(src)
+            accounts.update(dsts)
+    if not (persons or devices or accounts):
+        return []
+    sql = _AFFECTED_SQL + (_AFFECTED_ACCOUNTS_SQL if accounts else "")
+    _, rows = store.query(sql, {"persons": sorted(persons), "devices": sorted(devices), "accounts": sorted(accounts)})
+    return [(str(a), str(e)) for a, e in rows]
+
+
+# What the store process runs after each batch it writes (streams/agents/store.py), on its rows.
+_EVENT_KEY = (TIMELINE_COLUMNS.index("account_id"), TIMELINE_COLUMNS.index("event_id"))
+_LINK_KEY = tuple(LINK_COLUMNS.index(c) for c in ("kind", "src", "dsts"))
+_OVERRIDE_KEY = tuple(OVERRIDE_COLUMNS.index(c) for c in ("kind", "src", "dst"))
+
+
+def after_timeline_rows(store: _Runs, rows: Sequence[Sequence[Any]]) -> None:
+    """Timeline rows just stored: resolve their events."""
+    refresh(store, [(row[_EVENT_KEY[0]], row[_EVENT_KEY[1]]) for row in rows])
+
+
+def after_link_rows(store: _Runs, rows: Sequence[Sequence[Any]]) -> None:
+    """Identity links just stored: re-resolve every event they can move."""
+    refresh(store, affected(store, [(row[_LINK_KEY[0]], row[_LINK_KEY[1]], row[_LINK_KEY[2]]) for row in rows]))
+
+
+def after_override_rows(store: _Runs, rows: Sequence[Sequence[Any]]) -> None:
+    """Manual unmerges/merges just stored: re-resolve every event they can move."""
+    refresh(store, affected(store, [(row[_OVERRIDE_KEY[0]], row[_OVERRIDE_KEY[1]], (row[_OVERRIDE_KEY[2]],))
+                                    for row in rows]))
 
 
 RESOLVED_EVENTS_SQL = """
@@ -35,15 +247,20 @@ LEFT JOIN event_accounts AS a ON a.event_id = e.event_id
 GROUP BY e.event_id, e.event_type
 SETTINGS join_use_nulls = 0
 """
-"""Every stored event with the accounts the ``event_accounts`` view (migration 7, the one bulk
-implementation of the semantics above) resolves it to."""
+"""Every stored event with the accounts the ``event_accounts`` view resolves it to now."""
 
 
 def resolve_events(store: _Queries) -> Iterator[tuple[str, str, tuple[str, ...]]]:
-    """``(event_id, event_type, accounts)`` for every stored event (each once)."""
+    """``(event_id, event_type, accounts)`` for every stored event (each once), resolved now."""
     _, rows = store.query(RESOLVED_EVENTS_SQL)
     for event_id, event_type, accounts in rows:
         yield str(event_id), str(event_type), tuple(accounts)
+
+
+def stored_resolution(store: _Queries) -> dict[str, tuple[str, ...]]:
+    """What ``event_resolution`` (the table the reports read) says now, event id → accounts."""
+    _, rows = store.query("SELECT event_id, accounts FROM event_resolution FINAL")
+    return {str(e): tuple(a) for e, a in rows}
 
 
 def canonical_accounts(store: _Queries) -> set[str]:

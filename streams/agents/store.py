@@ -20,8 +20,9 @@ from schemas.alerts import AlertRecord
 from schemas.identity import IdentityLink, IdentityOverride
 from schemas.journey import JourneyUpdate
 from schemas.timeline import TimelineEvent
+from sinks.clickhouse import resolution
 from sinks.clickhouse import rows as r
-from sinks.clickhouse.writer import insert_until_done
+from sinks.clickhouse.writer import insert_until_done, until_done
 from streams import metrics
 from streams.agents.batching import offsets_token
 from streams.agents.dlq import row_of
@@ -54,9 +55,16 @@ def _stage_changes(message: faust.types.Message) -> list[tuple]:
     return r.journey_rows(JourneyUpdate.model_validate_json(message.value))[1]
 
 
+Resolve = Callable[[Any, list[tuple]], None]
+"""What a batch's rows make the store do next, in the same batch: ``(store, rows) -> None``,
+blocking and idempotent (re-run after a crash before the ack)."""
+
+
 def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence[Target], settings: Any,
-               handle: StoreHandle, after: Callable[[list[tuple]], None] | None = None) -> None:
-    """Register an agent that writes every message of ``topic`` to ``targets``."""
+               handle: StoreHandle, after: Callable[[list[tuple]], None] | None = None,
+               then: Resolve | None = None) -> None:
+    """Register an agent that writes every message of ``topic`` to ``targets``; ``then`` runs on
+    the rows of the first target once they are stored, retried like the inserts, before the ack."""
 
     @app.agent(topic, name=name)
     async def sink(stream: faust.StreamT) -> None:
@@ -75,20 +83,27 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
                                             on_retry=metrics.on_retry(target.table))
                 if after is not None:
                     after(rows)
+                if then is not None and target is targets[0] and rows:
+                    await until_done(lambda: then(handle.get(), rows), f"{name}: resolve events",
+                                     on_retry=metrics.on_retry("event_resolution"))
 
 
 def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) -> None:
-    def sink(topic: faust.TopicT, name: str, *targets: Target, after: Callable | None = None) -> None:
-        sink_agent(app, topic, name, targets, settings, handle, after)
+    def sink(topic: faust.TopicT, name: str, *targets: Target, after: Callable | None = None,
+             then: Resolve | None = None) -> None:
+        sink_agent(app, topic, name, targets, settings, handle, after, then)
 
-    sink(topics.timeline, "store-timeline", Target("timeline", r.TIMELINE_COLUMNS, _timeline))
+    sink(topics.timeline, "store-timeline", Target("timeline", r.TIMELINE_COLUMNS, _timeline),
+         then=resolution.after_timeline_rows)
     sink(topics.inbound_dlq, "store-dead-letters",
          Target("dead_letters", r.DEAD_LETTER_COLUMNS, lambda m: [row_of(m)]), after=metrics.dead_letters)
     sink(topics.identity_links, "store-identity-links",
-         Target("identity_links", r.LINK_COLUMNS, lambda m: [r.link_row(IdentityLink.model_validate_json(m.value))]))
+         Target("identity_links", r.LINK_COLUMNS, lambda m: [r.link_row(IdentityLink.model_validate_json(m.value))]),
+         then=resolution.after_link_rows)
     sink(topics.identity_overrides, "store-identity-overrides",
          Target("identity_overrides", r.OVERRIDE_COLUMNS,
-                lambda m: [r.override_row(IdentityOverride.model_validate_json(m.value))]))
+                lambda m: [r.override_row(IdentityOverride.model_validate_json(m.value))]),
+         then=resolution.after_override_rows)
     sink(topics.journey_updates, "store-journeys", Target("account_scores", r.SCORE_COLUMNS, _scores),
          Target("stage_changes", r.STAGE_CHANGE_COLUMNS, _stage_changes))
     sink(topics.alerts, "store-alerts",

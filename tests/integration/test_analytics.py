@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from schemas.definitions import load
-from sinks.clickhouse import analytics, ddl, queries
+from sinks.clickhouse import analytics, ddl, queries, resolution
 from sinks.clickhouse.client import Store
 from sinks.clickhouse.rows import STAGE_CHANGE_COLUMNS, TIMELINE_COLUMNS
 from streams import reports
@@ -95,6 +95,7 @@ def data(tmp_path_factory):
     store.insert("stage_changes", change_rows, STAGE_CHANGE_COLUMNS)
     # a retracted change (valid = 0, newer version) is not visible
     store.insert("stage_changes", [change_rows[0][:11] + (0, 2)], STAGE_CHANGE_COLUMNS)
+    resolution.refresh_all(store)  # rows written by hand: resolve them as the store process would
     changes = changes[1:]
     yield store, touches, leads, changes, won
     store.close()

@@ -76,3 +76,4 @@ def test_bulk_resolution_applies_unmerges_like_the_timeline_query(loaded) -> Non
     assert merge.src in canonical_accounts(store)
     by_event = assert_same_as_timelines(store)
     assert any(merge.src in accounts for accounts in by_event.values())
+
