@@ -64,56 +64,46 @@ def resolve_sql(scoped: bool) -> str:
                           "kind = 'person_alias' AND dst IN {persons:Array(String)})" if scoped else "")}),
   members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({_links("person_account", persons if scoped else "")})),"""
     return f"""
-WITH
-  ev AS (
-    SELECT * FROM timeline FINAL {where}
-    ORDER BY event_id, version DESC LIMIT 1 BY event_id
-  ),{scope}
+WITH{scope}
   merges AS (SELECT src AS acct, min(dst) AS canon FROM ({_links("account_merge")}) GROUP BY src),
   people AS (
     SELECT person, acct, vf, vt FROM members
     UNION ALL SELECT l.src, m.acct, m.vf, m.vt FROM alias_links l INNER JOIN members m ON l.dst = m.person
     UNION ALL SELECT l.dst, m.acct, m.vf, m.vt FROM alias_links l INNER JOIN members m ON l.src = m.person
   ),
-  devices AS (
-    SELECT l.src AS device, p.acct AS acct, greatest(l.vf, p.vf) AS vf, least(l.vt, p.vt) AS vt
-    FROM dev_links l INNER JOIN people p ON l.dst = p.person
-  ),
-  direct AS (SELECT event_id, account_id AS acct FROM ev WHERE account_id != ''),
-  by_person AS (
-    SELECT t.event_id AS event_id, p.acct AS acct FROM (
-      SELECT event_id, event_time, arrayDistinct(arrayFilter(x -> x != '', [user_id, email, contact_id])) AS pkeys
-      FROM ev WHERE account_id = '' AND notEmpty(pkeys)
-    ) AS t
-    ARRAY JOIN t.pkeys AS pkey
-    INNER JOIN people p ON pkey = p.person
-    WHERE t.event_time >= p.vf AND t.event_time < p.vt
-  ),
-  by_device AS (
-    SELECT t.event_id AS event_id, d.acct AS acct FROM (
-      SELECT event_id, event_time, anonymous_id FROM ev
-      WHERE account_id = '' AND user_id = '' AND email = '' AND contact_id = '' AND anonymous_id != ''
-    ) AS t
-    INNER JOIN devices d ON t.anonymous_id = d.device
-    WHERE t.event_time >= d.vf AND t.event_time < d.vt
-  ),
-  raw AS (SELECT * FROM direct UNION ALL SELECT * FROM by_person UNION ALL SELECT * FROM by_device),
-  resolved AS (
-    SELECT r.event_id AS event_id, arraySort(groupUniqArray(if(m.canon != '', m.canon, r.acct))) AS accounts
-    FROM raw r LEFT JOIN merges m ON r.acct = m.acct
-    GROUP BY r.event_id
+  keymap AS (
+    SELECT 'p' AS kind, person AS key, acct, vf, vt FROM people
+    UNION ALL SELECT 'd', l.src, p.acct, greatest(l.vf, p.vf), least(l.vt, p.vt)
+      FROM dev_links l INNER JOIN people p ON l.dst = p.person
   )
-SELECT e.event_id AS event_id, r.accounts AS accounts, {_COLUMNS}
-FROM ev AS e LEFT JOIN resolved AS r ON r.event_id = e.event_id
+SELECT c.event_id AS event_id, arraySort(groupUniqArrayIf(if(m.canon != '', m.canon, c.cand), c.cand != '')) AS accounts,
+       {_COLUMNS}
+FROM (
+  -- each event once (the first receipt), looked up by the key it resolves through: its own
+  -- account, else its person ids, else its device; then the link interval holding its time
+  SELECT e.*, if(e.account_id != '', e.account_id,
+                 if(k.acct != '' AND e.event_time >= k.vf AND e.event_time < k.vt, k.acct, '')) AS cand
+  FROM (
+    SELECT ev.*, if(account_id != '', [('-', '')],
+                    if(user_id = '' AND email = '' AND contact_id = '', [('d', anonymous_id)],
+                       arrayMap(x -> ('p', x), arrayDistinct(arrayFilter(x -> x != '', [user_id, email, contact_id])))))
+                   AS lookups
+    FROM (SELECT * FROM timeline FINAL {where} ORDER BY event_id, version DESC LIMIT 1 BY event_id) AS ev
+  ) AS e
+  ARRAY JOIN e.lookups AS lk
+  LEFT JOIN keymap AS k ON k.kind = lk.1 AND k.key = lk.2
+) AS c
+LEFT JOIN merges AS m ON m.acct = c.cand
+GROUP BY c.event_id
 SETTINGS join_use_nulls = 0
 """
 
 
-_COLUMNS = """e.event_time AS event_time, e.event_type AS event_type, e.name AS name, e.channel AS channel,
-       e.side AS side, e.rep_id AS rep_id, e.rep_role AS rep_role, e.person_id AS person_id,
-       e.contact_id AS contact_id, e.email AS email, e.anonymous_id AS anonymous_id, e.user_id AS user_id,
-       e.account_id AS direct_account_id, e.journey_account_id AS stream_account_id, e.properties AS properties,
-       e.source AS ingest_source"""
+_COLUMNS = """any(c.event_time) AS event_time, any(c.event_type) AS event_type, any(c.name) AS name,
+       any(c.channel) AS channel, any(c.side) AS side, any(c.rep_id) AS rep_id, any(c.rep_role) AS rep_role,
+       any(c.person_id) AS person_id, any(c.contact_id) AS contact_id, any(c.email) AS email,
+       any(c.anonymous_id) AS anonymous_id, any(c.user_id) AS user_id, any(c.account_id) AS direct_account_id,
+       any(c.journey_account_id) AS stream_account_id, any(c.properties) AS properties, any(c.source) AS ingest_source"""
 
 RESOLUTION_COLUMNS = ("event_id", "accounts", "event_time", "event_type", "name", "channel", "side", "rep_id",
                       "rep_role", "person_id", "contact_id", "email", "anonymous_id", "user_id", "direct_account_id",
