@@ -153,6 +153,10 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
     assert [(r["rep"], r["median_hours"]) for r in handoff] == [("rep-sdr", 1.0)]
     funnel_before = report(tracker, "funnel")
     assert sum(r["accounts"] for r in funnel_before) == 1, funnel_before
+    # the domain account's journey (Bob's and Jane's web touches, before the CRM knew Acme) reached
+    # "engaged"; merged into the CRM account, it is part of Acme's stage history
+    stages_before = report(tracker, "stages", account=crm)
+    assert {"engaged", "mql", "opportunity", "won"} <= {r["to_stage"] for r in stages_before}, stages_before
 
     tracker.journeys("identity", "unmerge", "--kind", "account_merge", "--src", domain, "--dst", crm,
                      "--reason", "test: not the same company", "--by", "t18")
@@ -160,9 +164,12 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
                        "the unmerge to reach the reports")
     after = credit(report(tracker, "attribution", model="first_touch"), "channel")
     assert after == {"ads": 10000.0}, "without the domain merge, Bob's touches are not Acme's: Jane's paid ad is first"
+    assert sum(r["accounts"] for r in report(tracker, "funnel")) == 2, "the domain account counts on its own again"
+    assert "engaged" not in {r["to_stage"] for r in report(tracker, "stages", account=crm)}
 
     tracker.journeys("identity", "merge", "--kind", "account_merge", "--src", domain, "--dst", crm,
                      "--reason", "test: it is the same company after all", "--by", "t18")
     tracker.wait_until(lambda: report(tracker, "attribution", model="first_touch") == first, 60,
                        "the merge to bring the credit back")
     assert report(tracker, "funnel") == funnel_before
+    assert report(tracker, "stages", account=crm) == stages_before
