@@ -110,6 +110,12 @@ def run_demo(settings: Settings, *, keep_running: bool, account: str) -> int:
         stats = client.stats(settings) or {}
         emit(client.timeline(settings, account, 200), "table", title=f"Journey of {account}",
              columns=["event_time", "side", "channel", "event_type", "name", "contact_id", "rep_role"])
+        # the same stitched events in a report: the anonymous paid-ad visits are the first touches
+        params = {"model": "first_touch", "split": "channel"}
+        wait_for(lambda: bool(client.report(settings, "attribution", params)), 60, "the won deal's attribution", proc)
+        emit(client.report(settings, "attribution", params), "table",
+             title="Won revenue by first touch (journeys attribution --model first_touch)",
+             columns=["currency", "channel", "team", "credit", "share"])
         click.echo(f"store: {stats.get('events')} events, {stats.get('dead_letters')} dead letters")
         if keep_running:
             click.echo(
