@@ -136,6 +136,44 @@ class Alerts(_Strict):
     webhook_urls: list[str] = Field(default_factory=list)
 
 
+BUILTIN_ATTRIBUTION_MODELS = ("first_touch", "last_touch", "lead_creation", "u_shaped", "w_shaped", "full_path",
+                              "linear", "time_decay")
+"""Attribution models the tracker ships (sinks/clickhouse/attribution.py); custom ones get other names."""
+
+
+class PositionWeights(_Strict):
+    """A position-based attribution model of your own: the share of won revenue credited to the
+    first touch, the lead-creation touch (last touch at or before the MQL), the
+    opportunity-creation touch and the last touch before the close; ``rest`` is shared equally by
+    the other touches. A milestone that did not happen passes its share to the others. The five
+    shares sum to 1."""
+
+    first: float = Field(0, ge=0, le=1)
+    lead: float = Field(0, ge=0, le=1)
+    opportunity: float = Field(0, ge=0, le=1)
+    last: float = Field(0, ge=0, le=1)
+    rest: float = Field(0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "PositionWeights":
+        total = self.first + self.lead + self.opportunity + self.last + self.rest
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"first + lead + opportunity + last + rest must be 1, not {total:g}")
+        return self
+
+
+class Attribution(_Strict):
+    models: dict[str, PositionWeights] = Field(default_factory=dict)
+    """Custom position-based models by name (``journeys attribution --model NAME``)."""
+
+    @model_validator(mode="after")
+    def _no_builtin_names(self) -> "Attribution":
+        clash = sorted(set(self.models) & set(BUILTIN_ATTRIBUTION_MODELS))
+        if clash:
+            raise ValueError(f"model names already taken by built-in models: {', '.join(clash)}")
+        return self
+
+
 class Definitions(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     activated_at: AwareDatetime
@@ -147,6 +185,7 @@ class Definitions(_Strict):
     stages: list[Stage] = Field(min_length=1)
     sla: Sla
     alerts: Alerts
+    attribution: Attribution = Field(default_factory=Attribution)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Definitions":

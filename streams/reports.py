@@ -44,17 +44,19 @@ def _stages(store, defs, p):
 
 def _attribution(store, defs, p):
     model = p.get("model", "w_shaped")
-    if model not in attribution.MODELS:
-        raise ValueError(f"model must be one of {', '.join(attribution.MODELS)}")
+    custom = defs.attribution.models.get(model)
+    if model not in attribution.MODELS and custom is None:
+        names = (*attribution.MODELS, *defs.attribution.models)
+        raise ValueError(f"model must be one of {', '.join(names)}")
     split = p.get("split", "channel")
     if split not in attribution.SPLITS:
         raise ValueError(f"split must be one of {', '.join(attribution.SPLITS)}")
     cols, rows = analytics.won_journeys(store)
     journeys = [dict(zip(cols, r)) for r in rows]
     if split == "role":
-        return attribution.role_split(journeys, model)
+        return attribution.role_split(journeys, model, custom)
     team_of = {name: ch.team for name, ch in defs.channels.items()}
-    by_channel = attribution.attribute(journeys, model, team_of)
+    by_channel = attribution.attribute(journeys, model, team_of, custom)
     if split == "team":
         return attribution.team_split(by_channel)
     return by_channel

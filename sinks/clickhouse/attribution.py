@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-MODELS = ("first_touch", "last_touch", "lead_creation", "u_shaped", "w_shaped", "full_path", "linear",
-          "time_decay")
+from schemas.definitions import BUILTIN_ATTRIBUTION_MODELS, PositionWeights
+
+MODELS = BUILTIN_ATTRIBUTION_MODELS
 SPLITS = ("channel", "team", "role")
 TIME_DECAY_HALF_LIFE_DAYS = 7.0
 
@@ -50,8 +51,9 @@ def _last_at_or_before(touches: Sequence[Touch], when: datetime | None) -> int |
 
 
 def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_at: datetime | None,
-            won_at: datetime) -> list[float]:
-    """Share of credit per touch (sums to 1 when there is at least one touch)."""
+            won_at: datetime, custom: PositionWeights | None = None) -> list[float]:
+    """Share of credit per touch (sums to 1 when there is at least one touch); ``custom``: the
+    weights of a model from the definitions file (``model`` is then only its name)."""
     n = len(touches)
     if n == 0:
         return []
@@ -66,7 +68,10 @@ def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_a
     opp = _last_at_or_before(touches, opp_at)
     plan: list[tuple[int | None, float]]
     rest: float
-    if model == "first_touch":
+    if custom is not None:
+        plan = [(first, custom.first), (lead, custom.lead), (opp, custom.opportunity), (last, custom.last)]
+        rest = custom.rest
+    elif model == "first_touch":
         plan, rest = [(first, 1.0)], 0.0
     elif model == "last_touch":
         plan, rest = [(last, 1.0)], 0.0
@@ -87,7 +92,7 @@ def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_a
             missing += share  # the milestone never happened: its share goes to the others
         else:
             out[idx] += share
-    milestones = {idx for idx, _ in plan if idx is not None}
+    milestones = {idx for idx, share in plan if idx is not None and share > 0}
     others = [i for i in range(n) if i not in milestones]
     leftover = rest + missing
     targets = others or sorted(milestones)
@@ -100,7 +105,8 @@ def _touches(journey: dict) -> list[Touch]:
     return [Touch(*t) for t in journey["touches"]]
 
 
-def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str]) -> list[dict]:
+def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str],
+              custom: PositionWeights | None = None) -> list[dict]:
     """Credit per currency, channel and team over won deals: ``revenue`` × weight, summed.
 
     ``team_of`` (channel → team, from the definitions) names the team of a touch whose row
@@ -108,7 +114,7 @@ def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str]) -> 
     credit: dict[tuple[str, str, str], float] = {}
     for j in journeys:
         touches = _touches(j)
-        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"])):
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom)):
             team = touch.team or team_of.get(touch.channel, "none")
             key = (j.get("currency") or "", touch.channel, team)
             credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
@@ -123,12 +129,12 @@ def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str]) -> 
     ]
 
 
-def role_split(journeys: Sequence[dict], model: str) -> list[dict]:
+def role_split(journeys: Sequence[dict], model: str, custom: PositionWeights | None = None) -> list[dict]:
     """Credit per currency and role: marketing (digital touches) and each rep role (SDR, AE, …)."""
     credit: dict[tuple[str, str], float] = {}
     for j in journeys:
         touches = _touches(j)
-        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"])):
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom)):
             key = (j.get("currency") or "", touch.role())
             credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
     return _shares(credit, "role")

@@ -79,7 +79,8 @@ def paths(ctx: click.Context, limit: int, fmt: str) -> None:
 
 
 @click.command("attribution")
-@click.option("--model", type=click.Choice(attribution.MODELS), default="w_shaped", show_default=True)
+@click.option("--model", default="w_shaped", show_default=True,
+              help=f"{', '.join(attribution.MODELS)}, or a model of the definitions file's attribution.models.")
 @click.option("--split", type=click.Choice(attribution.SPLITS), default="channel", show_default=True,
               help="team: the marketing vs sales split of the credit; role: marketing vs each rep role (SDR, AE).")
 @format_option

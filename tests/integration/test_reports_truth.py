@@ -52,7 +52,8 @@ def expected_attribution(synth, model: str) -> dict[tuple[str, str, str], float]
     for account, opp, amount, currency, won_at in won:
         mine = sorted(t for t in touches[account] if t[0] <= won_at)
         path = [Touch(at, ch, side, team, role, eid) for at, eid, ch, side, team, role in mine]
-        for touch, w in zip(path, weights(model, path, None, created.get(opp), won_at)):
+        custom = DEFS.attribution.models.get(model)
+        for touch, w in zip(path, weights(model, path, None, created.get(opp), won_at, custom)):
             credit[(currency, touch.channel, touch.team)] += w * amount
     return {k: v for k, v in credit.items() if v > 0}
 
@@ -76,7 +77,7 @@ def test_every_event_resolves_to_its_true_account(loaded) -> None:
     assert got == truth
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [*MODELS, *DEFS.attribution.models])
 def test_attribution_equals_the_ground_truth_computation(loaded, model: str) -> None:
     store, synth = loaded
     expect = expected_attribution(synth, model)
