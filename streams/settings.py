@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 from schemas.errors import ConfigurationError
+from schemas.events import MAX_DEPTH
 from streams.collector.settings import CollectorSettings
 
 from streams.rules.identity import IdentityConfig
@@ -147,6 +148,10 @@ class Settings(BaseSettings):
     )
     max_future_seconds: int = Field(
         300, ge=0, description="Events stamped further than this in the future are rejected."
+    )
+    max_event_depth: int = Field(
+        MAX_DEPTH, ge=4, le=128, description="Deepest accepted nesting of one event (collector items and "
+        "inbound records); a deeper one is dead-lettered with the path where it goes too deep."
     )
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
