@@ -128,8 +128,14 @@ class Settings(BaseSettings):
         "main URL; either way every analyst query runs with readonly=2.",
     )
     data_dir: Path = Field(Path(".journeys"), description="Local state: Faust tables and the embedded store.")
-    app_id: str = Field("journeys", description="Faust application id (consumer group prefix).")
-    topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs, tenants).")
+    app_id: str = Field(
+        "journeys", description="Faust application id: the consumer group and the prefix of the state "
+        "(changelog) topics. JOURNEYS_TOPIC_PREFIX is prepended unless the id already starts with it."
+    )
+    topic_prefix: str = Field(
+        "", description="Prepended to every topic name and to the application id, so the consumer group "
+        "and state topics too are the prefix's own (isolates test runs, tenants)."
+    )
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics the tracker creates.")
     topic_replicas: int = Field(1, ge=1, description="Replication factor for topics the tracker creates.")
     roles: str = Field(
@@ -220,6 +226,15 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(
         default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
     )
+
+    @property
+    def effective_app_id(self) -> str:
+        """The application id Kafka sees (consumer group, changelog topics): namespaced by
+        ``topic_prefix``, so two tenants with different prefixes never share state, whatever
+        their ``app_id``. An id that already starts with the prefix is kept as it is."""
+        if not self.topic_prefix or self.app_id.startswith(self.topic_prefix):
+            return self.app_id
+        return self.topic_prefix + self.app_id
 
     @model_validator(mode="after")
     def _kafka_security_is_consistent(self) -> "Settings":
