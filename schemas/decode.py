@@ -13,7 +13,13 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.errors import InvalidEvent, Reason
-from schemas.events import EVENT_TYPES, MAX_DEPTH, MAX_EVENT_BYTES, InboundEvent, SegmentCall
+from schemas.events import (
+    EVENT_TYPES,
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    InboundEvent,
+    SegmentCall,
+)
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(InboundEvent)
 

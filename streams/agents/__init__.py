@@ -8,7 +8,7 @@ from typing import AsyncIterator
 
 import faust
 
-from schemas.errors import RecordFailed, Reason
+from schemas.errors import Reason, RecordFailed
 from streams import metrics
 from streams.agents import dlq
 from streams.fence import Fence
@@ -49,11 +49,11 @@ async def guarded(event: faust.EventT, dead_letters: faust.TopicT, stage: str) -
     """
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 — the guard: dead-lettered and counted below
+    except Exception as exc:  # the guard: dead-lettered and counted below
         msg = event.message
         where = f"{msg.topic}/{msg.partition}@{msg.offset}"
         text = f"{type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
-        log.error("%s: record %s dead-lettered: %s", stage, where, text, exc_info=True)
+        log.exception("%s: record %s dead-lettered: %s", stage, where, text)
         error = RecordFailed([Reason("$", f"{stage} failed on this record: {text}")], stage=stage)
         await dlq.send(dead_letters, msg.key, msg.value if msg.value is not None else b"", "kafka", where, error)
         metrics.EVENTS_OUT.labels(stage, "dead-lettered").inc()
