@@ -13,7 +13,13 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.errors import InvalidEvent, Reason
-from schemas.events import EVENT_TYPES, MAX_EVENT_BYTES, InboundEvent, SegmentCall
+from schemas.events import (
+    EVENT_TYPES,
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    InboundEvent,
+    SegmentCall,
+)
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(InboundEvent)
 
@@ -40,7 +46,33 @@ def reasons_from(error: ValidationError, *, tagged: bool = True) -> list[Reason]
     return reasons
 
 
-def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES) -> Any:
+def too_deep(obj: Any, limit: int) -> str | None:
+    """The JSON path of the first value nested deeper than ``limit`` (``obj`` itself is depth 1),
+    or None. Iterative, so a hostile depth cannot exhaust the stack."""
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "$")]
+    while stack:
+        value, depth, path = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > limit:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, f"{path}.{str(k)[:32]}") for k, v in value.items())
+        else:
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value))
+    return None
+
+
+def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse a value nested deeper than ``limit`` with the path where it goes too deep."""
+    path = too_deep(obj, limit)
+    if path is not None:
+        raise InvalidEvent([Reason(path, f"nested deeper than {limit} levels (the nesting limit)")], stage="decode")
+
+
+def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | None = MAX_DEPTH) -> Any:
+    """Bytes → JSON value within the size and nesting limits (``max_depth`` None: the caller
+    checks the depth of the parts itself), or :class:`InvalidEvent`."""
     if len(raw) > limit:
         raise InvalidEvent(
             [Reason("$", f"payload is {len(raw)} bytes; the limit is {limit}")],
@@ -48,9 +80,12 @@ def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES) -> Any:
             oversized=True,
         )
     try:
-        return orjson.loads(raw)
+        obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent([Reason("$", f"malformed JSON: {exc}")], stage="decode") from exc
+    if max_depth is not None:
+        check_depth(obj, max_depth)
+    return obj
 
 
 def validate(obj: Any) -> Any:
@@ -103,9 +138,10 @@ def check_not_future(when: datetime, received_at: datetime, max_future: timedelt
         )
 
 
-def decode(raw: bytes, *, received_at: datetime, max_future: timedelta) -> tuple[Any, datetime]:
+def decode(raw: bytes, *, received_at: datetime, max_future: timedelta,
+           max_depth: int = MAX_DEPTH) -> tuple[Any, datetime]:
     """Raw bytes → (validated event, corrected event time), or :class:`InvalidEvent`."""
-    event = validate(parse_json(raw))
+    event = validate(parse_json(raw, max_depth=max_depth))
     when = event_time(event, received_at)
     check_not_future(when, received_at, max_future)
     return event, when

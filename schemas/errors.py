@@ -47,3 +47,8 @@ class TransientSinkError(SinkError):
 
 class TerminalSinkError(SinkError):
     """Retrying will not help (bad schema, bad credentials); an operator must act."""
+
+
+class RecordFailed(InvalidEvent):
+    """A stage raised while handling one record: the record is dead-lettered with the error as
+    its reason (``stage`` names the stage) and the stage goes on with the next record."""

@@ -33,6 +33,12 @@ MAX_EVENT_BYTES = 32 * 1024
 """Largest accepted single event (Segment's own per-call limit)."""
 MAX_BATCH_BYTES = 500 * 1024
 """Largest accepted ``/v1/batch`` request body (Segment's own limit)."""
+MAX_DEPTH = 32
+"""Deepest accepted nesting of one event (the event object is depth 1). Deeper input is refused
+at the edge: pydantic's JSON parser stops at ~200 levels and orjson's writer at 254, so a deep
+event accepted here would fail a later stage."""
+MAX_BATCH_ITEMS = 500
+"""Most calls in one ``/v1/batch`` or ``/v1/crm`` batch."""
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)

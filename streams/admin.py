@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create any missing topic of :mod:`streams.topics`; return the names created."""
-    admin = KafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-admin",
+    admin = KafkaAdminClient(**client_options(settings), client_id=f"{settings.effective_app_id}-admin",
                              request_timeout_ms=30000)
     try:
         existing = set(admin.list_topics())

@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> faust.App:
     # A store-only process reads topics the stream role reads too (timeline, alerts) and needs
     # every record of them: it gets its own consumer group, else Kafka hands each partition to
     # only one of the two roles (found by tests/faults, scenario 2; see docs/faults.md).
-    group = settings.app_id if settings.has_role("stream") else f"{settings.app_id}-store"
+    group = settings.effective_app_id if settings.has_role("stream") else f"{settings.effective_app_id}-store"
     app = faust.App(
         group,
         **kafka_config.faust_options(settings),  # broker URLs (+ SASL/TLS credentials)

@@ -19,7 +19,7 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         linger_ms=5,
         retries=10,
         max_in_flight_requests_per_connection=5,
-        client_id=f"{settings.app_id}-producer",
+        client_id=f"{settings.effective_app_id}-producer",
     )
     config.update(overrides)
     return KafkaProducer(**config)

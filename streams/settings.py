@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 from schemas.errors import ConfigurationError
+from schemas.events import MAX_DEPTH
 from streams.collector.settings import CollectorSettings
 
 from streams.rules.identity import IdentityConfig
@@ -127,8 +128,14 @@ class Settings(BaseSettings):
         "main URL; either way every analyst query runs with readonly=2.",
     )
     data_dir: Path = Field(Path(".journeys"), description="Local state: Faust tables and the embedded store.")
-    app_id: str = Field("journeys", description="Faust application id (consumer group prefix).")
-    topic_prefix: str = Field("", description="Prepended to every topic name (isolates test runs, tenants).")
+    app_id: str = Field(
+        "journeys", description="Faust application id: the consumer group and the prefix of the state "
+        "(changelog) topics. JOURNEYS_TOPIC_PREFIX is prepended unless the id already starts with it."
+    )
+    topic_prefix: str = Field(
+        "", description="Prepended to every topic name and to the application id, so the consumer group "
+        "and state topics too are the prefix's own (isolates test runs, tenants)."
+    )
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics the tracker creates.")
     topic_replicas: int = Field(1, ge=1, description="Replication factor for topics the tracker creates.")
     roles: str = Field(
@@ -147,6 +154,10 @@ class Settings(BaseSettings):
     )
     max_future_seconds: int = Field(
         300, ge=0, description="Events stamped further than this in the future are rejected."
+    )
+    max_event_depth: int = Field(
+        MAX_DEPTH, ge=4, le=128, description="Deepest accepted nesting of one event (collector items and "
+        "inbound records); a deeper one is dead-lettered with the path where it goes too deep."
     )
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
@@ -215,6 +226,15 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(
         default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
     )
+
+    @property
+    def effective_app_id(self) -> str:
+        """The application id Kafka sees (consumer group, changelog topics): namespaced by
+        ``topic_prefix``, so two tenants with different prefixes never share state, whatever
+        their ``app_id``. An id that already starts with the prefix is kept as it is."""
+        if not self.topic_prefix or self.app_id.startswith(self.topic_prefix):
+            return self.app_id
+        return self.topic_prefix + self.app_id
 
     @model_validator(mode="after")
     def _kafka_security_is_consistent(self) -> "Settings":

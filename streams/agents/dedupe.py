@@ -17,7 +17,7 @@ from typing import Any
 import faust
 
 from streams import metrics, tables
-from streams.agents import fenced
+from streams.agents import fenced, guarded
 from streams.agents.ingest import ROUTES
 from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER
 from streams.rules.dedupe import expired, new_receipt, passes
@@ -60,23 +60,24 @@ def register(app: faust.App, topics, settings) -> None:
     @app.agent(topics.receipts, name="dedupe")
     async def dedupe(stream: faust.StreamT) -> None:
         async for event in fenced(stream, fence, "dedupe"):
-            msg = event.message
-            headers = dict(msg.headers or {})
-            stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")
-            if stage not in ROUTES or msg.key is None:  # only ingest writes here: a bug, say so
-                log.error("receipt without a route at %s[%d]@%d skipped", msg.topic, msg.partition, msg.offset)
-                metrics.EVENTS_OUT.labels("dedupe", "unroutable").inc()
-                continue
-            event_id = msg.key.decode("utf-8", "replace")
-            ref = headers.get(RECEIPT_HEADER, b"").decode("utf-8", "replace")
-            state = receipts.get(event_id)
-            if not passes(state, ref):
-                metrics.EVENTS_OUT.labels("dedupe", "resent").inc()
-                continue
-            if state is None:
-                receipts[event_id] = new_receipt(ref, _now_ms())  # state first: a redelivery re-sends
-            await getattr(topics, stage).send(key=headers.get(ROUTE_KEY_HEADER, b""), value=msg.value)
-            metrics.EVENTS_OUT.labels("dedupe", "first").inc()
+            async with guarded(event, topics.inbound_dlq, "dedupe"):
+                msg = event.message
+                headers = dict(msg.headers or {})
+                stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")
+                if stage not in ROUTES or msg.key is None:  # only ingest writes here: a bug, say so
+                    log.error("receipt without a route at %s[%d]@%d skipped", msg.topic, msg.partition, msg.offset)
+                    metrics.EVENTS_OUT.labels("dedupe", "unroutable").inc()
+                    continue
+                event_id = msg.key.decode("utf-8", "replace")
+                ref = headers.get(RECEIPT_HEADER, b"").decode("utf-8", "replace")
+                state = receipts.get(event_id)
+                if not passes(state, ref):
+                    metrics.EVENTS_OUT.labels("dedupe", "resent").inc()
+                    continue
+                if state is None:
+                    receipts[event_id] = new_receipt(ref, _now_ms())  # state first: a redelivery re-sends
+                await getattr(topics, stage).send(key=headers.get(ROUTE_KEY_HEADER, b""), value=msg.value)
+                metrics.EVENTS_OUT.labels("dedupe", "first").inc()
 
     @app.timer(interval=SWEEP_SECONDS)
     async def forget_old_ids() -> None:

@@ -7,7 +7,7 @@ import faust
 
 from schemas.timeline import TimelineEvent
 from streams import metrics, tables
-from streams.agents import fenced
+from streams.agents import fenced, guarded
 from streams.agents.links import send_links
 from streams.rules.identity import IdentityConfig, new_person, on_person_event
 
@@ -22,16 +22,17 @@ def register(app: faust.App, topics, settings, cfg: IdentityConfig) -> None:
     @app.agent(topics.persons, name="identity-persons")
     async def identity_persons(stream: faust.StreamT) -> None:
         async for event in fenced(stream, fence, "identity-persons"):
-            entry = TimelineEvent.from_bytes(event.message.value)
-            person = entry.person_id
-            state = persons.get(person) or new_person()
-            outcome = on_person_event(state, entry, person, cfg, replay=entry.replay)
-            persons[person] = state
-            await send_links(topics.identity_links, outcome.links)
-            for raw in outcome.replays:  # earlier events whose account is now known: journey only
-                moved = TimelineEvent.model_validate_json(raw)
-                await topics.timeline.send(key=moved.journey_account_id.encode(), value=raw.encode())
-            resolved = entry.model_copy(update={"journey_account_id": outcome.account})
-            key = outcome.account or entry.account_id or f"person:{person}"
-            await topics.timeline.send(key=key.encode(), value=resolved.to_bytes())
-            metrics.EVENTS_OUT.labels("identity-persons", "timeline").inc()
+            async with guarded(event, topics.inbound_dlq, "identity-persons"):
+                entry = TimelineEvent.from_bytes(event.message.value)
+                person = entry.person_id
+                state = persons.get(person) or new_person()
+                outcome = on_person_event(state, entry, person, cfg, replay=entry.replay)
+                persons[person] = state
+                await send_links(topics.identity_links, outcome.links)
+                for raw in outcome.replays:  # earlier events whose account is now known: journey only
+                    moved = TimelineEvent.model_validate_json(raw)
+                    await topics.timeline.send(key=moved.journey_account_id.encode(), value=raw.encode())
+                resolved = entry.model_copy(update={"journey_account_id": outcome.account})
+                key = outcome.account or entry.account_id or f"person:{person}"
+                await topics.timeline.send(key=key.encode(), value=resolved.to_bytes())
+                metrics.EVENTS_OUT.labels("identity-persons", "timeline").inc()

@@ -16,7 +16,7 @@ from schemas.decode import decode, reasons_from
 from schemas.errors import InvalidEvent
 from schemas.timeline import TimelineEvent
 from streams import metrics
-from streams.agents import dlq, fenced
+from streams.agents import dlq, fenced, guarded
 from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER, SOURCE_HEADER
 from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
@@ -47,36 +47,38 @@ def register(app: faust.App, topics, settings: Settings) -> None:
     cfg = settings.identity.config(settings.pii.key())
     dedupe = settings.dedupe_days > 0
     max_future = timedelta(seconds=settings.max_future_seconds)
+    max_depth = settings.max_event_depth
     email_key = settings.pii.key()
 
     @app.agent(topics.inbound, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
         async for event in fenced(stream, fence, "ingest"):
-            msg = event.message
-            received = datetime.fromtimestamp(msg.timestamp, timezone.utc)
-            source = f"{msg.topic}/{msg.partition}@{msg.offset}"
-            raw = msg.value if msg.value is not None else b""  # a tombstone is an empty, invalid record
-            try:
-                inbound, when = decode(raw, received_at=received, max_future=max_future)
-            except InvalidEvent as exc:
-                await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source, exc)
-                metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
-                continue
-            received = getattr(inbound, "receivedAt", None) or received
-            source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
-            source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
-            try:
-                entry = normalize(inbound, event_time=when, received_at=received, source=source_name,
-                                  email_key=email_key)
-            except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
-                await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source,
-                               InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))
-                metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
-                continue
-            stage, key, value = route_of(entry, cfg)
-            if not dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
-                await getattr(topics, stage).send(key=key, value=value)
-            else:
-                await topics.receipts.send(key=entry.event_id.encode(), value=value, headers={
-                    RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
-            metrics.EVENTS_OUT.labels("ingest", "accepted").inc()
+            async with guarded(event, topics.inbound_dlq, "ingest"):
+                msg = event.message
+                received = datetime.fromtimestamp(msg.timestamp, timezone.utc)
+                source = f"{msg.topic}/{msg.partition}@{msg.offset}"
+                raw = msg.value if msg.value is not None else b""  # a tombstone is an empty, invalid record
+                try:
+                    inbound, when = decode(raw, received_at=received, max_future=max_future, max_depth=max_depth)
+                except InvalidEvent as exc:
+                    await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source, exc)
+                    metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+                    continue
+                received = getattr(inbound, "receivedAt", None) or received
+                source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
+                source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
+                try:
+                    entry = normalize(inbound, event_time=when, received_at=received, source=source_name,
+                                      email_key=email_key)
+                except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
+                    await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source,
+                                   InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))
+                    metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+                    continue
+                stage, key, value = route_of(entry, cfg)
+                if not dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
+                    await getattr(topics, stage).send(key=key, value=value)
+                else:
+                    await topics.receipts.send(key=entry.event_id.encode(), value=value, headers={
+                        RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
+                metrics.EVENTS_OUT.labels("ingest", "accepted").inc()

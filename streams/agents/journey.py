@@ -20,7 +20,7 @@ from schemas.definitions import Definitions
 from schemas.journey import JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics, tables
-from streams.agents import fenced
+from streams.agents import fenced, guarded
 from streams.rules import alerts as rules
 from streams.rules.journey import committee, new_journey, on_journey_event, output_version
 
@@ -95,51 +95,52 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     @app.agent(source, name="journey")
     async def journey(stream: faust.StreamT) -> None:
         async for event in fenced(stream, fence):
-            if event.message.topic == topics.journey_ticks.get_topic_name():
-                tick = orjson.loads(event.message.value)
-                state = journeys.get(tick["account"])
-                if state is not None:
-                    trigger = f"tick:{tick['now_ms']}"
-                    found = rules.on_tick(state, tick["account"], tick["now_ms"], defs)
-                    records = records_for(found, state, trigger) if found else logged_alerts(state, trigger)
-                    state["due_ms"] = rules.next_due_ms(state, defs)
-                    journeys[tick["account"]] = state
-                    due_index.note(tick["account"], state["due_ms"])
-                    await publish(records, fresh=bool(found))
-                continue
-            entry = TimelineEvent.from_bytes(event.message.value)
-            metrics.EVENTS_IN.labels("journey").inc()
-            clock.saw(utc_ms(entry.event_time))
-            if entry.event_type == "lead_status" and not entry.replay:
-                lead_source = str(entry.properties.get("leadSource") or "unknown")
-                await topics.lead_outcomes.send(key=lead_source.encode(), value=entry.to_bytes())
-            account = entry.journey_account_id or entry.account_id
-            if not account or entry.replay and not entry.journey_account_id:
-                continue  # anonymous and unattributed: nothing to score yet
-            state = journeys.get(account) or new_journey()
-            state["account"] = account
-            newest = state.get("ref_ms", 0)
-            outcome = on_journey_event(state, entry, account, defs)
-            if outcome.duplicate:  # re-send what this event produced: the store dedups by id
+            async with guarded(event, topics.inbound_dlq, "journey"):
+                if event.message.topic == topics.journey_ticks.get_topic_name():
+                    tick = orjson.loads(event.message.value)
+                    state = journeys.get(tick["account"])
+                    if state is not None:
+                        trigger = f"tick:{tick['now_ms']}"
+                        found = rules.on_tick(state, tick["account"], tick["now_ms"], defs)
+                        records = records_for(found, state, trigger) if found else logged_alerts(state, trigger)
+                        state["due_ms"] = rules.next_due_ms(state, defs)
+                        journeys[tick["account"]] = state
+                        due_index.note(tick["account"], state["due_ms"])
+                        await publish(records, fresh=bool(found))
+                    continue
+                entry = TimelineEvent.from_bytes(event.message.value)
+                metrics.EVENTS_IN.labels("journey").inc()
+                clock.saw(utc_ms(entry.event_time))
+                if entry.event_type == "lead_status" and not entry.replay:
+                    lead_source = str(entry.properties.get("leadSource") or "unknown")
+                    await topics.lead_outcomes.send(key=lead_source.encode(), value=entry.to_bytes())
+                account = entry.journey_account_id or entry.account_id
+                if not account or entry.replay and not entry.journey_account_id:
+                    continue  # anonymous and unattributed: nothing to score yet
+                state = journeys.get(account) or new_journey()
+                state["account"] = account
+                newest = state.get("ref_ms", 0)
+                outcome = on_journey_event(state, entry, account, defs)
+                if outcome.duplicate:  # re-send what this event produced: the store dedups by id
+                    await topics.journey_updates.send(
+                        key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
+                    await publish(logged_alerts(state, entry.event_id), fresh=False)
+                    continue
+                found: list[rules.Alert] = []
+                channel = defs.channels.get(entry.channel)
+                if channel is not None and channel.touch:
+                    rules.remember_touch(state, entry, channel.side)
+                    found += rules.on_touch(state, entry, account, channel.side, defs, newest)
+                if outcome.stage_changes:
+                    engaged = committee(state, defs, state["ref_ms"])
+                    found += rules.committee_gap(state, account, state["stage_rank"], engaged, utc_ms(entry.event_time), defs)
+                state["due_ms"] = rules.next_due_ms(state, defs)
+                records = records_for(found, state, entry.event_id)
+                journeys[account] = state
+                due_index.note(account, state["due_ms"])
                 await topics.journey_updates.send(
                     key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
-                await publish(logged_alerts(state, entry.event_id), fresh=False)
-                continue
-            found: list[rules.Alert] = []
-            channel = defs.channels.get(entry.channel)
-            if channel is not None and channel.touch:
-                rules.remember_touch(state, entry, channel.side)
-                found += rules.on_touch(state, entry, account, channel.side, defs, newest)
-            if outcome.stage_changes:
-                engaged = committee(state, defs, state["ref_ms"])
-                found += rules.committee_gap(state, account, state["stage_rank"], engaged, utc_ms(entry.event_time), defs)
-            state["due_ms"] = rules.next_due_ms(state, defs)
-            records = records_for(found, state, entry.event_id)
-            journeys[account] = state
-            due_index.note(account, state["due_ms"])
-            await topics.journey_updates.send(
-                key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
-            await publish(records)
+                await publish(records)
 
     @journeys.on_recover
     async def rebuild_due_index() -> None:

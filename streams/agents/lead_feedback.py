@@ -7,7 +7,7 @@ import faust
 from schemas.definitions import Definitions
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics, tables
-from streams.agents import fenced
+from streams.agents import fenced, guarded
 from streams.agents.journey import alert_record
 from streams.rules import alerts as rules
 
@@ -22,13 +22,14 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     @app.agent(topics.lead_outcomes, name="lead-feedback")
     async def lead_feedback(stream: faust.StreamT) -> None:
         async for event in fenced(stream, fence):
-            entry = TimelineEvent.from_bytes(event.message.value)
-            source = str(entry.properties.get("leadSource") or "unknown")
-            state = sources.get(source) or {}
-            found = rules.on_lead_outcome(state, source, str(entry.properties.get("status")),
-                                          utc_ms(entry.event_time), str(entry.properties.get("leadId")), defs)
-            sources[source] = state
-            for alert in found:
-                metrics.ALERTS_FIRED.labels(alert.rule).inc()
-                record = alert_record(alert, settings.public_url)
-                await topics.alerts.send(key=record.alert_id.encode(), value=record.to_bytes())
+            async with guarded(event, topics.inbound_dlq, "lead-feedback"):
+                entry = TimelineEvent.from_bytes(event.message.value)
+                source = str(entry.properties.get("leadSource") or "unknown")
+                state = sources.get(source) or {}
+                found = rules.on_lead_outcome(state, source, str(entry.properties.get("status")),
+                                              utc_ms(entry.event_time), str(entry.properties.get("leadId")), defs)
+                sources[source] = state
+                for alert in found:
+                    metrics.ALERTS_FIRED.labels(alert.rule).inc()
+                    record = alert_record(alert, settings.public_url)
+                    await topics.alerts.send(key=record.alert_id.encode(), value=record.to_bytes())

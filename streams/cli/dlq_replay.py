@@ -102,7 +102,7 @@ def read_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLe
     """Every record of the DLQ topic, from the beginning up to its end when called."""
     topic = t.name(t.INBOUND_DLQ, settings.topic_prefix)
     consumer = KafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
-                             client_id=f"{settings.app_id}-dlq-replay")
+                             client_id=f"{settings.effective_app_id}-dlq-replay")
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

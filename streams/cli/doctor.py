@@ -53,14 +53,14 @@ def _admin(settings: Settings, timeout: float) -> Any:
     from streams.kafka_config import client_options
 
     ms = int(timeout * 1000)
-    return KafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-doctor",
+    return KafkaAdminClient(**client_options(settings), client_id=f"{settings.effective_app_id}-doctor",
                             request_timeout_ms=ms, bootstrap_timeout_ms=ms)
 
 
 def changelog_topics(app: Any, settings: Settings, existing: Iterable[str]) -> list[str]:
     """The Faust table changelogs this configuration declares, plus any others of this app id."""
     names = {table.changelog_topic_name for table in app.tables.values()} if app is not None else set()
-    names |= {n for n in existing if n.startswith(f"{settings.app_id}-") and n.endswith("-changelog")}
+    names |= {n for n in existing if n.startswith(f"{settings.effective_app_id}-") and n.endswith("-changelog")}
     return sorted(names)
 
 

@@ -1,5 +1,8 @@
 """aiohttp routes of the collector: auth, size limit, then handling → Kafka → response.
 
+Authentication comes before any work: a Basic-auth key is checked before the body is read, and
+a body without one is scanned (not parsed) for a known ``writeKey`` before it is parsed.
+
 Responses (JSON): 200 ``{"success": true}`` once the broker acknowledged every write;
 400/413 with ``accepted`` and ``rejected`` (valid events of the request are still produced,
 rejected ones are dead-lettered); 401 for a missing/unknown write key (nothing is stored);
@@ -52,11 +55,16 @@ async def collect(request: web.Request) -> web.Response:
     endpoint = request.match_info["endpoint"]
     if endpoint not in handling.ENDPOINTS:
         return _error(404, "not_found", f"unknown endpoint /v1/{endpoint}")
-    limits = handling.Limits(cfg.max_request_bytes, cfg.max_event_bytes, timedelta(seconds=settings.max_future_seconds))
+    limits = handling.Limits(cfg.max_request_bytes, cfg.max_event_bytes, timedelta(seconds=settings.max_future_seconds),
+                             settings.max_event_depth, cfg.max_batch_items)
     received_at = datetime.now(timezone.utc)
     limit = handling.body_limit(endpoint, limits)
     header_key = handling.basic_auth_user(request.headers.get("Authorization"))
+    if header_key is not None and cfg.source_for(header_key) is None:  # refuse before reading the body
+        return _unauthorized(endpoint, header_key)
     body, over = await read_limited(request, limit)
+    if header_key is None and not any(cfg.source_for(k) for k in handling.body_write_keys(body)):
+        return _unauthorized(endpoint, None)  # no known key in the body: refuse before parsing it
     if over:
         rejected = handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)
         handled = handling.Handled([rejected], None, too_large=True)
@@ -65,8 +73,7 @@ async def collect(request: web.Request) -> web.Response:
     presented = header_key if header_key is not None else handled.write_key
     source = cfg.source_for(presented)
     if source is None:
-        log.info("401 on /v1/%s: %s", endpoint, f"unknown write key id {key_id(presented)}" if presented else "no write key")
-        return _error(401, "unauthorized", "missing or unknown write key (HTTP Basic user, or writeKey in the body)")
+        return _unauthorized(endpoint, presented)
     try:
         await out.send_all(records_for(handled, source, settings.topic_prefix), cfg.produce_timeout_seconds)
     except BrokerUnavailable as exc:
@@ -77,6 +84,11 @@ async def collect(request: web.Request) -> web.Response:
         log.info("%d on /v1/%s from %s[%s]: %d accepted, %d rejected", status, endpoint, source.name,
                  source.key_id, payload["accepted"], len(payload["rejected"]))
     return _json(payload, status)
+
+
+def _unauthorized(endpoint: str, presented: str | None) -> web.Response:
+    log.info("401 on /v1/%s: %s", endpoint, f"unknown write key id {key_id(presented)}" if presented else "no write key")
+    return _error(401, "unauthorized", "missing or unknown write key (HTTP Basic user, or writeKey in the body)")
 
 
 async def health(request: web.Request) -> web.Response:

@@ -8,7 +8,11 @@ Contract of :func:`handle`:
   is a Segment call with its own ``type``; the batch's ``sentAt``/``context``/``integrations`` fill
   what an item lacks (the item wins). CRM records are rejected here (post them to ``/v1/crm``).
 * ``/v1/crm``: one CRM record (conversation, lead_status, opportunity) or ``{"batch": [...]}``.
-* ``writeKey`` is taken out of the body (returned for auth) and never forwarded.
+* ``writeKey`` is taken out of the body (returned for auth) and never forwarded; in a body kept
+  whole as a dead letter (malformed, oversized) its value is replaced by ``[redacted]``.
+* Limits: ``max_items`` calls per batch (413 above it); every item (or single call) nested at
+  most ``max_depth`` deep — a deeper item is rejected with the path where it goes too deep,
+  and the other items of its batch are accepted.
 * Segment calls are stamped ``receivedAt`` (the server's clock) before validation; the client's
   ``timestamp``/``sentAt`` are kept so :func:`schemas.decode.event_time` corrects clock skew.
   CRM records are not stamped: they are strict and carry their own ``startedAt``/``changedAt``.
@@ -20,15 +24,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Union
 
 import orjson
 
-from schemas.decode import check_not_future, event_time, parse_json, validate
+from schemas.decode import check_not_future, event_time, parse_json, too_deep, validate
 from schemas.errors import InvalidEvent, Reason
-from schemas.events import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from schemas.events import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_DEPTH, MAX_EVENT_BYTES
 from schemas.keys import inbound_key, raw_key
 
 SEGMENT_TYPES = ("track", "page", "identify", "group", "alias")
@@ -42,6 +47,34 @@ class Limits:
     max_request_bytes: int = MAX_BATCH_BYTES
     max_event_bytes: int = MAX_EVENT_BYTES
     max_future: timedelta = timedelta(seconds=300)
+    max_depth: int = MAX_DEPTH
+    max_items: int = MAX_BATCH_ITEMS
+
+
+_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_MAX_KEY_SCAN = 16
+REDACTED = b'"[redacted]"'
+
+
+def body_write_keys(body: bytes) -> list[str]:
+    """The string values of ``"writeKey"`` members anywhere in a raw body (at most 16), found
+    without parsing it: enough to refuse an unknown key before doing any work."""
+    keys = []
+    for n, match in enumerate(_WRITE_KEY.finditer(body)):
+        if n >= _MAX_KEY_SCAN:
+            break
+        try:
+            value = orjson.loads(b'"' + match.group(2) + b'"')
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, str):
+            keys.append(value)
+    return keys
+
+
+def redact_write_keys(raw: bytes) -> bytes:
+    """``raw`` with the value of every ``"writeKey"`` member replaced (a dead letter keeps no key)."""
+    return _WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
 
 
 @dataclass(frozen=True)
@@ -104,7 +137,13 @@ def too_large(prefix: bytes, size: int | None, limit: int, keep: int) -> Rejecte
     """The rejection of a body over ``limit``: the DLQ keeps its first ``keep`` bytes."""
     said = f"{size} bytes" if size is not None else f"more than {limit} bytes"
     reason = Reason("$", f"request body is {said}; the limit is {limit} (dead letter keeps the first {keep} bytes)")
-    return Rejected(None, None, prefix[:keep], InvalidEvent([reason], stage="decode", oversized=True))
+    return Rejected(None, None, redact_write_keys(prefix[:keep]), InvalidEvent([reason], stage="decode", oversized=True))
+
+
+def too_many(body: bytes, count: int, limit: int, keep: int) -> Rejected:
+    """The rejection of a batch of more than ``limit`` items (answered 413, nothing accepted)."""
+    reason = Reason("$.batch", f"{count} items; the limit is {limit} per request (split the batch)")
+    return Rejected(None, None, redact_write_keys(body[:keep]), InvalidEvent([reason], stage="decode", oversized=True))
 
 
 def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits) -> Handled:
@@ -114,10 +153,11 @@ def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits)
     limit = body_limit(endpoint, limits)
     if len(body) > limit:
         return Handled([too_large(body, len(body), limit, limits.max_event_bytes)], None, too_large=True)
-    try:
-        obj = parse_json(body, limit=limit)
+    single = endpoint in SEGMENT_TYPES
+    try:  # a batch's items are checked for depth one by one (_item), so one deep item costs only itself
+        obj = parse_json(body, limit=limit, max_depth=limits.max_depth if single else None)
     except InvalidEvent as exc:
-        return Handled([Rejected(None, None, body, exc)])
+        return Handled([Rejected(None, None, redact_write_keys(body), exc)])
     write_key = obj.pop("writeKey", None) if isinstance(obj, dict) else None
     write_key = write_key if isinstance(write_key, str) else None
     if endpoint in SEGMENT_TYPES:
@@ -126,7 +166,10 @@ def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits)
         return Handled([_item(0, obj, {}, None, CRM_TYPES, received_at, limits)], write_key)
     if not isinstance(obj, dict) or not isinstance(obj.get("batch"), list):
         error = InvalidEvent([Reason("$.batch", "required: a JSON list of calls")])
-        return Handled([Rejected(None, None, body, error)], write_key)
+        return Handled([Rejected(None, None, redact_write_keys(body), error)], write_key)
+    if len(obj["batch"]) > limits.max_items:
+        return Handled([too_many(body, len(obj["batch"]), limits.max_items, limits.max_event_bytes)], write_key,
+                       too_large=True)
     defaults = _defaults(obj) if endpoint == "batch" else {}
     allowed = SEGMENT_TYPES if endpoint == "batch" else CRM_TYPES
     items = [_item(i, it, defaults, None, allowed, received_at, limits) for i, it in enumerate(obj["batch"])]
@@ -157,9 +200,13 @@ def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, a
             item.setdefault("type", forced)
         if item.get("type") in SEGMENT_TYPES:
             _enrich(item, defaults, received_at)
-    value = orjson.dumps(item)
+    deep = too_deep(item, limits.max_depth)
+    value = _dump(item, limits.max_depth) if deep else orjson.dumps(item)
     key = raw_key(item)
     try:
+        if deep:
+            raise InvalidEvent([Reason(deep, f"nested deeper than {limits.max_depth} levels (the nesting limit)")],
+                               stage="decode")
         _check_type(item, forced, allowed)
         if len(value) > limits.max_event_bytes:
             raise InvalidEvent([Reason("$", f"event is {len(value)} bytes; the limit is {limits.max_event_bytes}")],
@@ -170,6 +217,25 @@ def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, a
         return Rejected(index, key.encode() if key else None, value, exc)
     key = inbound_key(event)
     return Accepted(index, key.encode() if key else None, value)
+
+
+def _dump(item: Any, max_depth: int) -> bytes:
+    """A too-deep item's dead-letter value: its JSON, or, past what the JSON writer can nest
+    (orjson: 254 levels), the item cut at the nesting limit with a marker where it was cut."""
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_cut(item, max_depth))
+
+
+def _cut(value: Any, levels: int) -> Any:
+    if not isinstance(value, (dict, list)):
+        return value
+    if levels <= 0:
+        return f"[cut: nested deeper than the limit; {type(value).__name__} omitted]"
+    if isinstance(value, dict):
+        return {k: _cut(v, levels - 1) for k, v in value.items()}
+    return [_cut(v, levels - 1) for v in value]
 
 
 def _check_type(item: Any, forced: str | None, allowed: tuple[str, ...]) -> None:

@@ -75,7 +75,7 @@ class KafkaOut:
         """The collector's producer for ``settings``: bootstrap servers and SASL/TLS options."""
         from streams.kafka_config import security_options
 
-        return cls(settings.kafka_bootstrap, client_id=f"{settings.app_id}-collector", linger_ms=linger_ms,
+        return cls(settings.kafka_bootstrap, client_id=f"{settings.effective_app_id}-collector", linger_ms=linger_ms,
                    retry_seconds=retry_seconds, security=security_options(settings))
 
     @property

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, SecretStr
 
-from schemas.events import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from schemas.events import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_EVENT_BYTES
 
 
 def key_id(write_key: str) -> str:
@@ -42,6 +42,9 @@ class CollectorSettings(BaseModel):
     )
     max_event_bytes: int = Field(
         MAX_EVENT_BYTES, ge=256, description="Largest accepted single call / batch item (bytes)."
+    )
+    max_batch_items: int = Field(
+        MAX_BATCH_ITEMS, ge=1, description="Most calls in one /v1/batch or /v1/crm batch (413 above it)."
     )
     produce_timeout_seconds: float = Field(
         10.0, gt=0, description="Longest wait for the broker to acknowledge a request's writes (then 503)."

@@ -173,3 +173,73 @@ def test_every_segment_endpoint_accepts_its_call(endpoint: str) -> None:
     body = {"messageId": "m", "userId": "u", "event": "e", "groupId": "g", "previousId": "p"}
     (item,) = run(body, endpoint).items
     assert isinstance(item, Accepted), item
+
+
+# -- hostile input: depth, item count, work before auth, keys in dead letters (issue 20) --------
+def deep_batch(depth: int, write_key: str | None = None) -> bytes:
+    """Three tracks, the middle one's properties nested ``depth`` objects deep (raw bytes: orjson
+    cannot write more than 254 levels)."""
+    deep = b'{"a":' * depth + b"1" + b"}" * depth
+    middle = b'{"type":"track","messageId":"m1","anonymousId":"a1","event":"Deep","properties":' + deep + b"}"
+    items = b",".join([orjson.dumps(track(0)), middle, orjson.dumps(track(2))])
+    key = b'"writeKey":' + orjson.dumps(write_key) + b"," if write_key else b""
+    return b"{" + key + b'"batch":[' + items + b"]}"
+
+
+@pytest.mark.parametrize("depth", [220, 300, 1000])
+def test_a_deep_batch_item_is_rejected_alone_with_its_path(depth: int) -> None:
+    handled = run(deep_batch(depth))
+    assert [type(i) for i in handled.items] == [Accepted, Rejected, Accepted]
+    (bad,) = handled.rejected
+    assert bad.index == 1 and bad.error.stage == "decode"
+    assert str(bad.error.reasons[0]).startswith("$.properties" + ".a" * 30)
+    assert "deeper than 32 levels" in str(bad.error)
+    assert orjson.loads(bad.value)["messageId"] == "m1"  # the dead letter is readable JSON
+    status, payload = response(handled)
+    assert status == 400 and payload["accepted"] == 2
+
+
+def test_a_deep_single_call_is_rejected() -> None:
+    body = b'{"messageId":"m","userId":"u","event":"e","properties":' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}"
+    (item,) = run(body, "track").items
+    assert isinstance(item, Rejected) and "deeper than 32 levels" in str(item.error)
+
+
+def test_too_many_items_is_413_and_nothing_is_accepted() -> None:
+    handled = run({"batch": [track(i) for i in range(6)]}, limits=Limits(max_items=5))
+    assert handled.too_large and handled.accepted == []
+    status, payload = response(handled)
+    assert status == 413 and "6 items; the limit is 5" in payload["message"]
+    assert len(run({"batch": [track(i) for i in range(5)]}, limits=Limits(max_items=5)).accepted) == 5
+
+
+def test_write_keys_are_redacted_from_dead_lettered_bodies() -> None:
+    (bad,) = run(b'{"writeKey": "wk_se\\"cret", "batch": [nope').items
+    assert isinstance(bad, Rejected) and b"wk_se" not in bad.value
+    assert bad.value == b'{"writeKey": "[redacted]", "batch": [nope'
+    (over,) = run(b'{"writeKey":"wk_secret","batch":[' + b" " * 3000 + b"]}",
+                  limits=Limits(max_request_bytes=2048)).items
+    assert b"wk_secret" not in over.value and b"[redacted]" in over.value
+
+
+def test_unknown_keys_are_refused_before_the_body_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.collector import handling
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the body was handled before authentication")
+
+    monkeypatch.setattr(handling, "handle", no_parsing)
+    out = FakeOut()
+    zeros = b'{"batch":[' + b",".join([b"0"] * 200_000) + b"]}"
+    assert post(out, "/v1/batch", zeros, auth="wrong")[0] == 401
+    assert post(out, "/v1/batch", b'{"writeKey":"wrong",' + zeros[1:], auth=None)[0] == 401
+    assert post(out, "/v1/batch", zeros, auth=None)[0] == 401
+    assert out.sent == []
+
+
+def test_a_body_write_key_still_authenticates_after_the_scan() -> None:
+    out = FakeOut()
+    status, payload = post(out, "/v1/batch", deep_batch(220, write_key="wk_live"), auth=None)
+    assert status == 400 and payload["accepted"] == 2
+    dead = [r for r in out.sent if r.topic.endswith("-dlq")]
+    assert len(dead) == 1 and b"wk_live" not in dead[0].value

@@ -85,3 +85,27 @@ def test_crm_events_get_deterministic_ids() -> None:
     b, _ = decode(raw, received_at=NOW + timedelta(days=3), max_future=LIMIT)
     assert a.messageId == b.messageId and a.messageId.startswith("derived-")
     assert reasons(raw.replace(b',"currency":"EUR"', b"")) == ["$: Value error, amount needs a currency"]
+
+
+def nested(depth: int) -> bytes:
+    """``{"a": {"a": ... 1}}`` with ``depth`` objects (written as bytes: orjson cannot write 254+)."""
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+@pytest.mark.parametrize("depth", [40, 220, 600, 1023])
+def test_deep_nesting_is_refused_with_the_path_where_it_goes_too_deep(depth: int) -> None:
+    raw = b'{"type":"track","messageId":"m","userId":"u","event":"e","properties":' + nested(depth) + b"}"
+    with pytest.raises(InvalidEvent) as info:
+        decode(raw, received_at=NOW, max_future=LIMIT, max_depth=32)
+    (reason,) = info.value.reasons
+    assert info.value.stage == "decode"
+    assert reason.path == "$.properties" + ".a" * 31 and "deeper than 32 levels" in reason.message
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    # the event is level 1, properties level 2: 30 more objects reach exactly 32
+    raw = b'{"type":"track","messageId":"m","userId":"u","event":"e","properties":' + nested(31) + b"}"
+    event, _ = decode(raw, received_at=NOW, max_future=LIMIT, max_depth=32)
+    assert event.properties["a"]
+    with pytest.raises(InvalidEvent):
+        decode(raw, received_at=NOW, max_future=LIMIT, max_depth=31)

@@ -1,0 +1,83 @@
+"""Hostile input on the real stack (issue 20): one bad record never stops the pipeline.
+
+A /v1/batch whose middle item is nested 220 / 300 levels deep, a deep record straight into the
+inbound topic, and an unreadable record straight into the device stage's topic: the worker stays
+live, the valid events are stored, each bad record is dead-lettered with its reason, and later
+events still flow.
+"""
+
+from __future__ import annotations
+
+import base64
+import urllib.request
+
+import orjson
+import pytest
+import requests
+
+from tests.support.collector import Collector
+
+pytestmark = pytest.mark.integration
+
+KEY, SOURCE = "wk_test_hostile_9a2e", "website"
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+
+
+def track(message_id: str, **extra: object) -> bytes:
+    return orjson.dumps({"type": "track", "messageId": message_id, "anonymousId": f"dev-{message_id}",
+                         "event": "Viewed", "timestamp": "2026-10-01T10:00:00Z", **extra})
+
+
+def deep_track(message_id: str, depth: int) -> bytes:
+    nested = b'{"a":' * depth + b"1" + b"}" * depth  # by hand: orjson cannot write 254+ levels
+    return track(message_id)[:-1] + b',"properties":' + nested + b"}"
+
+
+def live(tracker) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/health/live", timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_deep_and_unreadable_records_are_dead_lettered_and_the_pipeline_goes_on(tracker_factory) -> None:
+    tracker = tracker_factory().start()
+    collector = Collector(tracker, {KEY: SOURCE}).start()
+    try:
+        for n, depth in enumerate((220, 300)):
+            body = b'{"batch":[' + b",".join([track(f"ok-{n}-a"), deep_track(f"deep-{n}", depth),
+                                              track(f"ok-{n}-b")]) + b"]}"
+            resp = requests.post(collector.url + "/v1/batch", data=body, headers=auth(), timeout=10)
+            assert resp.status_code == 400, resp.text
+            payload = resp.json()
+            assert payload["accepted"] == 2 and payload["rejected"][0]["index"] == 1
+            assert "deeper than 32 levels" in payload["rejected"][0]["reasons"][0]
+
+        tracker.produce([deep_track("deep-kafka", 220)])  # straight into the inbound topic
+        tracker.produce([b"{not a timeline entry"], topic="journeys-events-v1", key=b"dev-x")  # past ingest
+        tracker.produce([track("later-1"), track("later-2")])
+
+        stats = tracker.wait_for_stored(events=6, dead_letters=4)
+        assert stats["events"] == 6 and stats["dead_letters"] == 4
+        assert live(tracker) == 200, tracker.log_tail()
+        dead = tracker.api("/api/v1/dead-letters")["dead_letters"]
+        by_stage: dict[str, list[dict]] = {}
+        for d in dead:
+            by_stage.setdefault(d["stage"], []).append(d)
+        assert len(by_stage["decode"]) == 3
+        assert all(any("deeper than 32 levels" in r for r in d["reasons"]) for d in by_stage["decode"])
+        (unreadable,) = by_stage["identity-devices"]
+        assert unreadable["reasons"][0].startswith("$: identity-devices failed on this record: ValidationError")
+
+        # and later requests still flow through the collector
+        resp = requests.post(collector.url + "/v1/batch", data=b'{"batch":[' + track("later-3") + b"]}",
+                             headers=auth(), timeout=10)
+        assert resp.status_code == 200
+        assert tracker.wait_for_stored(events=7, dead_letters=4)["events"] == 7
+        assert live(tracker) == 200
+    finally:
+        collector.stop()
