@@ -110,10 +110,10 @@ def scenario() -> tuple[list[dict], str, str]:
     ad = ev._seg("page", 1, anonymousId="t18-laptop", name="/", context={
         "page": {"path": "/"}, "campaign": {"source": "google", "medium": "cpc", "name": "brand"}})
     events = [
-        # a colleague, never in the CRM: his touches reach Acme only through the email-domain account
-        ev._seg("track", 0.5, anonymousId="t18-bob-laptop", event="Whitepaper Download", properties={}),
-        ev.identify(0.7, "t18-bob-laptop", "t18-bob", email="bob@acme-io.com"),
         ad,
+        # a colleague, never in the CRM: his touches reach Acme only through the email-domain account
+        ev._seg("track", 1.5, anonymousId="t18-bob-laptop", event="Whitepaper Download", properties={}),
+        ev.identify(1.7, "t18-bob-laptop", "t18-bob", email="bob@acme-io.com"),
         ev._seg("track", 2, anonymousId="t18-phone", event="Webinar Registered", properties={}),
         ev.identify(3, "t18-laptop", "t18-jane", email=email),
         ev.identify(3.5, "t18-phone", "t18-jane"),
@@ -140,13 +140,15 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
     first = report(tracker, "attribution", model="first_touch", split="channel")
     assert cli_report(tracker, "attribution", model="first_touch", split="channel") == first
     assert [(r["channel"], r["team"], r["credit"], r["currency"]) for r in first] == [
-        ("content", "marketing", 10000.0, "EUR")]
-    # W-shaped: first touch (Bob's whitepaper) 30 %, lead creation (last touch before the MQL: the
-    # webinar) 30 %, opportunity creation (the SDR call) 30 %, the others (ad, AE meeting) 10 %
+        ("ads", "marketing", 10000.0, "EUR")], "the anonymous paid-ad visit before the form fill is the first touch"
+    # W-shaped: first touch (the ad) 30 %, lead creation (last touch before the MQL: the webinar)
+    # 30 %, opportunity creation (the SDR call) 30 %, the others (Bob's whitepaper, the AE meeting) 10 %
     w = credit(report(tracker, "attribution", model="w_shaped"), "channel")
-    assert w == {"content": 3000.0, "webinar": 3000.0, "call": 3000.0, "ads": 500.0, "meeting": 500.0}
+    assert w == {"ads": 3000.0, "webinar": 3000.0, "call": 3000.0, "content": 500.0, "meeting": 500.0}
     roles = credit(report(tracker, "attribution", model="w_shaped", split="role"), "role")
     assert roles == {"marketing": 6500.0, "SDR": 3000.0, "AE": 500.0}
+    teams = credit(report(tracker, "attribution", model="w_shaped", split="team"), "team")
+    assert teams == {"marketing": 6500.0, "sales": 3500.0}
     last = report(tracker, "attribution", model="last_touch")
     assert [(r["channel"], r["credit"]) for r in last] == [("meeting", 10000.0)]
     handoff = report(tracker, "handoff", by="rep")
@@ -160,16 +162,18 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
 
     tracker.journeys("identity", "unmerge", "--kind", "account_merge", "--src", domain, "--dst", crm,
                      "--reason", "test: not the same company", "--by", "t18")
-    tracker.wait_until(lambda: report(tracker, "attribution", model="first_touch") != first, 60,
+    w_before = report(tracker, "attribution", model="w_shaped")
+    tracker.wait_until(lambda: report(tracker, "attribution", model="w_shaped") != w_before, 60,
                        "the unmerge to reach the reports")
-    after = credit(report(tracker, "attribution", model="first_touch"), "channel")
-    assert after == {"ads": 10000.0}, "without the domain merge, Bob's touches are not Acme's: Jane's paid ad is first"
+    after = credit(report(tracker, "attribution", model="w_shaped"), "channel")
+    assert after == {"ads": 3000.0, "webinar": 3000.0, "call": 3000.0, "meeting": 1000.0}, \
+        "without the domain merge, Bob's whitepaper is not Acme's"
     assert sum(r["accounts"] for r in report(tracker, "funnel")) == 2, "the domain account counts on its own again"
     assert "engaged" not in {r["to_stage"] for r in report(tracker, "stages", account=crm)}
 
     tracker.journeys("identity", "merge", "--kind", "account_merge", "--src", domain, "--dst", crm,
                      "--reason", "test: it is the same company after all", "--by", "t18")
-    tracker.wait_until(lambda: report(tracker, "attribution", model="first_touch") == first, 60,
+    tracker.wait_until(lambda: report(tracker, "attribution", model="w_shaped") == w_before, 60,
                        "the merge to bring the credit back")
     assert report(tracker, "funnel") == funnel_before
     assert report(tracker, "stages", account=crm) == stages_before
