@@ -33,7 +33,7 @@ def _time_share(store, defs, p):
 
 
 def _paths(store, defs, p):
-    return _records(analytics.paths(store, limit=int(p.get("limit", "20"))))
+    return _records(analytics.paths(store, limit=_bounded_int(p, "limit", 20, 1000)))
 
 
 def _stages(store, defs, p):
@@ -64,7 +64,7 @@ def _attribution(store, defs, p):
 
 def _alerts(store, defs, p):
     return _records(analytics.alerts(store, account=p.get("account", ""), rule=p.get("rule", ""),
-                                     limit=int(p.get("limit", "200"))))
+                                     limit=_bounded_int(p, "limit", 200, 10_000)))
 
 
 def _bounded_int(p: dict[str, str], name: str, default: int, high: int) -> int:

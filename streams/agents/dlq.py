@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from typing import Any
 
 import faust
 import orjson
@@ -42,14 +43,28 @@ def _header(headers: dict, name: str, default: str = "") -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or default)
 
 
-def row_of(message: faust.types.Message) -> tuple:
+def _reasons(raw: object) -> list[str]:
+    """The reasons header, whatever a producer put there: a dead letter is stored, never dropped."""
+    if not raw:
+        return ["$: no reason recorded"]
+    try:
+        reasons = orjson.loads(raw)  # type: ignore[arg-type]
+    except (orjson.JSONDecodeError, TypeError):
+        return [f"$: unreadable reasons header: {bytes(raw)[:200]!r}" if isinstance(raw, bytes) else "$: unreadable reasons header"]
+    if isinstance(reasons, list) and all(isinstance(r, str) for r in reasons):
+        return reasons
+    return [f"$: unreadable reasons header: {str(reasons)[:200]}"]
+
+
+def row_of(message: Any) -> tuple:
     headers = dict(message.headers or {})
     raw = message.value or b""
     source = _header(headers, t.DLQ_HEADER_SOURCE, f"{message.topic}/{message.partition}@{message.offset}")
-    reasons_raw = headers.get(t.DLQ_HEADER_REASONS)
-    reasons = orjson.loads(reasons_raw) if reasons_raw else ["$: no reason recorded"]
-    rejected = _header(headers, t.DLQ_HEADER_REJECTED_AT)
-    rejected_at = datetime.fromisoformat(rejected) if rejected else datetime.now(timezone.utc)
+    reasons = _reasons(headers.get(t.DLQ_HEADER_REASONS))
+    try:
+        rejected_at = datetime.fromisoformat(_header(headers, t.DLQ_HEADER_REJECTED_AT))
+    except ValueError:  # missing or unreadable: when the store read it
+        rejected_at = datetime.now(timezone.utc)
     return dead_letter_row(
         _header(headers, t.DLQ_HEADER_ID) or dlq_id(source, raw),
         rejected_at,

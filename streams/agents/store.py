@@ -25,6 +25,8 @@ from sinks.clickhouse import rows as r
 from sinks.clickhouse.writer import insert_until_done, until_done
 from streams import metrics
 from streams.agents.batching import offsets_token
+from schemas.errors import InvalidEvent, Reason
+from streams.agents import dlq
 from streams.agents.dlq import row_of
 from streams.storehandle import StoreHandle
 
@@ -60,9 +62,24 @@ Resolve = Callable[[Any, list[tuple]], None]
 blocking and idempotent (re-run after a crash before the ack)."""
 
 
+async def unreadable(message: Any, table: str, exc: Exception, dead_letters: faust.TopicT | None) -> None:
+    """A record the store cannot map to rows (our own output, so a bug): dead-lettered with the
+    reason, its original bytes and where it was read — awaited before the batch is acked — so it
+    is never skipped silently. Only the dead-letter sink itself has nowhere to send it: it logs."""
+    where = f"{message.topic}/{message.partition}@{message.offset}"
+    reason = f"the store cannot read this record for {table}: {type(exc).__name__}: {exc}"[:500]
+    metrics.EVENTS_OUT.labels("store", "dead-lettered").inc()
+    if dead_letters is None:
+        log.error("%s (%s): not stored", reason, where)
+        return
+    error = InvalidEvent([Reason("$", reason)], stage="store")
+    await dlq.send(dead_letters, message.key, message.value if message.value is not None else b"", "kafka",
+                   where, error)
+
+
 def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence[Target], settings: Any,
                handle: StoreHandle, after: Callable[[list[tuple]], None] | None = None,
-               then: Resolve | None = None) -> None:
+               then: Resolve | None = None, dead_letters: faust.TopicT | None = None) -> None:
     """Register an agent that writes every message of ``topic`` to ``targets``; ``then`` runs on
     the rows of the first target once they are stored, retried like the inserts, before the ack."""
 
@@ -74,9 +91,8 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
                 for event in events:
                     try:
                         rows.extend(target.rows_of(event.message))
-                    except (ValidationError, orjson.JSONDecodeError) as exc:  # our own output: a bug
-                        log.error("unreadable record for %s at %s/%s@%s skipped: %s", target.table,
-                                  event.message.topic, event.message.partition, event.message.offset, exc)
+                    except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
+                        await unreadable(event.message, target.table, exc, dead_letters)
                 with metrics.sink_insert(target.table, len(events), len(rows)):
                     await insert_until_done(handle.get(), target.table, rows, target.columns,
                                             dedup_token=offsets_token(target.table, events),
@@ -91,7 +107,9 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
 def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) -> None:
     def sink(topic: faust.TopicT, name: str, *targets: Target, after: Callable | None = None,
              then: Resolve | None = None) -> None:
-        sink_agent(app, topic, name, targets, settings, handle, after, then)
+        # what a sink cannot read goes to the dead letters — except from the dead-letter sink itself
+        dead_letters = None if topic is topics.inbound_dlq else topics.inbound_dlq
+        sink_agent(app, topic, name, targets, settings, handle, after, then, dead_letters)
 
     sink(topics.timeline, "store-timeline", Target("timeline", r.TIMELINE_COLUMNS, _timeline),
          then=resolution.after_timeline_rows)

@@ -160,9 +160,9 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
     stages_before = report(tracker, "stages", account=crm)
     assert {"engaged", "mql", "opportunity", "won"} <= {r["to_stage"] for r in stages_before}, stages_before
 
+    w_before = report(tracker, "attribution", model="w_shaped")
     tracker.journeys("identity", "unmerge", "--kind", "account_merge", "--src", domain, "--dst", crm,
                      "--reason", "test: not the same company", "--by", "t18")
-    w_before = report(tracker, "attribution", model="w_shaped")
     tracker.wait_until(lambda: report(tracker, "attribution", model="w_shaped") != w_before, 60,
                        "the unmerge to reach the reports")
     after = credit(report(tracker, "attribution", model="w_shaped"), "channel")
