@@ -4,6 +4,10 @@ Each sink agent takes a batch (``take_events``), maps it to rows with a pure map
 awaits :func:`insert_until_done` per table with a dedup token naming the batch's offsets. The
 batch is acked only after every insert succeeded; a failing insert is retried forever, so
 consumption pauses (backpressure) and offsets are never committed for unwritten rows.
+
+After a timeline, identity-link or override batch is stored, the store re-resolves the events
+it can move (``event_resolution``, what every report reads; sinks/clickhouse/resolution.py),
+retried the same way and before the ack. A record a sink cannot read is dead-lettered.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.alerts import AlertRecord
+from schemas.errors import InvalidEvent, Reason
 from schemas.identity import IdentityLink, IdentityOverride
 from schemas.journey import JourneyUpdate
 from schemas.timeline import TimelineEvent
@@ -24,9 +29,8 @@ from sinks.clickhouse import resolution
 from sinks.clickhouse import rows as r
 from sinks.clickhouse.writer import insert_until_done, until_done
 from streams import metrics
-from streams.agents.batching import offsets_token
-from schemas.errors import InvalidEvent, Reason
 from streams.agents import dlq
+from streams.agents.batching import offsets_token
 from streams.agents.dlq import row_of
 from streams.storehandle import StoreHandle
 
