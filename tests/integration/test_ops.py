@@ -140,13 +140,18 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     assert "ECONNREFUSED" in wrong.stdout, wrong.stdout  # the last connection error, not just "timeout"
     assert time.monotonic() - started < 45
 
-    # an agent that raises (here: garbage on an internal topic) turns liveness to 503, naming it
+    # a record an agent cannot handle (here: garbage on an internal topic) no longer stops it: the
+    # guard (streams.agents.guarded) dead-letters that record and the agent goes on, still live
+    dead_before = (tracker.stats() or {}).get("dead_letters", 0)
     tracker.produce([b"garbage, not a timeline entry"], topic="journeys-events-v1", key=b"device-x")
-    tracker.wait_until(lambda: status_of(tracker, "/health/live") == 503, 60, "liveness to report the crash")
-    live = error_body(tracker, "/health/live")
-    assert live["live"] is False and "identity-devices" in live["crashed_agents"], live
+    tracker.wait_until(lambda: (tracker.stats() or {}).get("dead_letters", 0) > dead_before, 60,
+                       "the garbage record to be dead-lettered")
+    assert status_of(tracker, "/health/live") == 200
     samples = scrape(tracker)
-    assert value(samples, "journeys_agent_crashes_total", agent="identity-devices") == 1
+    assert value(samples, "journeys_events_out_total", stage="identity-devices", outcome="dead-lettered") == 1
+    assert not value(samples, "journeys_agent_crashes_total", agent="identity-devices")
+    rows = json.loads(tracker.journeys("dlq", "list", "--format", "json").stdout)
+    assert any(r["stage"] == "identity-devices" for r in rows), rows
 
 
 def test_created_topics_are_visible_when_ensure_topics_returns(kafka_bootstrap: str) -> None:
