@@ -134,8 +134,9 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep") -> tuple[list[st
     first_touch AS (
       SELECT m.account_id AS account_id, m.mql_at AS mql_at,
              minIf(t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS touched_at,
-             argMinIf(t.rep_id, t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS rep_id,
-             argMinIf(t.rep_role, t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS rep_role,
+             argMinIf(t.rep_id, (t.event_time, t.event_id), t.side = 'human' AND t.event_time >= m.mql_at) AS rep_id,
+             argMinIf(t.rep_role, (t.event_time, t.event_id), t.side = 'human' AND t.event_time >= m.mql_at)
+               AS rep_role,
              countIf(t.side = 'human' AND t.event_time >= m.mql_at) AS human_touches
       FROM mqls AS m LEFT JOIN ({TOUCHES}) AS t ON t.account_id = m.account_id
       GROUP BY m.account_id, m.mql_at
@@ -162,9 +163,9 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     """
     sql = f"""
     WITH touches AS (
-      SELECT account_id, event_time, side,
+      SELECT account_id, event_time, event_id, side,
              least(dateDiff('second', event_time,
-                   leadInFrame(event_time, 1, event_time) OVER (PARTITION BY account_id ORDER BY event_time
+                   leadInFrame(event_time, 1, event_time) OVER (PARTITION BY account_id ORDER BY event_time, event_id
                      ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)), 7 * 86400) AS gap_s
       FROM ({TOUCHES})
     ),
@@ -192,7 +193,8 @@ def paths(store: _Queries, limit: int = 20) -> tuple[list[str], list[tuple]]:
       WHERE to_stage IN ('won', 'lost') GROUP BY account_id
     ),
     seqs AS (
-      SELECT account_id, arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((event_time, channel)))) AS chans
+      SELECT account_id,
+             arrayMap(x -> x.2, arraySort(x -> (x.1, x.3), groupArray((event_time, channel, event_id)))) AS chans
       FROM ({TOUCHES}) GROUP BY account_id
     )
     SELECT o.outcome AS outcome,
