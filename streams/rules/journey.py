@@ -7,9 +7,10 @@ ids makes a redelivered event a no-op (at-least-once input, idempotent state).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from schemas.definitions import Condition, Definitions
 from schemas.timeline import TimelineEvent, utc_ms
@@ -101,7 +102,7 @@ def _icp_fit(traits: dict[str, Any], defs: Definitions) -> float:
     return fit
 
 
-def _matches(cond: Condition, entry: TimelineEvent, score: float) -> bool:
+def _matches(cond: Condition, entry: TimelineEvent | Fact, score: float) -> bool:
     props = entry.properties
     if cond.score_at_least is not None and score < cond.score_at_least:
         return False
@@ -120,7 +121,7 @@ def _change_id(account: str, to_stage: str, event_id: str) -> str:
     return hashlib.sha256(f"{account}|{to_stage}|{event_id}".encode()).hexdigest()[:32]
 
 
-def _update_contact(state: dict[str, Any], entry: TimelineEvent, points: float, t: int, defs: Definitions) -> None:
+def _update_contact(state: dict[str, Any], entry: TimelineEvent | Fact, points: float, t: int, defs: Definitions) -> None:
     person = entry.person_id or entry.contact_id or entry.email
     if not person:
         return
@@ -136,7 +137,7 @@ def _update_contact(state: dict[str, Any], entry: TimelineEvent, points: float, 
                                                            defs.scoring.half_life_days)
 
 
-def _persona_of(state: dict[str, Any], entry: TimelineEvent) -> str:
+def _persona_of(state: dict[str, Any], entry: TimelineEvent | Fact) -> str:
     person = entry.person_id or entry.contact_id or entry.email
     contact = state["contacts"].get(person) if person else None
     if contact and contact["persona"]:
@@ -165,15 +166,29 @@ HISTORY_MAX = 150
 writes the whole state to the changelog on every update, so this bounds write amplification."""
 
 _FACT_PROPS = ("status", "action", "outcome", "leadSource", "title", "employees", "industry", "path", "utm")
+_FACT_FIELDS = ("event_id", "event_type", "name", "channel", "side", "person_id", "contact_id", "email", "rep_id",
+                "rep_role")
 
 
 def _fact(entry: TimelineEvent) -> dict[str, Any]:
     """The parts of an event the journey rules read (enough to replay it later)."""
-    data = entry.model_dump(mode="json", include={
-        "event_id", "event_type", "name", "channel", "side", "event_time", "received_at", "person_id",
-        "contact_id", "email", "rep_id", "rep_role"})
+    data = {name: getattr(entry, name) for name in _FACT_FIELDS}
     data["properties"] = {k: entry.properties[k] for k in _FACT_PROPS if k in entry.properties}
     return data
+
+
+class Fact:
+    """A remembered fact as the rules read it: the attributes of a ``TimelineEvent`` that
+    :func:`_apply` uses, read from the history without a model validation (a late event
+    replays up to ``HISTORY_MAX`` of them)."""
+
+    __slots__ = _FACT_FIELDS + ("properties",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        get = data.get
+        for name in _FACT_FIELDS:
+            setattr(self, name, get(name) or "")
+        self.properties = get("properties") or {}
 
 
 def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:
@@ -183,43 +198,118 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
     late event, and the journey is replayed from its history so it ends exactly as an
     in-order run would; ``retracted`` lists the stage changes that no longer happened.
     """
+    return on_journey_events(state, [entry], account, defs)[0][1]
+
+
+def on_journey_events(state: dict[str, Any], entries: list[TimelineEvent], account: str, defs: Definitions,
+                      then: Callable[[TimelineEvent, JourneyOutcome, int], None] | None = None,
+                      ) -> list[tuple[TimelineEvent, JourneyOutcome]]:
+    """Apply a batch of the account's events; each event with its outcome, in the order applied.
+
+    The same journey as applying them one at a time in event-time order, at the cost of at
+    most one replay: redelivered events (already in the history) hand back what they emitted;
+    the new ones are sorted by (event time, id); those older than the newest event applied
+    before the batch are late, go into the history together and cost one replay, whose
+    outcome is the last late event's; the rest are applied in order, one by one.
+
+    ``then(entry, outcome, newest_ms)`` runs after each event is applied (the late ones: after
+    their replay), with the newest event time the journey had seen before it — where the
+    caller runs the rules that read the state as of that event (alerts).
+    """
     history = state.setdefault("history", [])
-    if any(f[1] == entry.event_id for f in history):
-        # redelivered (at-least-once input): the state has it, but its outputs may have been lost
-        # with a crash between the state write and the sends — hand them back to be re-sent
-        # (the changes it emitted, still valid, and the changes it retracted, still retracted)
-        # — each change as last emitted: a later late event may have re-emitted it with another
-        # from_stage, and re-sending the older record would overwrite the newer one
-        valid = set(state.get("changes", []))  # never resurrect a change a late event retracted
-        logged = _logged(state)
-        latest = {change["change_id"]: change for _, change, _ in logged if change is not None}
-        mine, retracted = [], set()
-        for trigger, change, gone in logged:
-            if trigger == entry.event_id:
-                if change is not None and change["change_id"] in valid and change["change_id"] not in mine:
-                    mine.append(change["change_id"])
-                retracted.update(gone)
-        again = [StageChange(**latest[cid]) for cid in mine]
-        return JourneyOutcome(duplicate=True, stage_changes=again, retracted=sorted(retracted - valid))
-    state["seq"] = state.get("seq", 0) + 1  # events applied: orders this account's outputs
-    t = utc_ms(entry.event_time)
-    late = bool(history) and t < history[-1][0]
-    fact = [t, entry.event_id, _fact(entry)]
-    history.append(fact)
-    history.sort(key=lambda f: (f[0], f[1]))
+    known = {f[1] for f in history}
+    out: list[tuple[TimelineEvent, JourneyOutcome]] = []
+
+    def done(entry: TimelineEvent, outcome: JourneyOutcome, newest: int) -> None:
+        out.append((entry, outcome))
+        if then is not None:
+            then(entry, outcome, newest)
+
+    fresh: dict[str, tuple[int, TimelineEvent]] = {}
+    for entry in entries:
+        if entry.event_id in known:
+            done(entry, _again(state, entry.event_id), state.get("ref_ms", 0))
+        elif entry.event_id not in fresh:  # a second copy in the same batch: the first is applied
+            fresh[entry.event_id] = (utc_ms(entry.event_time), entry)
+    ordered = sorted(fresh.values(), key=lambda te: (te[0], te[1].event_id))
+    newest = history[-1][0] if history else None
+    late = [te for te in ordered if newest is not None and te[0] < newest]
+    if late:
+        ref = state.get("ref_ms", 0)
+        replayed = _replay(state, late, account, defs)
+        for _, entry in late[:-1]:  # the replay speaks for them all
+            done(entry, JourneyOutcome(), ref)
+        done(late[-1][1], replayed, ref)
+    for t, entry in ordered[len(late):]:
+        ref = state.get("ref_ms", 0)
+        state["seq"] = state.get("seq", 0) + 1  # events applied: orders this account's outputs
+        history.append([t, entry.event_id, _fact(entry)])
+        _evict(state, account, defs)
+        one = _apply(state, entry, account, defs, t)
+        state["changes"] = (state.get("changes", []) + [c.change_id for c in one.stage_changes])[-HISTORY_MAX:]
+        _log_changes(state, entry.event_id, one.stage_changes, [])
+        done(entry, one, ref)
+    return out
+
+
+def _evict(state: dict[str, Any], account: str, defs: Definitions) -> None:
+    """Keep ``HISTORY_MAX`` facts: the oldest ones leave the history for the *base*, the journey
+    as of just before the oldest fact kept, which a replay starts from. (Without it a late event
+    in a journey longer than the history replayed from an empty journey and lost everything
+    before the history: stage, owner, source, contacts.) An event older than the base is
+    applied to the base out of order: lateness is exact within the last ``HISTORY_MAX`` events."""
+    history = state["history"]
+    if len(history) <= HISTORY_MAX:
+        return
+    base = state.get("base")
+    if base is None:
+        base = {k: v for k, v in new_journey().items() if k != "history"}
+    for t, _, data in history[:-HISTORY_MAX]:
+        changed = _apply(base, Fact(data), account, defs, t).stage_changes
+        if changed:
+            base["changes"] = (base.get("changes", []) + [c.change_id for c in changed])[-HISTORY_MAX:]
     del history[:-HISTORY_MAX]
-    if not late:
-        out = _apply(state, entry, account, defs)
-        state["changes"] = (state.get("changes", []) + [c.change_id for c in out.stage_changes])[-HISTORY_MAX:]
-        _log_changes(state, entry.event_id, out.stage_changes, [])
-        return out
+    state["base"] = base
+
+
+def _again(state: dict[str, Any], event_id: str) -> JourneyOutcome:
+    """A redelivered event (at-least-once input): the state has it, but its outputs may have
+    been lost with a crash between the state write and the sends — hand them back to be
+    re-sent (the changes it emitted, still valid, and the changes it retracted, still
+    retracted) — each change as last emitted: a later late event may have re-emitted it with
+    another from_stage, and re-sending the older record would overwrite the newer one."""
+    valid = set(state.get("changes", []))  # never resurrect a change a late event retracted
+    logged = _logged(state)
+    latest = {change["change_id"]: change for _, change, _ in logged if change is not None}
+    mine, retracted = [], set()
+    for trigger, change, gone in logged:
+        if trigger == event_id:
+            if change is not None and change["change_id"] in valid and change["change_id"] not in mine:
+                mine.append(change["change_id"])
+            retracted.update(gone)
+    again = [StageChange(**latest[cid]) for cid in mine]
+    return JourneyOutcome(duplicate=True, stage_changes=again, retracted=sorted(retracted - valid))
+
+
+def _replay(state: dict[str, Any], late: list[tuple[int, TimelineEvent]], account: str,
+            defs: Definitions) -> JourneyOutcome:
+    """Late events: into the history, then one replay of it from a fresh journey."""
+    history = state["history"]
+    state["seq"] = state.get("seq", 0) + len(late)
+    history.extend([t, entry.event_id, _fact(entry)] for t, entry in late)
+    history.sort(key=lambda f: (f[0], f[1]))
+    _evict(state, account, defs)
     before = set(state.get("changes", []))
-    fresh = new_journey()
+    base = state.get("base")
+    fresh = copy.deepcopy(base) if base else new_journey()
+    fresh.pop("changes", None)
+    if base:
+        fresh["base"] = base
     fresh["history"] = history
     changes: list[StageChange] = []
     out = JourneyOutcome()
-    for _, _, data in history:
-        out = _apply(fresh, TimelineEvent.model_validate(data), account, defs)
+    for t, _, data in history:
+        out = _apply(fresh, Fact(data), account, defs, t)
         changes.extend(out.stage_changes)
     fresh["changes"] = [c.change_id for c in changes][-HISTORY_MAX:]
     for key in ("recent", "fired", "last_fired", "change_log", "alert_log", "seq"):  # memory survives the replay
@@ -227,10 +317,11 @@ def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, 
             fresh[key] = state[key]
     state.clear()
     state.update(fresh)
-    # new changes, and any at or after the late event (their from_stage may have changed)
-    out.stage_changes = [c for c in changes if c.change_id not in before or c.at_ms >= t]
-    out.retracted = sorted(before - {c.change_id for c in changes})
-    _log_changes(state, entry.event_id, out.stage_changes, out.retracted)
+    first = late[0][0]
+    # new changes, and any at or after the earliest late event (their from_stage may have changed)
+    out.stage_changes = [c for c in changes if c.change_id not in before or c.at_ms >= first]
+    out.retracted = sorted(before - {c.change_id for c in changes} - set(base.get("changes", []) if base else ()))
+    _log_changes(state, late[-1][1].event_id, out.stage_changes, out.retracted)
     return out
 
 
@@ -258,9 +349,10 @@ def _logged(state: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, lis
     return out
 
 
-def _apply(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:
+def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, defs: Definitions,
+           t: int) -> JourneyOutcome:
+    """Apply one event (or remembered fact) at event time ``t`` (ms) to the journey, in order."""
     out = JourneyOutcome()
-    t = utc_ms(entry.event_time)
     points = touch_points(entry, defs)
     state["engagement"], state["ref_ms"] = _add_decayed(state["engagement"], state["ref_ms"], points, t,
                                                         defs.scoring.half_life_days)
