@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
+    stream_batch_size: int = Field(
+        1000, ge=1, description="Most records a stream stage handles as one batch (state read and written "
+        "once per key, outputs sent together).")
+    stream_batch_seconds: float = Field(
+        0.02, gt=0, description="Longest a stream stage waits to fill a batch: added latency per stage when "
+        "traffic is light.")
     fault_kill_after_inserts: int = Field(
         0, ge=0, description="For fault tests only (tests/faults): the store process kills itself (SIGKILL) right "
         "after its n-th successful ClickHouse insert, before that batch is acked. 0 (default): off."

@@ -17,7 +17,8 @@ from typing import Any
 import faust
 
 from streams import metrics, tables
-from streams.agents import fenced, guarded
+from streams.agents import batches, crash_on_error, each_guarded
+from streams.agents.batching import BatchTable, Outbox
 from streams.agents.ingest import ROUTES
 from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER
 from streams.rules.dedupe import expired, new_receipt, passes
@@ -57,27 +58,42 @@ def register(app: faust.App, topics, settings) -> None:
     )
     retention_ms = int(settings.dedupe_days * 86_400_000)
 
+    names = {stage: getattr(topics, stage).get_topic_name() for stage in ROUTES}
+    dead = topics.inbound_dlq.get_topic_name()
+
+    def one(table: BatchTable, event: faust.EventT, box: Outbox) -> None:
+        msg = event.message
+        headers = dict(msg.headers or {})
+        stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")
+        if stage not in ROUTES or msg.key is None:  # only ingest writes here: a bug, say so
+            log.error("receipt without a route at %s[%d]@%d skipped", msg.topic, msg.partition, msg.offset)
+            metrics.EVENTS_OUT.labels("dedupe", "unroutable").inc()
+            return
+        event_id = msg.key.decode("utf-8", "replace")
+        ref = headers.get(RECEIPT_HEADER, b"").decode("utf-8", "replace")
+        state = table.get(event_id)
+        if not passes(state, ref):
+            metrics.EVENTS_OUT.labels("dedupe", "resent").inc()
+            return
+        if state is None:
+            table.put(event_id, new_receipt(ref, _now_ms()), event)  # written with the batch's sends: a redelivery re-sends
+        box.add(names[stage], headers.get(ROUTE_KEY_HEADER, b""), msg.value)
+        metrics.EVENTS_OUT.labels("dedupe", "first").inc()
+
     @app.agent(topics.receipts, name="dedupe")
     async def dedupe(stream: faust.StreamT) -> None:
-        async for event in fenced(stream, fence, "dedupe"):
-            async with guarded(event, topics.inbound_dlq, "dedupe"):
-                msg = event.message
-                headers = dict(msg.headers or {})
-                stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")
-                if stage not in ROUTES or msg.key is None:  # only ingest writes here: a bug, say so
-                    log.error("receipt without a route at %s[%d]@%d skipped", msg.topic, msg.partition, msg.offset)
-                    metrics.EVENTS_OUT.labels("dedupe", "unroutable").inc()
-                    continue
-                event_id = msg.key.decode("utf-8", "replace")
-                ref = headers.get(RECEIPT_HEADER, b"").decode("utf-8", "replace")
-                state = receipts.get(event_id)
-                if not passes(state, ref):
-                    metrics.EVENTS_OUT.labels("dedupe", "resent").inc()
-                    continue
-                if state is None:
-                    receipts[event_id] = new_receipt(ref, _now_ms())  # state first: a redelivery re-sends
-                await getattr(topics, stage).send(key=headers.get(ROUTE_KEY_HEADER, b""), value=msg.value)
-                metrics.EVENTS_OUT.labels("dedupe", "first").inc()
+        async for events in batches(stream, fence, settings, "dedupe"):
+            async with crash_on_error("dedupe"):
+                box, table = Outbox(), BatchTable(receipts)
+                groups: dict[str, list[tuple[faust.EventT]]] = {}
+                for event in events:
+                    key = event.message.key.decode("utf-8", "replace") if event.message.key else ""
+                    groups.setdefault(key, []).append((event,))
+                each_guarded(box, dead, "dedupe", groups,
+                             lambda _, items, out: [one(table, item[0], out) for item in items], table)
+                fence.check()
+                table.flush()
+                await box.flush(app)
 
     @app.timer(interval=SWEEP_SECONDS)
     async def forget_old_ids() -> None:

@@ -16,7 +16,8 @@ from schemas.decode import decode, reasons_from
 from schemas.errors import InvalidEvent
 from schemas.timeline import TimelineEvent
 from streams import metrics
-from streams.agents import dlq, fenced, guarded
+from streams.agents import batches, crash_on_error, dead_letter, dlq
+from streams.agents.batching import Outbox
 from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER, SOURCE_HEADER
 from streams.rules.identity import IdentityConfig, person_key
 from streams.rules.normalize import normalize
@@ -50,35 +51,50 @@ def register(app: faust.App, topics, settings: Settings) -> None:
     max_depth = settings.max_event_depth
     email_key = settings.pii.key()
 
+    names = {stage: getattr(topics, stage).get_topic_name() for stage in ROUTES}
+    receipts, dead = topics.receipts.get_topic_name(), topics.inbound_dlq.get_topic_name()
+
+    def one(event: faust.EventT, box: Outbox) -> None:
+        msg = event.message
+        received = datetime.fromtimestamp(msg.timestamp, timezone.utc)
+        source = f"{msg.topic}/{msg.partition}@{msg.offset}"
+        raw = msg.value if msg.value is not None else b""  # a tombstone is an empty, invalid record
+        try:
+            inbound, when = decode(raw, received_at=received, max_future=max_future, max_depth=max_depth)
+        except InvalidEvent as exc:
+            box.add(dead, msg.key, raw, dlq.headers("kafka", source, raw, exc))
+            metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+            return
+        received = getattr(inbound, "receivedAt", None) or received
+        source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
+        source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
+        try:
+            entry = normalize(inbound, event_time=when, received_at=received, source=source_name,
+                              email_key=email_key)
+        except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
+            box.add(dead, msg.key, raw, dlq.headers("kafka", source, raw,
+                                                    InvalidEvent(reasons_from(exc, tagged=False), stage="normalize")))
+            metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+            return
+        stage, key, value = route_of(entry, cfg)
+        if not dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
+            box.add(names[stage], key, value)
+        else:
+            box.add(receipts, entry.event_id.encode(), value, {
+                RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
+        metrics.EVENTS_OUT.labels("ingest", "accepted").inc()
+
     @app.agent(topics.inbound, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for event in fenced(stream, fence, "ingest"):
-            async with guarded(event, topics.inbound_dlq, "ingest"):
-                msg = event.message
-                received = datetime.fromtimestamp(msg.timestamp, timezone.utc)
-                source = f"{msg.topic}/{msg.partition}@{msg.offset}"
-                raw = msg.value if msg.value is not None else b""  # a tombstone is an empty, invalid record
-                try:
-                    inbound, when = decode(raw, received_at=received, max_future=max_future, max_depth=max_depth)
-                except InvalidEvent as exc:
-                    await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source, exc)
-                    metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
-                    continue
-                received = getattr(inbound, "receivedAt", None) or received
-                source_header = dict(msg.headers or {}).get(SOURCE_HEADER)
-                source_name = source_header.decode("utf-8", "replace") if isinstance(source_header, bytes) else "kafka"
-                try:
-                    entry = normalize(inbound, event_time=when, received_at=received, source=source_name,
-                                      email_key=email_key)
-                except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
-                    await dlq.send(topics.inbound_dlq, msg.key, raw, "kafka", source,
-                                   InvalidEvent(reasons_from(exc, tagged=False), stage="normalize"))
-                    metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
-                    continue
-                stage, key, value = route_of(entry, cfg)
-                if not dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
-                    await getattr(topics, stage).send(key=key, value=value)
-                else:
-                    await topics.receipts.send(key=entry.event_id.encode(), value=value, headers={
-                        RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
-                metrics.EVENTS_OUT.labels("ingest", "accepted").inc()
+        async for events in batches(stream, fence, settings, "ingest"):
+            async with crash_on_error("ingest"):
+                box = Outbox()
+                for event in events:
+                    mine = Outbox()
+                    try:
+                        one(event, mine)
+                        box.extend(mine)
+                    except Exception as exc:  # noqa: BLE001 - the guard
+                        dead_letter(box, dead, event, "ingest", exc)
+                fence.check()
+                await box.flush(app)

@@ -20,9 +20,10 @@ from schemas.definitions import Definitions
 from schemas.journey import JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics, tables
-from streams.agents import fenced, guarded
+from streams.agents import batches, crash_on_error, dead_letter, each_guarded
+from streams.agents.batching import BatchTable, Outbox
 from streams.rules import alerts as rules
-from streams.rules.journey import committee, new_journey, on_journey_event, output_version
+from streams.rules.journey import committee, new_journey, on_journey_events, output_version
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,6 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     def logged_alerts(state: dict, trigger: str) -> list[AlertRecord]:
         return [AlertRecord.model_validate_json(raw) for t, raw in state.get("alert_log", []) if t == trigger]
 
-    async def publish(records: list[AlertRecord], fresh: bool = True) -> None:
-        for record in records:
-            if fresh:
-                metrics.ALERTS_FIRED.labels(record.rule).inc()
-            await topics.alerts.send(key=record.alert_id.encode(), value=record.to_bytes())
-
     def journey_update(state: dict, account: str, entry: TimelineEvent, outcome) -> JourneyUpdate:
         return JourneyUpdate(
             # a late event's update shows the journey as of the newest event (it was replayed in order)
@@ -92,55 +87,94 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
             retracted_changes=outcome.retracted, version=output_version(state),
         )
 
+    names = {"ticks": topics.journey_ticks.get_topic_name(), "updates": topics.journey_updates.get_topic_name(),
+             "alerts": topics.alerts.get_topic_name(), "leads": topics.lead_outcomes.get_topic_name(),
+             "dead": topics.inbound_dlq.get_topic_name()}
+
+    def publish(box: Outbox, records: list[AlertRecord], fresh: bool = True) -> None:
+        for record in records:
+            if fresh:
+                metrics.ALERTS_FIRED.labels(record.rule).inc()
+            box.add(names["alerts"], record.alert_id.encode(), record.to_bytes())
+
+    def on_account(table: BatchTable, account: str, items: list[tuple[faust.EventT, TimelineEvent]],
+                   box: Outbox) -> None:
+        """The account's events of one batch: journey, alerts, one journey update per event."""
+        state = table.get(account) or new_journey()
+        state["account"] = account
+
+        def then(entry: TimelineEvent, outcome, newest: int) -> None:
+            update = journey_update(state, account, entry, outcome).to_bytes()
+            if outcome.duplicate:  # re-send what this event produced: the store dedups by id
+                box.add(names["updates"], account.encode(), update)
+                publish(box, logged_alerts(state, entry.event_id), fresh=False)
+                return
+            found: list[rules.Alert] = []
+            channel = defs.channels.get(entry.channel)
+            if channel is not None and channel.touch:
+                rules.remember_touch(state, entry, channel.side)
+                found += rules.on_touch(state, entry, account, channel.side, defs, newest)
+            if outcome.stage_changes:
+                engaged = committee(state, defs, state["ref_ms"])
+                found += rules.committee_gap(state, account, state["stage_rank"], engaged,
+                                             utc_ms(entry.event_time), defs)
+            records = records_for(found, state, entry.event_id)
+            box.add(names["updates"], account.encode(), update)
+            publish(box, records)
+
+        outcomes = on_journey_events(state, [entry for _, entry in items], account, defs, then)
+        if all(outcome.duplicate for _, outcome in outcomes):
+            return  # the state has them all already
+        state["due_ms"] = rules.next_due_ms(state, defs)
+        table.put(account, state, items[-1][0])
+        due_index.note(account, state["due_ms"])
+
+    def on_tick(table: BatchTable, event: faust.EventT, box: Outbox) -> None:
+        tick = orjson.loads(event.message.value)
+        state = table.get(tick["account"])
+        if state is None:
+            return
+        trigger = f"tick:{tick['now_ms']}"
+        found = rules.on_tick(state, tick["account"], tick["now_ms"], defs)
+        records = records_for(found, state, trigger) if found else logged_alerts(state, trigger)
+        state["due_ms"] = rules.next_due_ms(state, defs)
+        table.put(tick["account"], state, event)
+        due_index.note(tick["account"], state["due_ms"])
+        publish(box, records, fresh=bool(found))
+
     @app.agent(source, name="journey")
     async def journey(stream: faust.StreamT) -> None:
-        async for event in fenced(stream, fence):
-            async with guarded(event, topics.inbound_dlq, "journey"):
-                if event.message.topic == topics.journey_ticks.get_topic_name():
-                    tick = orjson.loads(event.message.value)
-                    state = journeys.get(tick["account"])
-                    if state is not None:
-                        trigger = f"tick:{tick['now_ms']}"
-                        found = rules.on_tick(state, tick["account"], tick["now_ms"], defs)
-                        records = records_for(found, state, trigger) if found else logged_alerts(state, trigger)
-                        state["due_ms"] = rules.next_due_ms(state, defs)
-                        journeys[tick["account"]] = state
-                        due_index.note(tick["account"], state["due_ms"])
-                        await publish(records, fresh=bool(found))
-                    continue
-                entry = TimelineEvent.from_bytes(event.message.value)
-                metrics.EVENTS_IN.labels("journey").inc()
-                clock.saw(utc_ms(entry.event_time))
-                if entry.event_type == "lead_status" and not entry.replay:
-                    lead_source = str(entry.properties.get("leadSource") or "unknown")
-                    await topics.lead_outcomes.send(key=lead_source.encode(), value=entry.to_bytes())
-                account = entry.journey_account_id or entry.account_id
-                if not account or entry.replay and not entry.journey_account_id:
-                    continue  # anonymous and unattributed: nothing to score yet
-                state = journeys.get(account) or new_journey()
-                state["account"] = account
-                newest = state.get("ref_ms", 0)
-                outcome = on_journey_event(state, entry, account, defs)
-                if outcome.duplicate:  # re-send what this event produced: the store dedups by id
-                    await topics.journey_updates.send(
-                        key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
-                    await publish(logged_alerts(state, entry.event_id), fresh=False)
-                    continue
-                found: list[rules.Alert] = []
-                channel = defs.channels.get(entry.channel)
-                if channel is not None and channel.touch:
-                    rules.remember_touch(state, entry, channel.side)
-                    found += rules.on_touch(state, entry, account, channel.side, defs, newest)
-                if outcome.stage_changes:
-                    engaged = committee(state, defs, state["ref_ms"])
-                    found += rules.committee_gap(state, account, state["stage_rank"], engaged, utc_ms(entry.event_time), defs)
-                state["due_ms"] = rules.next_due_ms(state, defs)
-                records = records_for(found, state, entry.event_id)
-                journeys[account] = state
-                due_index.note(account, state["due_ms"])
-                await topics.journey_updates.send(
-                    key=account.encode(), value=journey_update(state, account, entry, outcome).to_bytes())
-                await publish(records)
+        async for events in batches(stream, fence, settings):
+            async with crash_on_error("journey"):
+                box, table = Outbox(), BatchTable(journeys)
+                groups: dict[str, list[tuple[faust.EventT, TimelineEvent]]] = {}
+                ticks: dict[str, list[tuple[faust.EventT]]] = {}
+                for event in events:
+                    msg = event.message
+                    if msg.topic == names["ticks"]:
+                        ticks.setdefault(msg.key.decode("utf-8", "replace") if msg.key else "", []).append((event,))
+                        continue
+                    metrics.EVENTS_IN.labels("journey").inc()
+                    try:
+                        entry = TimelineEvent.from_bytes(msg.value)
+                    except Exception as exc:  # noqa: BLE001 - not our record format: dead-lettered
+                        dead_letter(box, names["dead"], event, "journey", exc)
+                        continue
+                    clock.saw(utc_ms(entry.event_time))
+                    if entry.event_type == "lead_status" and not entry.replay:
+                        lead_source = str(entry.properties.get("leadSource") or "unknown")
+                        box.add(names["leads"], lead_source.encode(), msg.value)
+                    account = entry.journey_account_id or entry.account_id
+                    if not account or entry.replay and not entry.journey_account_id:
+                        continue  # anonymous and unattributed: nothing to score yet
+                    groups.setdefault(account, []).append((event, entry))
+                each_guarded(box, names["dead"], "journey", groups,
+                             lambda account, items, out: on_account(table, account, items, out), table)
+                each_guarded(box, names["dead"], "journey", ticks,
+                             lambda _, items, out: [on_tick(table, item[0], out) for item in items], table)
+                fence.check()  # a worker frozen past its session writes nothing from stale state
+                table.flush()
+                await box.flush(app)
 
     @journeys.on_recover
     async def rebuild_due_index() -> None:
