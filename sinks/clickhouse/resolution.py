@@ -213,20 +213,34 @@ _LINK_KEY = tuple(LINK_COLUMNS.index(c) for c in ("kind", "src", "dsts"))
 _OVERRIDE_KEY = tuple(OVERRIDE_COLUMNS.index(c) for c in ("kind", "src", "dst"))
 
 
+def timeline_pairs(store: _Runs, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    """Timeline rows just stored: their events."""
+    return [(row[_EVENT_KEY[0]], row[_EVENT_KEY[1]]) for row in rows]
+
+
+def link_pairs(store: _Runs, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    """Identity links just stored: every event they can move."""
+    return affected(store, [(row[_LINK_KEY[0]], row[_LINK_KEY[1]], row[_LINK_KEY[2]]) for row in rows])
+
+
+def override_pairs(store: _Runs, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    """Manual unmerges/merges just stored: every event they can move."""
+    return affected(store, [(row[_OVERRIDE_KEY[0]], row[_OVERRIDE_KEY[1]], (row[_OVERRIDE_KEY[2]],)) for row in rows])
+
+
 def after_timeline_rows(store: _Runs, rows: Sequence[Sequence[Any]]) -> None:
     """Timeline rows just stored: resolve their events."""
-    refresh(store, [(row[_EVENT_KEY[0]], row[_EVENT_KEY[1]]) for row in rows])
+    refresh(store, timeline_pairs(store, rows))
 
 
 def after_link_rows(store: _Runs, rows: Sequence[Sequence[Any]]) -> None:
     """Identity links just stored: re-resolve every event they can move."""
-    refresh(store, affected(store, [(row[_LINK_KEY[0]], row[_LINK_KEY[1]], row[_LINK_KEY[2]]) for row in rows]))
+    refresh(store, link_pairs(store, rows))
 
 
 def after_override_rows(store: _Runs, rows: Sequence[Sequence[Any]]) -> None:
     """Manual unmerges/merges just stored: re-resolve every event they can move."""
-    refresh(store, affected(store, [(row[_OVERRIDE_KEY[0]], row[_OVERRIDE_KEY[1]], (row[_OVERRIDE_KEY[2]],))
-                                    for row in rows]))
+    refresh(store, override_pairs(store, rows))
 
 
 RESOLVED_EVENTS_SQL = """
