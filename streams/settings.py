@@ -25,6 +25,10 @@ class IdentitySettings(BaseModel):
     buffer_max_events: int = Field(200, ge=0, description="Anonymous events kept per device for retroactive stitching.")
     buffer_window_days: float = Field(30, gt=0, description="How far back a device's anonymous events are re-sent to the journey stage on identification "
         "(timelines stitch at query time without a limit).")
+    max_state_bytes: int = Field(
+        256 * 1024, ge=4096, le=512 * 1024,
+        description="Bytes of remembered events one device or person keeps (anonymous buffer, recent events); the "
+        "oldest go first. Bounded below Faust's 1 MB changelog record.")
     blocked_values: list[str] = Field(
         default_factory=lambda: sorted(IdentityConfig().blocked_values),
         description="Identifier values that never link anything (JSON list).",
@@ -40,6 +44,7 @@ class IdentitySettings(BaseModel):
             max_devices_per_person=self.max_devices_per_person,
             buffer_max_events=self.buffer_max_events,
             buffer_window_ms=int(self.buffer_window_days * 86_400_000),
+            max_state_bytes=self.max_state_bytes,
             blocked_values=frozenset(blocked),
         )
 

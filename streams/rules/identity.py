@@ -16,8 +16,11 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from schemas.identity import IdentityLink
 from schemas.timeline import TimelineEvent, utc_ms
+from streams.rules.journey import JOURNEY_PROPS
 
 NEG_INF_MS = 0
 """Start of the first interval: 1970-01-01, i.e. 'since the beginning' (retroactive)."""
@@ -39,6 +42,10 @@ class IdentityConfig:
     max_points_per_person: int = 256
     person_recent_events: int = 20
     """Events a person keeps to re-send when their account is learnt later (journey state only)."""
+    max_state_bytes: int = 256 * 1024
+    """Bytes of remembered events (a device's anonymous buffer, a person's recent events) one key
+    may hold; the oldest go first. Faust refuses a changelog record over 1 MB, and a state that
+    grows past it would crash-loop the worker."""
     blocked_values: frozenset[str] = frozenset(
         {"", "null", "none", "undefined", "0", "-1", "anonymous", "unknown", "test@test.com", "test@example.com"}
     )
@@ -74,6 +81,37 @@ def aliases(entry: TimelineEvent, key: str, cfg: IdentityConfig) -> list[str]:
             if value not in out:
                 out.append(value)
     return out
+
+
+REPLAY_VALUE_MAX = 512
+"""Longest JSON (chars) of one property kept in a remembered event."""
+
+
+def replay_json(entry: TimelineEvent) -> str:
+    """An event as remembered for a replay, which only the journey stage reads (storage has
+    the row already): the properties the journey rules read, each at most ``REPLAY_VALUE_MAX``
+    chars — a 30 KB page view is remembered in a few hundred bytes."""
+    props = {}
+    for k in JOURNEY_PROPS:
+        if k in entry.properties:
+            value = entry.properties[k]
+            if len(orjson.dumps(value)) <= REPLAY_VALUE_MAX:
+                props[k] = value
+    return entry.model_copy(update={"properties": props}).model_dump_json()
+
+
+def _within_bytes(items: list[list[Any]], budget: int) -> list[list[Any]]:
+    """The newest items (``[t, ..., json]``, oldest first) that fit ``budget`` bytes as the state
+    is written (each JSON string nested in the state's JSON: its quotes escaped, the rest of the
+    item counted as 64 bytes)."""
+    total, keep = 0, len(items)
+    for i in range(len(items) - 1, -1, -1):
+        text = items[i][-1]
+        total += len(text) + text.count('"') + 64
+        if total > budget:
+            break
+        keep = i
+    return items[keep:]
 
 
 def _intervals(points: list[list[Any]]) -> tuple[list[str], list[int], list[int], list[str]]:
@@ -153,10 +191,11 @@ def on_device_event(state: dict[str, Any], entry: TimelineEvent, cfg: IdentityCo
     out.person = at_time(points, t)
     if not out.person:
         buffer = state["buffer"]
-        buffer.append([t, entry.model_dump_json()])
+        buffer.append([t, replay_json(entry)])
         buffer.sort(key=lambda item: item[0])
         newest = buffer[-1][0]
-        state["buffer"] = [b for b in buffer if newest - b[0] <= cfg.buffer_window_ms][-cfg.buffer_max_events :]
+        kept = [b for b in buffer if newest - b[0] <= cfg.buffer_window_ms][-cfg.buffer_max_events :]
+        state["buffer"] = _within_bytes(kept, cfg.max_state_bytes)
         out.buffered = True
     return out
 
@@ -254,8 +293,8 @@ def on_person_event(
                         update={"journey_account_id": now_at, "replay": True, "person_id": person})
                     out.replays.append(moved.model_dump_json())
     if not replay or out.account:
-        recent.append([t, out.account, entry.model_dump_json(exclude={"properties"}) if len(
-            entry.properties) > 12 else entry.model_dump_json()])
+        recent.append([t, out.account, replay_json(entry)])
         recent.sort(key=lambda r: r[0])
         del recent[: -cfg.person_recent_events]
+        state["recent"] = _within_bytes(recent, cfg.max_state_bytes)
     return out

@@ -165,7 +165,9 @@ HISTORY_MAX = 150
 """Compact facts kept per account so a late event can be replayed in event-time order. Faust
 writes the whole state to the changelog on every update, so this bounds write amplification."""
 
-_FACT_PROPS = ("status", "action", "outcome", "leadSource", "title", "employees", "industry", "path", "utm")
+JOURNEY_PROPS = ("status", "action", "outcome", "leadSource", "title", "employees", "industry", "path", "utm")
+"""The event properties the journey and alert rules read (all they keep of an event)."""
+_FACT_PROPS = JOURNEY_PROPS
 _FACT_FIELDS = ("event_id", "event_type", "name", "channel", "side", "person_id", "contact_id", "email", "rep_id",
                 "rep_role")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+
+import orjson
 from datetime import datetime, timezone
 
 from schemas.decode import event_time, validate
@@ -118,3 +120,37 @@ def test_an_event_without_identity_facts_sends_no_links() -> None:
     page = entry(ev.page(3, user="rd-user"))
     assert on_person_event(person, page, "rd-user", CFG).links == []
     assert on_person_event(person, page, "rd-user", CFG).links == []
+
+
+def big_page(hours: float, **who) -> dict:
+    """A page view with 30 KB of properties (a hostile or careless SDK), and a short path."""
+    page = ev.page(hours, path="/pricing", **who)
+    page["properties"] = {**page.get("properties", {}), **{f"blob{i}": "x" * 1000 for i in range(30)}}
+    return page
+
+
+def test_a_device_state_stays_under_its_byte_cap_with_200_big_anonymous_events() -> None:
+    """200 anonymous 30 KB page views used to make a 6 MB device state — past Faust's 1 MB
+    changelog record, a crash loop. Remembered events keep what the journey reads."""
+    cfg = IdentityConfig(max_state_bytes=64 * 1024)
+    state = new_device()
+    for h in range(200):
+        assert on_device_event(state, entry(big_page(h * 0.1, anon="d1")), cfg).buffered
+    size = len(orjson.dumps(state))
+    assert size <= cfg.max_state_bytes
+    assert 0 < len(state["buffer"]) < 200  # the oldest went first
+    out = on_device_event(state, entry(ev.identify(30, "d1", "u1")), cfg)
+    assert len(out.replays) == len(state["buffer"]) or out.replays
+    replayed = orjson.loads(out.replays[-1])
+    assert replayed["properties"] == {"path": "/pricing"}  # what the journey scores, not the blobs
+    default = IdentityConfig()
+    assert default.max_state_bytes < 1_000_000 // 2  # far below Faust's record limit, with the other fields
+
+
+def test_a_person_state_stays_under_its_byte_cap() -> None:
+    cfg = IdentityConfig(max_state_bytes=8 * 1024)
+    state = new_person()
+    for h in range(40):
+        on_person_event(state, entry(big_page(h, user="u1")), "u1", cfg)
+    assert len(orjson.dumps(state["recent"])) <= cfg.max_state_bytes
+    assert len(orjson.dumps(state)) < 16 * 1024
