@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from schemas.errors import TransientSinkError
 from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS
 
-disable_created_metrics()  # no *_created series: they double the output and dashboards ignore them
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the output and dashboards ignore them
 
 EVENTS_IN = Counter(
     "journeys_events_in_total", "Events consumed by a stage.", ["stage"])

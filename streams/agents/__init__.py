@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import faust
+from faust.streams import _current_event
 
 from schemas.errors import Reason, RecordFailed
 from streams import metrics
 from streams.agents import dlq
-from streams.agents.batching import BatchTable, Outbox
+from streams.steps import Outbox, States, Step, run_batch
 from streams.fence import Fence
 
 log = logging.getLogger(__name__)
@@ -97,41 +99,54 @@ async def crash_on_error(stage: str) -> AsyncIterator[None]:
         os._exit(CRASH_EXIT_CODE)
 
 
-def dead_letter(box: Outbox, dead_letters: str, event: faust.EventT, stage: str, exc: Exception) -> None:
-    """The batch form of :func:`guarded`'s handling: the record that made ``stage`` fail goes to
-    the dead letters (original bytes, where it was read, the error as the reason) with the
-    batch's outputs, which are on the broker before the batch is committed."""
-    msg = event.message
-    where = f"{msg.topic}/{msg.partition}@{msg.offset}"
-    text = f"{type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
-    log.error("%s: record %s dead-lettered: %s", stage, where, text, exc_info=exc)
-    error = RecordFailed([Reason("$", f"{stage} failed on this record: {text}")], stage=stage)
-    raw = msg.value if msg.value is not None else b""
-    box.add(dead_letters, msg.key, raw, dlq.headers("kafka", where, raw, error))
-    metrics.EVENTS_OUT.labels(stage, "dead-lettered").inc()
+class _At:
+    """Stands for the Faust event a table write comes from (Faust reads only its message)."""
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
 
 
-def each_guarded(box: Outbox, dead_letters: str, stage: str, groups: dict[str, list[Any]],
-                 handle: Callable[[str, list[Any], Outbox], None], state: BatchTable) -> None:
-    """Run ``handle(key, items, outbox)`` for each key's items of a batch (``items``: tuples
-    whose first element is the Faust event; ``state``: the stage's table, as ``handle`` reads
-    and writes it). A key whose handling raises is rolled back to its state before the batch
-    and handled again one item at a time, so only the item that fails is dead-lettered; the
-    outputs of a failed try are discarded."""
-    for key, items in groups.items():
-        mine = Outbox()
+def write_states(table: faust.TableT, states: States) -> None:
+    """Write every key a batch changed, once, each with its own record made the current event:
+    Faust writes a table key's changelog to the current event's partition, and in a batch that
+    is whichever record came last — a restore after a rebalance would miss the key."""
+    for key, value, message in states.written():
+        at = _At(message)
+        token = _current_event.set(weakref.ref(at))
         try:
-            handle(key, items, mine)
-            box.extend(mine)
-            continue
-        except Exception:  # noqa: BLE001 - retried one by one below
-            state.forget(key)
-        for item in items:
-            mine = Outbox()
-            saved = state.checkpoint(key)
-            try:
-                handle(key, [item], mine)
-                box.extend(mine)
-            except Exception as exc:  # noqa: BLE001 - the guard
-                state.rollback(key, saved)
-                dead_letter(box, dead_letters, item[0], stage, exc)
+            table[key] = value
+        finally:
+            _current_event.reset(token)
+
+
+async def send(app: faust.App, out: Outbox) -> None:
+    """A batch's outputs, straight to the producer (the topics exist before a worker starts,
+    ``streams.admin``), without Faust's per-record channel machinery. No await of the
+    delivery: Faust flushes the producer before it commits an offset, so the outputs are on
+    the broker before the batch's input is committed (at-least-once; every consumer of these
+    topics is idempotent)."""
+    producer = app.producer
+    for topic, key, value, headers in out.items:
+        await producer.send(topic, key, value, None, None, headers)
+
+
+def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any, fence: Fence,
+                table: faust.TableT | None = None, stage: str | None = None) -> None:
+    """Run ``step`` (:mod:`streams.steps`) as a Faust agent on ``source``: batches in, the
+    step's state in ``table``, outputs sent, the worker stopped on an error the step's guard
+    did not take (:func:`crash_on_error`)."""
+    read = table.get if table is not None else (lambda _key: None)
+    dead_letters = step.names.inbound_dlq  # type: ignore[attr-defined]
+
+    @app.agent(source, name=step.name)
+    async def run(stream: faust.StreamT) -> None:
+        async for events in batches(stream, fence, settings, stage):
+            async with crash_on_error(step.name):
+                out, states = Outbox(), States(read)
+                run_batch(step, [event.message for event in events], states, out, dead_letters)
+                fence.check()  # a worker frozen past its session writes nothing from stale state
+                if table is not None:
+                    write_states(table, states)
+                await send(app, out)

@@ -1,4 +1,4 @@
-"""Agent: dedupe stage (keyed by event id) — the first receipt of each id goes on; re-sends stop.
+"""Agent: the dedupe step (:mod:`streams.steps.dedupe`, keyed by event id) and its sweep.
 
 Ingest sends every valid event here keyed by its id, already serialised for the stage it goes to
 next, with headers naming that stage, its key there, and the inbound record the event came from.
@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import faust
 
-from streams import metrics, tables
-from streams.agents import batches, crash_on_error, each_guarded
-from streams.agents.batching import BatchTable, Outbox
-from streams.agents.ingest import ROUTES
-from streams.headers import RECEIPT_HEADER, ROUTE_HEADER, ROUTE_KEY_HEADER
-from streams.rules.dedupe import expired, new_receipt, passes
+from streams import tables
+from streams.agents import stage_agent
+from streams.rules.dedupe import expired
+from streams.steps import Names
+from streams.steps.dedupe import Dedupe, now_ms
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 3600.0
 CHUNK = 1000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def sweep(receipts: Any, cutoff_ms: int) -> int:
@@ -58,44 +52,10 @@ def register(app: faust.App, topics, settings) -> None:
     )
     retention_ms = int(settings.dedupe_days * 86_400_000)
 
-    names = {stage: getattr(topics, stage).get_topic_name() for stage in ROUTES}
-    dead = topics.inbound_dlq.get_topic_name()
-
-    def one(table: BatchTable, event: faust.EventT, box: Outbox) -> None:
-        msg = event.message
-        headers = dict(msg.headers or {})
-        stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")
-        if stage not in ROUTES or msg.key is None:  # only ingest writes here: a bug, say so
-            log.error("receipt without a route at %s[%d]@%d skipped", msg.topic, msg.partition, msg.offset)
-            metrics.EVENTS_OUT.labels("dedupe", "unroutable").inc()
-            return
-        event_id = msg.key.decode("utf-8", "replace")
-        ref = headers.get(RECEIPT_HEADER, b"").decode("utf-8", "replace")
-        state = table.get(event_id)
-        if not passes(state, ref):
-            metrics.EVENTS_OUT.labels("dedupe", "resent").inc()
-            return
-        if state is None:
-            table.put(event_id, new_receipt(ref, _now_ms()), event)  # written with the batch's sends: a redelivery re-sends
-        box.add(names[stage], headers.get(ROUTE_KEY_HEADER, b""), msg.value)
-        metrics.EVENTS_OUT.labels("dedupe", "first").inc()
-
-    @app.agent(topics.receipts, name="dedupe")
-    async def dedupe(stream: faust.StreamT) -> None:
-        async for events in batches(stream, fence, settings, "dedupe"):
-            async with crash_on_error("dedupe"):
-                box, table = Outbox(), BatchTable(receipts)
-                groups: dict[str, list[tuple[faust.EventT]]] = {}
-                for event in events:
-                    key = event.message.key.decode("utf-8", "replace") if event.message.key else ""
-                    groups.setdefault(key, []).append((event,))
-                each_guarded(box, dead, "dedupe", groups,
-                             lambda _, items, out: [one(table, item[0], out) for item in items], table)
-                fence.check()
-                table.flush()
-                await box.flush(app)
+    step = Dedupe(Names.with_prefix(settings.topic_prefix))
+    stage_agent(app, topics.receipts, step, settings, fence, table=receipts, stage="dedupe")
 
     @app.timer(interval=SWEEP_SECONDS)
     async def forget_old_ids() -> None:
         """Drop ids first received more than JOURNEYS_DEDUPE_DAYS ago (this worker's partitions)."""
-        await sweep(receipts, _now_ms() - retention_ms)
+        await sweep(receipts, now_ms() - retention_ms)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,22 +11,7 @@ import orjson
 from schemas.errors import InvalidEvent
 from sinks.clickhouse.rows import dead_letter_row
 from streams import topics as t
-
-
-def dlq_id(source: str, raw: bytes) -> str:
-    """Deterministic: the same rejected input at the same place is one dead letter."""
-    return hashlib.sha256(source.encode() + b"\0" + raw).hexdigest()[:32]
-
-
-def headers(source_kind: str, source: str, raw: bytes, error: InvalidEvent) -> dict[str, bytes]:
-    return {
-        t.DLQ_HEADER_ID: dlq_id(source, raw).encode(),
-        t.DLQ_HEADER_SOURCE_KIND: source_kind.encode(),
-        t.DLQ_HEADER_SOURCE: source.encode(),
-        t.DLQ_HEADER_STAGE: error.stage.encode(),
-        t.DLQ_HEADER_REASONS: orjson.dumps([str(r) for r in error.reasons]),
-        t.DLQ_HEADER_REJECTED_AT: datetime.now(timezone.utc).isoformat().encode(),
-    }
+from streams.deadletters import dlq_id, headers
 
 
 async def send(topic: faust.TopicT, key: bytes | None, raw: bytes, source_kind: str, source: str,

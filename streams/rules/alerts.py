@@ -62,7 +62,8 @@ def alert_id(account: str, rule: str, anchor: str) -> str:
 
 
 def _recent(state: dict[str, Any]) -> list[list[Any]]:
-    return state.setdefault("recent", [])
+    recent: list[list[Any]] = state.setdefault("recent", [])
+    return recent
 
 
 def remember_touch(state: dict[str, Any], entry: TimelineEvent, side: str) -> None:
@@ -83,7 +84,7 @@ def _fire(state: dict[str, Any], out: list[Alert], rule: str, account: str, anch
     del fired[:-FIRED_MAX]
     last[rule] = at_ms
     path = tuple(tuple(r) for r in _recent(state)[-8:])
-    out.append(Alert(aid, rule, account, at_ms, state.get("owner", ""), summary, defs.version, path))  # type: ignore[arg-type]
+    out.append(Alert(aid, rule, account, at_ms, state.get("owner", ""), summary, defs.version, path))
 
 
 def on_touch(state: dict[str, Any], entry: TimelineEvent, account: str, side: str, defs: Definitions,
@@ -95,7 +96,7 @@ def on_touch(state: dict[str, Any], entry: TimelineEvent, account: str, side: st
         return out  # late: no alerts for the past
     rule = defs.alerts.channel_bounce
     window = [r for r in _recent(state) if r[1] in ("digital", "human") and t - r[0] <= rule.window_days * DAY_MS]
-    switches = sum(1 for a, b in zip(window, window[1:]) if a[1] != b[1])
+    switches = sum(1 for a, b in zip(window, window[1:], strict=False) if a[1] != b[1])
     cooldown = rule.cooldown_hours * HOUR_MS
     if switches >= rule.min_switches:
         _fire(state, out, "channel_bounce", account, f"switches:{t // (rule.window_days * DAY_MS):.0f}", t,

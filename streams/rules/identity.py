@@ -148,7 +148,7 @@ def _insert_point(points: list[list[Any]], t: int, dst: str, rule: str) -> bool:
 
 def _link(kind: str, src: str, dsts: Any, froms: Any, tos: Any, rules: Any) -> IdentityLink:
     return IdentityLink(kind=kind, src=src, dsts=tuple(dsts), valid_from_ms=tuple(froms),
-                        valid_to_ms=tuple(tos), rules=tuple(rules))  # type: ignore[arg-type]
+                        valid_to_ms=tuple(tos), rules=tuple(rules))
 
 
 # -- device stage (keyed by anonymousId) -----------------------------------------------------

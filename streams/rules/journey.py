@@ -48,7 +48,7 @@ def output_version(state: dict[str, Any]) -> int:
     """The store version of what the account emits now: the number of events its state has
     applied, so the state that saw more events wins — not the process that wrote last (a worker
     resuming after its partitions moved writes later, from an older state)."""
-    return SEQ_VERSION_BASE + state.get("seq", 0)
+    return SEQ_VERSION_BASE + int(state.get("seq", 0))
 
 
 def new_journey() -> dict[str, Any]:
@@ -62,7 +62,7 @@ def new_journey() -> dict[str, Any]:
 
 def decay(points: float, age_ms: int, half_life_days: float) -> float:
     """Points worth ``age_ms`` ago, halved every ``half_life_days``."""
-    return points * 0.5 ** (age_ms / (half_life_days * DAY_MS))
+    return float(points * 0.5 ** (age_ms / (half_life_days * DAY_MS)))
 
 
 def _add_decayed(value: float, ref_ms: int, points: float, t: int, half_life: float) -> tuple[float, int]:
@@ -72,7 +72,7 @@ def _add_decayed(value: float, ref_ms: int, points: float, t: int, half_life: fl
     return value + decay(points, ref_ms - t, half_life), ref_ms
 
 
-def touch_points(entry: TimelineEvent, defs: Definitions) -> float:
+def touch_points(entry: TimelineEvent | Fact, defs: Definitions) -> float:
     channel = defs.channels.get(entry.channel)
     if channel is None or not channel.touch:
         return 0.0
@@ -141,7 +141,7 @@ def _persona_of(state: dict[str, Any], entry: TimelineEvent | Fact) -> str:
     person = entry.person_id or entry.contact_id or entry.email
     contact = state["contacts"].get(person) if person else None
     if contact and contact["persona"]:
-        return contact["persona"]
+        return str(contact["persona"])
     personas = sorted({c["persona"] for c in state["contacts"].values() if c["persona"]})
     return personas[0] if personas else ""
 
@@ -185,6 +185,17 @@ class Fact:
     replays up to ``HISTORY_MAX`` of them)."""
 
     __slots__ = _FACT_FIELDS + ("properties",)
+    event_id: str
+    event_type: str
+    name: str
+    channel: str
+    side: str
+    person_id: str
+    contact_id: str
+    email: str
+    rep_id: str
+    rep_role: str
+    properties: dict[str, Any]
 
     def __init__(self, data: dict[str, Any]) -> None:
         get = data.get
@@ -342,7 +353,7 @@ def _log_changes(state: dict[str, Any], trigger: str, changes: list[StageChange]
 
 def _logged(state: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, list[str]]]:
     """The change log as (trigger event id, stage change or None, retracted ids)."""
-    out = []
+    out: list[tuple[str, dict[str, Any] | None, list[str]]] = []
     for item in state.get("change_log", []):
         if isinstance(item, dict):  # written before retractions were logged: its own event triggered it
             out.append((item["event_id"], item, []))

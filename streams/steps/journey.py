@@ -1,0 +1,181 @@
+"""Step: the journey stage (keyed by account) — stage machine, scores, committee, alerts.
+
+It reads the timeline topic and the tick topic (co-partitioned, both keyed by account): a
+batch's events and ticks of one account are handled together, with the state read and written
+once. Each event gives one journey update (the store keeps score history and stage changes);
+alerts have deterministic ids and are remembered in the state (written with the batch's sends)
+so a redelivered trigger re-sends what a crash lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from schemas.alerts import AlertRecord, PathStep
+from schemas.definitions import Definitions
+from schemas.journey import JourneyUpdate, StageChangeRecord
+from schemas.timeline import TimelineEvent, utc_ms
+from streams import metrics
+from streams.rules import alerts as rules
+from streams.rules.journey import JourneyOutcome, committee, new_journey, on_journey_events, output_version
+from streams.steps import Names, Outbox, States, dead_letter
+
+ALERT_LOG_MAX = 20
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def alert_record(alert: rules.Alert, public_url: str) -> AlertRecord:
+    return AlertRecord(
+        alert_id=alert.alert_id, rule=alert.rule, account_id=alert.account_id, at=_utc(alert.at_ms),
+        owner=alert.owner, summary=alert.summary, definitions_version=alert.definitions_version,
+        path=[PathStep(at=_utc(p[0]), side=p[1], channel=p[2], name=p[3]) for p in alert.path],
+        link=f"{public_url.rstrip('/')}/ui/account/{alert.account_id}",
+    )
+
+
+def journey_update(state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
+                   defs: Definitions) -> JourneyUpdate:
+    return JourneyUpdate(
+        # a late event's update shows the journey as of the newest event (it was replayed in order)
+        account_id=account, event_id=entry.event_id, at=max(entry.event_time, _utc(state["ref_ms"])),
+        stage=state["stage"], engagement=round(state["engagement"], 4), fit=round(state["fit"], 4),
+        total=round(state["engagement"] + state["fit"], 4), owner=state["owner"], source=state["source"],
+        committee=committee(state, defs, state["ref_ms"]), definitions_version=defs.version,
+        stage_changes=[
+            StageChangeRecord(
+                change_id=c.change_id, account_id=c.account_id, from_stage=c.from_stage,
+                to_stage=c.to_stage, at=_utc(c.at_ms), rule=c.rule,
+                definitions_version=c.definitions_version, event_id=c.event_id,
+                contact_id=c.contact_id, source=c.source, persona=c.persona,
+            )
+            for c in outcome.stage_changes
+        ],
+        retracted_changes=outcome.retracted, version=output_version(state),
+    )
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Journey:
+    names: Names
+    defs: Definitions
+    public_url: str = "http://127.0.0.1:6066"
+    alert_idle_ms: int = 300_000
+    wall_ms: Callable[[], int] = _wall_ms
+    name: str = "journey"
+    due_index: rules.DueIndex = field(default_factory=rules.DueIndex)
+    clock: rules.AlertClock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clock = rules.AlertClock(self.alert_idle_ms, self.wall_ms)
+
+    # -- alert records remembered in the state ------------------------------------------------
+    def records_for(self, found: list[rules.Alert], state: dict[str, Any], trigger: str) -> list[AlertRecord]:
+        """Alert records for this trigger, remembered in state (written before they are sent)
+        so that a redelivered trigger re-sends them if a crash lost the sends."""
+        records = [alert_record(a, self.public_url) for a in found]
+        log = state.setdefault("alert_log", [])
+        log.extend([trigger, r.model_dump_json()] for r in records)
+        del log[:-ALERT_LOG_MAX]
+        return records
+
+    @staticmethod
+    def logged_alerts(state: dict[str, Any], trigger: str) -> list[AlertRecord]:
+        return [AlertRecord.model_validate_json(raw) for t, raw in state.get("alert_log", []) if t == trigger]
+
+    def publish(self, out: Outbox, records: list[AlertRecord], fresh: bool = True) -> None:
+        for record in records:
+            if fresh:
+                metrics.ALERTS_FIRED.labels(record.rule).inc()
+            out.add(self.names.alerts, record.alert_id.encode(), record.to_bytes())
+
+    # -- the step -----------------------------------------------------------------------------
+    def group(self, records: Sequence[Any], out: Outbox) -> dict[str, list[tuple[Any, ...]]]:
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for record in records:
+            if record.topic == self.names.journey_ticks:
+                try:
+                    tick = orjson.loads(record.value)
+                    account, now = str(tick["account"]), int(tick["now_ms"])
+                except Exception as exc:  # noqa: BLE001 - not a tick we wrote: dead-lettered
+                    dead_letter(out, self.names.inbound_dlq, record, self.name, exc)
+                    continue
+                groups.setdefault(account, []).append((record, None, now))
+                continue
+            metrics.EVENTS_IN.labels(self.name).inc()
+            try:
+                entry = TimelineEvent.from_bytes(record.value)
+            except Exception as exc:  # noqa: BLE001 - not our record format: dead-lettered
+                dead_letter(out, self.names.inbound_dlq, record, self.name, exc)
+                continue
+            self.clock.saw(utc_ms(entry.event_time))
+            if entry.event_type == "lead_status" and not entry.replay:
+                lead_source = str(entry.properties.get("leadSource") or "unknown")
+                out.add(self.names.lead_outcomes, lead_source.encode(), record.value)
+            account = entry.journey_account_id or entry.account_id
+            if not account or entry.replay and not entry.journey_account_id:
+                continue  # anonymous and unattributed: nothing to score yet
+            groups.setdefault(account, []).append((record, entry, 0))
+        return groups
+
+    def handle(self, account: str, items: list[tuple[Any, ...]], states: States, out: Outbox) -> None:
+        """The account's events of one batch (journey, alerts, a journey update per event), then its ticks."""
+        entries = [entry for _, entry, _ in items if entry is not None]
+        ticks = [(record, now) for record, entry, now in items if entry is None]
+        state = states.get(account)
+        if entries:
+            state = state or new_journey()
+            state["account"] = account
+            outcomes = on_journey_events(state, entries, account, self.defs,
+                                         lambda e, o, newest: self.after_event(state, account, e, o, newest, out))
+            if not all(outcome.duplicate for _, outcome in outcomes):
+                self.written(states, account, state, items[-1][0])
+        for record, now in ticks:
+            if state is None:
+                continue
+            trigger = f"tick:{now}"
+            found = rules.on_tick(state, account, now, self.defs)
+            records = self.records_for(found, state, trigger) if found else self.logged_alerts(state, trigger)
+            self.written(states, account, state, record)
+            self.publish(out, records, fresh=bool(found))
+
+    def after_event(self, state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
+                    newest: int, out: Outbox) -> None:
+        update = journey_update(state, account, entry, outcome, self.defs).to_bytes()
+        if outcome.duplicate:  # re-send what this event produced: the store dedups by id
+            out.add(self.names.journey_updates, account.encode(), update)
+            self.publish(out, self.logged_alerts(state, entry.event_id), fresh=False)
+            return
+        found: list[rules.Alert] = []
+        channel = self.defs.channels.get(entry.channel)
+        if channel is not None and channel.touch:
+            rules.remember_touch(state, entry, channel.side)
+            found += rules.on_touch(state, entry, account, channel.side, self.defs, newest)
+        if outcome.stage_changes:
+            engaged = committee(state, self.defs, state["ref_ms"])
+            found += rules.committee_gap(state, account, state["stage_rank"], engaged, utc_ms(entry.event_time),
+                                         self.defs)
+        records = self.records_for(found, state, entry.event_id)
+        out.add(self.names.journey_updates, account.encode(), update)
+        self.publish(out, records)
+
+    def written(self, states: States, account: str, state: dict[str, Any], record: Any) -> None:
+        state["due_ms"] = rules.next_due_ms(state, self.defs)
+        states.put(account, state, record)
+        self.due_index.note(account, state["due_ms"])
+
+    def tick(self, account: str, now_ms: int) -> bytes:
+        """The value of a tick record for ``account`` (sent to the tick topic keyed by account)."""
+        return orjson.dumps({"account": account, "now_ms": now_ms})
