@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -32,7 +34,7 @@ class AlertRecord(BaseModel):
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
 
-    def slack_body(self) -> dict:
+    def slack_body(self) -> dict[str, Any]:
         """A Slack-compatible incoming-webhook body (``text`` plus a section block)."""
         steps = " → ".join(f"{p.channel}" for p in self.path) or "no recent touches"
         text = f"[{self.rule}] {self.account_id}: {self.summary} (owner: {self.owner or 'unassigned'})"

@@ -7,7 +7,7 @@ caller can answer 400 or write a dead letter with the same words.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -121,7 +121,7 @@ def event_time(event: Any, received_at: datetime) -> datetime:
     for field in ("startedAt", "changedAt"):
         value = getattr(event, field, None)
         if value is not None:
-            return value
+            return cast(datetime, value)
     return received_at
 
 
