@@ -83,6 +83,10 @@ def aliases(entry: TimelineEvent, key: str, cfg: IdentityConfig) -> list[str]:
     return out
 
 
+SEEN_MAX = 32
+"""Ids of a person's latest events that named an account or alias: a redelivery of one of them
+re-sends its links."""
+
 REPLAY_VALUE_MAX = 512
 """Longest JSON (chars) of one property kept in a remembered event."""
 
@@ -232,6 +236,11 @@ def _account_points(state: dict[str, Any]) -> list[list[Any]]:
     return strong or [p for p in state["accounts"] if p[2] == "domain"]
 
 
+def _memberships(state: dict[str, Any]) -> tuple[Any, ...]:
+    """What the person's links say: the membership intervals and every (account, rule) known."""
+    return _intervals(_account_points(state)), sorted({(p[1], p[2]) for p in state["accounts"]})
+
+
 def on_person_event(
     state: dict[str, Any], entry: TimelineEvent, person: str, cfg: IdentityConfig, *, replay: bool = False
 ) -> Outcome:
@@ -244,6 +253,7 @@ def on_person_event(
     out = Outcome(person=person)
     t = utc_ms(entry.event_time)
     changed = False
+    before = _memberships(state)
     evidence = []
     if entry.account_id and not replay:
         evidence.append((entry.account_id, account_rule(entry)))
@@ -256,11 +266,19 @@ def on_person_event(
             out.refused.append(f"person {person} has {cfg.max_points_per_person} account points (cap)")
             continue
         changed = _insert_point(points, t, account, rule) or changed
+    if changed and before == _memberships(state):
+        changed = False  # more evidence for the same memberships: the links and accounts stand
     named = aliases(entry, person, cfg)
     fresh = [a for a in named if a not in state["aliases"]]
-    # nothing new: most likely this very event redelivered after a crash between the state write
-    # and the sends — its links are sent again (idempotent: a link row is the whole current link)
-    repeat = not changed and not fresh and bool(evidence or named)
+    # nothing new and this very event seen before: redelivered after a crash between the state
+    # write and the sends — its links are sent again (idempotent: a link row is the whole current
+    # link). Another event that only repeats known facts (every CRM record naming the same
+    # account) sends nothing: re-sent links cost a store refresh of every event they reach.
+    seen = state.setdefault("seen", [])
+    repeat = not changed and not fresh and bool(evidence or named) and entry.event_id in seen
+    if (evidence or named) and entry.event_id not in seen:
+        seen.append(entry.event_id)
+        del seen[:-SEEN_MAX]
     for alias in named:
         if alias in fresh:
             state["aliases"].append(alias)
