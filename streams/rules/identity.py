@@ -176,20 +176,26 @@ def on_device_event(state: dict[str, Any], entry: TimelineEvent, cfg: IdentityCo
     points = state["persons"]
     if key:
         known = {p[1] for p in points}
+        before = _intervals(points)
         if key not in known and len(known) >= cfg.max_persons_per_device:
             out.refused.append(f"device {device} already links {len(known)} persons (cap)")
-        elif _insert_point(points, t, key, "identify"):
+        elif _insert_point(points, t, key, "identify") and _intervals(points) != before:
             first = len(known) == 0
             dsts, froms, tos, rules = _intervals(points)
             out.links.append(_link("device", device, dsts, froms, tos, rules))
             if first:
                 out.replays = [raw for _, raw in state["buffer"]]
                 state["buffer"] = []
-        else:
-            # a fact already in the state: most likely this very event redelivered after a crash
-            # between the state write and the sends — send the device's link again (idempotent)
+        elif entry.event_id in state.setdefault("seen", []):
+            # this very event redelivered after a crash between the state write and the sends:
+            # send the device's link again (idempotent). Another event of the same person on the
+            # device sends nothing: the link stands.
             dsts, froms, tos, rules = _intervals(points)
             out.links.append(_link("device", device, dsts, froms, tos, rules))
+        seen = state.setdefault("seen", [])
+        if entry.event_id not in seen:
+            seen.append(entry.event_id)
+            del seen[:-SEEN_MAX]
         out.person = key
         return out
     out.person = at_time(points, t)

@@ -165,3 +165,10 @@ def test_repeating_known_facts_sends_no_links_but_a_redelivery_does() -> None:
     assert on_person_event(person, later, "kim@rdcorp.com", CFG).links == []
     again = on_person_event(person, later, "kim@rdcorp.com", CFG)  # the same event redelivered
     assert {link.kind for link in again.links} >= {"person_account"}
+
+
+def test_a_known_person_browsing_on_a_device_sends_no_device_links() -> None:
+    device = new_device()
+    assert on_device_event(device, entry(ev.identify(1, "dv", "u9")), CFG).links
+    for h in range(2, 6):
+        assert on_device_event(device, entry(ev.page(h, anon="dv", user="u9")), CFG).links == []
