@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -137,7 +138,11 @@ def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any,
     """Run ``step`` (:mod:`streams.steps`) as a Faust agent on ``source``: batches in, the
     step's state in ``table``, outputs sent, the worker stopped on an error the step's guard
     did not take (:func:`crash_on_error`)."""
-    read = table.get if table is not None else (lambda _key: None)
+    read: Callable[[str], Any] = (lambda _key: None) if table is None else table.get
+    if table is not None and not str(settings.table_store).startswith("rocksdb"):
+        # RocksDB hands out a fresh deserialised value per read; other stores (memory://) the
+        # stored object itself, which a failed handling must not have mutated
+        read = lambda key: copy.deepcopy(table.get(key))  # noqa: E731
     dead_letters = step.names.inbound_dlq  # type: ignore[attr-defined]
 
     @app.agent(source, name=step.name)

@@ -67,7 +67,9 @@ _ABSENT = object()
 class States:
     """A step's keyed state during one batch: each key read at most once from ``read`` and
     written at most once by :meth:`written` (with the record it came from: a Kafka runner
-    writes a key's changelog to that record's partition)."""
+    writes a key's changelog to that record's partition). ``read`` must return a value of the
+    step's own (a table's deserialised value, a copy): steps mutate it, and a failed handling
+    is retried from the table's value."""
 
     __slots__ = ("read", "values", "records")
 

@@ -2,9 +2,10 @@
 
 It reads the timeline topic and the tick topic (co-partitioned, both keyed by account): a
 batch's events and ticks of one account are handled together, with the state read and written
-once. Each event gives one journey update (the store keeps score history and stage changes);
-alerts have deterministic ids and are remembered in the state (written with the batch's sends)
-so a redelivered trigger re-sends what a crash lost.
+once. Alerts have deterministic ids and are remembered in the state (written with the batch's sends)
+so a redelivered trigger re-sends what a crash lost. One journey update per account and batch
+carries the newest scores and every stage change the batch made or retracted (the score
+history has a point per batch: per event when traffic is light, fewer under a backlog).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from schemas.journey import JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics
 from streams.rules import alerts as rules
-from streams.rules.journey import JourneyOutcome, committee, new_journey, on_journey_events, output_version
+from streams.rules.journey import JourneyOutcome, StageChange, committee, new_journey, on_journey_events, output_version
 from streams.steps import Names, Outbox, States, dead_letter
 
 ALERT_LOG_MAX = 20
@@ -131,15 +132,32 @@ class Journey:
         return groups
 
     def handle(self, account: str, items: list[tuple[Any, ...]], states: States, out: Outbox) -> None:
-        """The account's events of one batch (journey, alerts, a journey update per event), then its ticks."""
+        """The account's events of one batch (journey and alerts per event, then one journey
+        update for the batch: the newest scores and every stage change made or retracted),
+        then its ticks."""
         entries = [entry for _, entry, _ in items if entry is not None]
         ticks = [(record, now) for record, entry, now in items if entry is None]
         state = states.get(account)
         if entries:
             state = state or new_journey()
             state["account"] = account
-            outcomes = on_journey_events(state, entries, account, self.defs,
-                                         lambda e, o, newest: self.after_event(state, account, e, o, newest, out))
+            changes: dict[str, StageChange] = {}
+            retracted: set[str] = set()
+
+            def after(entry: TimelineEvent, outcome: JourneyOutcome, newest: int) -> None:
+                for gone in outcome.retracted:
+                    changes.pop(gone, None)
+                    retracted.add(gone)
+                for change in outcome.stage_changes:
+                    changes[change.change_id] = change
+                    retracted.discard(change.change_id)
+                self.after_event(state, account, entry, outcome, newest, out)
+
+            outcomes = on_journey_events(state, entries, account, self.defs, after)
+            last = outcomes[-1][0]
+            batch = JourneyOutcome(stage_changes=list(changes.values()), retracted=sorted(retracted))
+            out.add(self.names.journey_updates, account.encode(),
+                    journey_update(state, account, last, batch, self.defs).to_bytes())
             if not all(outcome.duplicate for _, outcome in outcomes):
                 self.written(states, account, state, items[-1][0])
         for record, now in ticks:
@@ -153,9 +171,8 @@ class Journey:
 
     def after_event(self, state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
                     newest: int, out: Outbox) -> None:
-        update = journey_update(state, account, entry, outcome, self.defs).to_bytes()
-        if outcome.duplicate:  # re-send what this event produced: the store dedups by id
-            out.add(self.names.journey_updates, account.encode(), update)
+        """The alert rules on one event, as the journey stood right after it."""
+        if outcome.duplicate:  # re-send what this event raised: the store and webhooks dedup by id
             self.publish(out, self.logged_alerts(state, entry.event_id), fresh=False)
             return
         found: list[rules.Alert] = []
@@ -167,9 +184,7 @@ class Journey:
             engaged = committee(state, self.defs, state["ref_ms"])
             found += rules.committee_gap(state, account, state["stage_rank"], engaged, utc_ms(entry.event_time),
                                          self.defs)
-        records = self.records_for(found, state, entry.event_id)
-        out.add(self.names.journey_updates, account.encode(), update)
-        self.publish(out, records)
+        self.publish(out, self.records_for(found, state, entry.event_id))
 
     def written(self, states: States, account: str, state: dict[str, Any], record: Any) -> None:
         state["due_ms"] = rules.next_due_ms(state, self.defs)

@@ -8,6 +8,7 @@ partitions interleave as the ``shuffle`` seed says). Used by ``tests/agents``.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import zlib
@@ -72,7 +73,7 @@ class MemoryRunner:
         start = self.read[(stage.name, source, p)]
         batch = self.log[source][p][start:start + self.batch_size]
         table = self.tables[stage.table] if stage.table else {}
-        out, states = Outbox(), States(table.get)
+        out, states = Outbox(), States(lambda key: copy.deepcopy(table.get(key)))  # fresh, as a deserialised value
         run_batch(self.steps[stage.name], batch, states, out, self.names.inbound_dlq)
         for key, value, _ in states.written():
             table[key] = value

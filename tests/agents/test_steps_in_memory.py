@@ -4,6 +4,7 @@ records, redeliveries, without a broker."""
 
 from __future__ import annotations
 
+import copy
 import random
 from datetime import datetime, timedelta, timezone
 from collections import Counter
@@ -162,7 +163,7 @@ def test_a_redelivered_batch_sends_the_same_outputs_again_and_changes_no_state()
                 continue
             before = orjson.dumps(table, option=orjson.OPT_SORT_KEYS)
             out = Outbox()
-            states = States(table.get)
+            states = States(lambda key: copy.deepcopy(table.get(key)))
             run_batch(step, batch, states, out, runner.names.inbound_dlq)
             for key, value, _ in states.written():
                 table[key] = value

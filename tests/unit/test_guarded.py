@@ -83,3 +83,46 @@ def test_cancellation_is_not_swallowed() -> None:
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(agent())
     assert dlq.sent == []
+
+
+def test_an_error_past_the_batch_guard_exits_the_worker_before_the_batch_is_acked(monkeypatch) -> None:
+    """take_events acks a batch in a finally: an agent that raised would ack it, so the worker
+    exits at once (os._exit, no finally runs) with its own code."""
+    from streams import agents
+
+    codes: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        codes.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(agents.os, "_exit", fake_exit)
+
+    async def body() -> None:
+        async with agents.crash_on_error("journey"):
+            raise ConnectionError("the producer refused the dead letter")
+
+    with pytest.raises(SystemExit):
+        asyncio.run(body())
+    assert codes == [agents.CRASH_EXIT_CODE]
+
+
+def test_a_batch_writes_each_key_with_its_own_record_as_the_current_event() -> None:
+    """Faust writes a table key's changelog to the current event's partition; in a batch the
+    current event is the last record, so each key is written with its own record current."""
+    from faust.streams import current_event
+
+    from streams.agents import write_states
+    from streams.steps import States
+
+    class Table(dict):
+        def __setitem__(self, key, value) -> None:
+            super().__setitem__(key, (value, current_event().message.partition))
+
+    states = States(lambda key: None)
+    states.put("a", 1, Message(b"x", partition=0))
+    states.put("b", 2, Message(b"y", partition=3))
+    table = Table()
+    write_states(table, states)  # type: ignore[arg-type]
+    assert table == {"a": (1, 0), "b": (2, 3)}
+    assert current_event() is None
