@@ -51,21 +51,32 @@ def _links(kind: str, prewhere: str = "") -> str:
             f"WHERE {_UNMERGED}")
 
 
+_LINKS_PARAM = "{links:Array(Tuple(String, String, String, Int64, Int64))}"
+
+
+def _given_links(kind: str) -> str:
+    """The ``kind`` links passed in the ``links`` parameter (``_scope`` read them), as rows like
+    :func:`_links`'s: the scoped refresh reads each link table once, not once per use."""
+    return (f"SELECT l.2 AS src, l.3 AS dst, fromUnixTimestamp64Milli(l.4, 'UTC') AS vf, "
+            f"fromUnixTimestamp64Milli(l.5, 'UTC') AS vt FROM (SELECT arrayJoin({_LINKS_PARAM}) AS l) "
+            f"WHERE l.1 = '{kind}'")
+
+
 def resolve_sql(scoped: bool) -> str:
     """``SELECT event_id, accounts, <timeline columns>`` — every event (``scoped=False``), or the
     events whose ``(account_id, event_id)`` is in the ``{pairs:Array(Tuple(String, String))}``
-    parameter, reading only the links of the ``{persons:Array(String)}`` and
-    ``{devices:Array(String)}`` they can reach (:func:`_scope` finds them)."""
+    parameter, resolved through the links in the ``links`` parameter (:func:`_scope` reads the
+    ones they can reach, with :func:`scope_links_sql`: the same :func:`_links` reads, once)."""
     where = "PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))}" if scoped else ""
-    persons = "src IN {persons:Array(String)}"
+    links = _given_links if scoped else _links
     scope = f"""
-  dev_links AS ({_links("device", "src IN {devices:Array(String)}" if scoped else "")}),
-  alias_links AS ({_links("person_alias", f"{persons} OR src IN (SELECT src FROM identity_links_by_dst WHERE "
-                          "kind = 'person_alias' AND dst IN {persons:Array(String)})" if scoped else "")}),
-  members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({_links("person_account", persons if scoped else "")})),"""
+  dev_links AS ({links("device")}),
+  alias_links AS ({links("person_alias")}),
+  members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({links("person_account")})),"""
+    merges = links("account_merge")
     return f"""
 WITH{scope}
-  merges AS (SELECT src AS acct, min(dst) AS canon FROM ({_links("account_merge")}) GROUP BY src),
+  merges AS (SELECT src AS acct, min(dst) AS canon FROM ({merges}) GROUP BY src),
   people AS (
     SELECT person, acct, vf, vt FROM members
     UNION ALL SELECT l.src, m.acct, m.vf, m.vt FROM alias_links l INNER JOIN members m ON l.dst = m.person
@@ -140,7 +151,22 @@ def _scope(store: _Runs, pairs: list[tuple[str, str]]) -> dict[str, Any]:
         for src, dsts in rows:
             persons.add(str(src))
             persons.update(str(d) for d in dsts)
-    return {"pairs": pairs, "persons": sorted(persons), "devices": devices}
+    params = {"persons": sorted(persons), "devices": devices}
+    _, rows = store.query(scope_links_sql(), params)
+    return {"pairs": pairs, "links": [(str(k), str(s), str(d), int(f), int(t)) for k, s, d, f, t in rows]}
+
+
+def scope_links_sql() -> str:
+    """The current links a scoped refresh can reach: the devices' links, the persons' aliases
+    (either way) and memberships, and every account merge — each read once."""
+    persons = "src IN {persons:Array(String)}"
+    parts = [("device", "src IN {devices:Array(String)}"),
+             ("person_alias", f"{persons} OR src IN (SELECT src FROM identity_links_by_dst WHERE "
+                              "kind = 'person_alias' AND dst IN {persons:Array(String)})"),
+             ("person_account", persons), ("account_merge", "")]
+    return "\nUNION ALL\n".join(
+        f"SELECT '{kind}', src, dst, toUnixTimestamp64Milli(vf), toUnixTimestamp64Milli(vt) FROM ({_links(kind, where)})"
+        for kind, where in parts)
 
 
 def refresh(store: _Runs, pairs: Iterable[tuple[str, str]]) -> int:
