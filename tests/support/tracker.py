@@ -92,14 +92,14 @@ class Tracker:
             self.proc.wait()
         self.proc = None
 
-    def wait_until(self, predicate, timeout: float, what: str) -> None:
+    def wait_until(self, predicate, timeout: float, what: str, interval: float = 0.3) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"worker exited ({self.proc.returncode}) waiting for {what}:\n{self.log_tail()}")
             if predicate():
                 return
-            time.sleep(0.3)
+            time.sleep(interval)
         raise AssertionError(f"timed out waiting for {what}\n{self.log_tail()}")
 
     def log_tail(self, n: int = 60) -> str:
