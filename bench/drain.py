@@ -74,7 +74,9 @@ def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, pr
             spy.send_signal(2)
             spy.wait(30)
         records = topic_records(bootstrap, prefix)
-        return {"events": events, "records_per_event": {k: round(v / events, 2) for k, v in records.items()}, "accounts": len(accounts), "produce_s": round(produce_s, 2),
+        changelog = changelog_bytes(bootstrap, prefix)
+        return {"events": events, "records_per_event": {k: round(v / events, 2) for k, v in records.items()},
+                "changelog_bytes_per_event": {k: round(v / events) for k, v in changelog.items()}, "accounts": len(accounts), "produce_s": round(produce_s, 2),
                 "to_api_s": round(api_s, 2), "cpu_s_by_process": list(cpu.values()),
                 "cpu_ms_per_event": round(1000 * sum(cpu.values()) / events, 2), "seconds": round(seconds, 2),
                 "per_s": round(events / max(1e-9, seconds - api_s), 1), "split_roles": split, "worker_env": {**WORKER_ENV, **(env or {})}}
@@ -95,6 +97,31 @@ def topic_records(bootstrap: str, prefix: str) -> dict[str, int]:
         for name in sorted(n for n in consumer.topics() if n.startswith(prefix)):
             parts = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
             out[name[len(prefix):]] = sum(consumer.end_offsets(parts).values())
+        return out
+    finally:
+        consumer.close()
+
+
+def changelog_bytes(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Bytes (keys + values) written to each of the run's table changelogs."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        out: dict[str, int] = {}
+        for name in sorted(n for n in consumer.topics() if n.startswith(prefix) and n.endswith("-changelog")):
+            parts = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+            ends = consumer.end_offsets(parts)
+            if not sum(ends.values()):
+                continue
+            consumer.assign(parts)
+            consumer.seek_to_beginning(*parts)
+            total = 0
+            while any(consumer.position(tp) < ends[tp] for tp in parts):
+                for batch in consumer.poll(timeout_ms=2000).values():
+                    for msg in batch:
+                        total += len(msg.key or b"") + len(msg.value or b"")
+            out[name[len(prefix):]] = total
         return out
     finally:
         consumer.close()
