@@ -111,6 +111,15 @@ def test_then_sees_every_event_once_in_the_order_applied_with_the_newest_time_be
 def test_remembered_facts_replay_without_the_model_and_keep_what_the_rules_read() -> None:
     e = entry({**ev.identify(1, None, "jane", email="jane@acme.com"),
                "traits": {"title": "VP Marketing", "email": "jane@acme.com", "secret": "x" * 1000}})
-    fact = rules.Fact(rules._fact(e))
+    fact = rules.Fact(rules._fact(e), e.event_id)
     assert fact.event_id == e.event_id and fact.event_type == "identify" and fact.person_id == e.person_id
     assert fact.properties == {"title": "VP Marketing"}  # only the properties the rules read
+
+
+def test_facts_written_before_the_compact_form_still_replay() -> None:
+    e = entry(lead(1, "mql"))
+    old = {**{f: getattr(e, f) for f in rules._FACT_FIELDS}, "properties": {"status": "mql"}}  # the dict form
+    fact = rules.Fact(old, e.event_id)
+    new = rules.Fact(rules._fact(e), e.event_id)
+    assert all(getattr(fact, f) == getattr(new, f) for f in rules._FACT_FIELDS)
+    assert fact.properties["status"] == new.properties["status"] == "mql"
