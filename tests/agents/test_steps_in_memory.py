@@ -75,7 +75,7 @@ def test_the_demo_through_the_steps_stores_every_event_once_and_reaches_its_stag
     assert len(rows) == len(runner.records(runner.names.timeline)) - len(replays)  # each event once
     assert set(rows) == valid
     assert len(runner.records(runner.names.inbound_dlq)) == invalid + sum(
-        1 for line in lines[:20] if line in lines[:20] and not _valid(line))  # re-sent invalid lines: again
+        1 for line in lines[:20] if not _valid(line))  # re-sent invalid lines: again
     reached = stage_changes(runner)
     assert reached and any("mql" in stages for stages in reached.values())
 
