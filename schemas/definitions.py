@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from schemas.decode import json_path
 from schemas.errors import ConfigurationError
+from schemas.timeline import CHANNELS
 
 DEFAULT_PATH = Path(__file__).with_name("defaults") / "definitions.yaml"
 
@@ -107,6 +108,14 @@ class Stage(_Strict):
     """Score-driven stages only move an account forward; CRM facts (accepted, rejected, won)
     apply whenever they happen, so regressions and recycling are kept."""
     when: list[Condition] = Field(min_length=1)
+    restarts_scoring: bool = False
+    """Recycling: after the account enters this stage (a lead sales rejected or recycled),
+    score conditions count only the engagement earned *after* it (plus fit), and only once there
+    is some, so a lead does not re-qualify on the score that was just rejected. A CRM status
+    (e.g. ``lead_status: [mql]``) still applies at once: that is a person's decision."""
+    cooldown_days: float = Field(default=0, ge=0)
+    """With ``restarts_scoring``: no score-driven stage change for this many days after entering
+    the stage, whatever the new engagement."""
 
 
 class Sla(_Strict):
@@ -193,6 +202,11 @@ class Definitions(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}")
+        missing_channels = sorted(CHANNELS - set(self.channels))
+        if missing_channels:
+            raise ValueError(
+                f"channels: missing {', '.join(missing_channels)} (the tracker emits them; say for each its "
+                "side and team, e.g. sales_email: {side: human, team: sales} for a rep's 1:1 email)")
         unknown = sorted(set(self.scoring.channel_points) - set(self.channels))
         if unknown:
             raise ValueError(f"scoring.channel_points names unknown channels: {', '.join(unknown)}")

@@ -16,6 +16,14 @@ Side = Literal["digital", "human", "crm"]
 """digital = self-service (web, content, ads, webinars, marketing email);
 human = a 1:1 conversation with a rep; crm = a lifecycle record (lead status, opportunity)."""
 
+CHANNELS = frozenset({
+    "web", "content", "webinar", "ads", "email",  # self-service touches (email: campaigns)
+    "identity",  # identify / group / alias calls
+    "call", "meeting", "sales_email", "chat", "social",  # 1:1 conversations
+    "crm",  # lead status and opportunity records
+})
+"""Every timeline channel the tracker emits; the definitions file must say how each counts."""
+
 
 class TimelineEvent(BaseModel):
     """One entry of a buyer journey, after validation, normalisation and identity resolution."""

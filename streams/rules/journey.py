@@ -402,6 +402,15 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
     if entry.event_type == "opportunity" and entry.rep_id:
         state["owner"] = entry.rep_id
     score = state["engagement"] + state["fit"]
+    cycle = ""
+    if state.get("cycle_ms"):  # recycled: score conditions count the engagement since then
+        cycle = state.get("cycle_stage", "recycled")
+        if t >= state["cycle_ms"]:
+            state["cycle_engagement"], state["cycle_ref_ms"] = _add_decayed(
+                state.get("cycle_engagement", 0.0), state.get("cycle_ref_ms", t), points, t,
+                defs.scoring.half_life_days)
+        earned = state.get("cycle_engagement", 0.0)
+        score = earned + state["fit"] if earned > 0 and t >= state.get("cycle_hold_ms", 0) else float("-inf")
     for stage in defs.stages:
         if stage.name == state["stage"]:
             continue
@@ -410,9 +419,12 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
         cond = next((c for c in stage.when if _matches(c, entry, score)), None)
         if cond is None:
             continue
+        rule = cond.describe()
+        if cycle and cond.score_at_least is not None:
+            rule += f" (engagement since {cycle})"
         change = StageChange(
             change_id=_change_id(account, stage.name, entry.event_id), account_id=account,
-            from_stage=state["stage"], to_stage=stage.name, at_ms=t, rule=cond.describe(),
+            from_stage=state["stage"], to_stage=stage.name, at_ms=t, rule=rule,
             definitions_version=defs.version, event_id=entry.event_id,
             contact_id=entry.person_id or entry.contact_id, source=state["source"],
             persona=_persona_of(state, entry),
@@ -421,6 +433,9 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
         state["stage"], state["stage_rank"], state["stage_since_ms"] = stage.name, stage.rank, t
         if stage.name == "mql":
             state["mql_at_ms"] = t
+        if stage.restarts_scoring:  # a new cycle: the score just rejected no longer qualifies
+            state.update(cycle_ms=t, cycle_stage=stage.name, cycle_engagement=0.0, cycle_ref_ms=t,
+                         cycle_hold_ms=t + int(stage.cooldown_days * DAY_MS))
     out.score = {"engagement": round(state["engagement"], 4), "fit": round(state["fit"], 4),
                  "total": round(state["engagement"] + state["fit"], 4)}
     return out

@@ -98,11 +98,21 @@ def _segment(event: SegmentCall) -> dict[str, Any]:
     )  # fmt: skip
 
 
+CONVERSATION_CHANNELS = {"call": "call", "meeting": "meeting", "email": "sales_email", "chat": "chat",
+                         "social": "social"}
+"""A conversation's channel → its timeline channel. A conversation is a 1:1 touch whatever its
+medium: a rep's email is ``sales_email`` (human, sales), not the marketing ``email`` channel that
+campaign traffic (``utm_medium=email``) takes — otherwise an SDR's follow-up email counted as
+digital marketing: it did not stop the missed-handoff alert, counted as a digital touch in bounce
+detection and gave its attribution credit to marketing."""
+
+
 def _crm(event: Conversation | LeadStatusChange | OpportunityUpdate) -> dict[str, Any]:
     if isinstance(event, Conversation):
         email = event.contactEmails[0] if event.contactEmails else ""
         return dict(
-            name=f"{event.channel} {event.outcome or ''}".strip(), channel=event.channel, side="human",
+            name=f"{event.channel} {event.outcome or ''}".strip(), channel=CONVERSATION_CHANNELS[event.channel],
+            side="human",
             email=email, contact_id=event.crmContactId or email, account_id=event.crmAccountId or "",
             rep_id=event.repId, rep_role=event.repRole,
             properties=event.model_dump(mode="json", exclude_none=True, exclude={"type", "messageId"}),
