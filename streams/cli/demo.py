@@ -24,6 +24,10 @@ from streams.cli.replaying import produce_lines
 from streams.settings import Settings
 
 
+RECYCLED_ACCOUNT = "domain:hooli.com"
+"""The sample's lead that sales rejects and that visits the pricing page again afterwards."""
+
+
 def sample_lines() -> list[bytes]:
     data = resources.files("streams") / "demo_data" / "sample.ndjson"
     return [line for line in data.read_bytes().splitlines() if line.strip()]
@@ -116,6 +120,12 @@ def run_demo(settings: Settings, *, keep_running: bool, account: str) -> int:
         emit(client.report(settings, "attribution", params), "table",
              title="Won revenue by first touch (journeys attribution --model first_touch)",
              columns=["currency", "channel", "team", "credit", "share"])
+        # a lead sales rejected: its next page views re-engage it, they do not make it an MQL again
+        recycled = {"account": RECYCLED_ACCOUNT}
+        wait_for(lambda: len(client.report(settings, "stages", recycled)) >= 4, 60, "the recycled lead's stages", proc)
+        emit(client.report(settings, "stages", recycled), "table",
+             title=f"A rejected lead needs new engagement (journeys stages {RECYCLED_ACCOUNT})",
+             columns=["at", "from_stage", "to_stage", "rule"])
         click.echo(f"store: {stats.get('events')} events, {stats.get('dead_letters')} dead letters")
         if keep_running:
             click.echo(
