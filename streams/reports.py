@@ -42,6 +42,15 @@ def _stages(store, defs, p):
     return _records(analytics.stage_history(store, p["account"]))
 
 
+def _identity(store, defs, p):
+    identifier = (p.get("id") or "").strip()
+    if not identifier:
+        raise ValueError("id is required (a device, person, email or account id)")
+    if len(identifier) > 512:
+        raise ValueError("id is longer than 512 characters")
+    return _records(analytics.identity_history(store, identifier))
+
+
 def _attribution(store, defs, p):
     model = p.get("model", "w_shaped")
     custom = defs.attribution.models.get(model)
@@ -117,6 +126,7 @@ REPORTS: dict[str, Report] = {
     "time-share": _time_share,
     "paths": _paths,
     "stages": _stages,
+    "identity": _identity,
     "attribution": _attribution,
     "search": _search,
     "snapshot": _snapshot,

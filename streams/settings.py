@@ -21,7 +21,6 @@ class IdentitySettings(BaseModel):
     """Caps and lists of identity resolution (env ``JOURNEYS_IDENTITY__<NAME>``)."""
 
     max_persons_per_device: int = Field(3, ge=1, description="A device identified as more people is shared: no more links.")
-    max_devices_per_person: int = Field(20, ge=1, description="Most devices linked to one person.")
     buffer_max_events: int = Field(200, ge=0, description="Anonymous events kept per device for retroactive stitching.")
     buffer_window_days: float = Field(30, gt=0, description="How far back a device's anonymous events are re-sent to the journey stage on identification "
         "(timelines stitch at query time without a limit).")
@@ -41,7 +40,6 @@ class IdentitySettings(BaseModel):
             blocked |= {pseudonymize_email(v, email_key) for v in blocked if is_email(v)}
         return IdentityConfig(
             max_persons_per_device=self.max_persons_per_device,
-            max_devices_per_person=self.max_devices_per_person,
             buffer_max_events=self.buffer_max_events,
             buffer_window_ms=int(self.buffer_window_days * 86_400_000),
             max_state_bytes=self.max_state_bytes,

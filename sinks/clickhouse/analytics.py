@@ -55,6 +55,41 @@ def stage_history(store: _Queries, account_id: str) -> tuple[list[str], list[tup
     )
 
 
+def identity_history(store: _Queries, identifier: str) -> tuple[list[str], list[tuple]]:
+    """Every link naming ``identifier`` as source or destination, over time: devices → persons,
+    person aliases, persons → accounts (job changes are intervals), domain → CRM account merges;
+    with the manual override of each link, if any (who, why, when). Overrides of links the
+    stream never made are listed too (``rule`` = ``override``)."""
+    return store.query(
+        """
+        WITH links AS (
+            SELECT kind, src, dst, valid_from, valid_to, rule
+            FROM (SELECT kind, src, dsts, valid_froms, valid_tos, rules FROM identity_links FINAL
+                  WHERE src = {id:String}
+                     OR (kind, src) IN (SELECT kind, src FROM identity_links_by_dst WHERE dst = {id:String}))
+            ARRAY JOIN dsts AS dst, valid_froms AS valid_from, valid_tos AS valid_to, rules AS rule
+            WHERE src = {id:String} OR dst = {id:String}
+        ), overrides AS (
+            SELECT kind, src, dst, action, reason, changed_by, changed_at FROM identity_overrides FINAL
+            WHERE src = {id:String} OR dst = {id:String}
+        )
+        SELECT * FROM (
+        SELECT l.kind AS kind, l.src AS src, l.dst AS dst,
+               if(toUnixTimestamp64Milli(l.valid_from) <= 0, NULL, l.valid_from) AS valid_from,
+               if(toYear(l.valid_to) >= 2299, NULL, l.valid_to) AS valid_to, l.rule AS rule,
+               o.action AS override, o.reason AS reason, o.changed_by AS changed_by,
+               if(o.action = '', NULL, o.changed_at) AS changed_at
+        FROM links AS l LEFT JOIN overrides AS o ON l.kind = o.kind AND l.src = o.src AND l.dst = o.dst
+        UNION ALL
+        SELECT kind, src, dst, NULL, NULL, 'override', action, reason, changed_by, changed_at
+        FROM overrides WHERE (kind, src, dst) NOT IN (SELECT kind, src, dst FROM links)
+        ) ORDER BY kind, src, valid_from NULLS FIRST, dst
+        SETTINGS join_use_nulls = 0
+        """,
+        {"id": identifier},
+    )
+
+
 def funnel(store: _Queries, by: str = "source", mode: str = "any",
            stages: Sequence[str] = FUNNEL_STAGES) -> tuple[list[str], list[tuple]]:
     """Accounts reaching each stage per group; ``strict`` counts only in-order progress."""

@@ -1,4 +1,5 @@
-"""``journeys identity``: inspect links, and undo (or force) a merge with who and why."""
+"""``journeys identity``: show an identifier's links over time; undo a merge or re-apply it,
+with who and why."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import click
 
 from schemas.identity import IdentityOverride
 from streams import topics as t
-from streams.cli.commands import settings_of
+from streams.cli import client
+from streams.cli.commands import format_option, settings_of
+from streams.cli.output import emit
 from streams.producer import make_producer
 from streams.rules import pii
 
@@ -18,7 +21,7 @@ KINDS = click.Choice(["device", "person_account", "person_alias", "account_merge
 
 @click.group()
 def identity() -> None:
-    """Identity links: undo a merge (unmerge) or force one (merge)."""
+    """Identity links: show them (show), undo one (unmerge) or re-apply an undone one (merge)."""
 
 
 def _send(ctx: click.Context, action: str, kind: str, src: str, dst: str, reason: str, by: str) -> None:
@@ -64,8 +67,31 @@ def unmerge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: 
 @_with_options
 @click.pass_context
 def merge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: str) -> None:
-    """Re-apply a link removed by an earlier unmerge (the newest decision wins)."""
+    """Re-apply a link the stream made and an earlier unmerge removed (the newest decision wins).
+
+    It cannot create a link the stream never made."""
     _send(ctx, "merge", kind, src, dst, reason, by)
+
+
+@identity.command("show")
+@click.argument("identifier")
+@format_option
+@click.pass_context
+def show(ctx: click.Context, identifier: str, fmt: str) -> None:
+    """IDENTIFIER's links over time (a device, person, email or account id): devices → persons,
+    aliases, persons → accounts with the interval of each (job changes), domain → CRM account
+    merges, and any manual override with who, why and when."""
+    settings = settings_of(ctx)
+    key = settings.pii.key()
+    if key and "@" in identifier:  # the store holds pseudonyms
+        identifier = pii.scrub(identifier, key)
+    try:
+        rows = client.report(settings, "identity", {"id": identifier})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not rows and fmt == "table":
+        click.echo(f"no links name {identifier}", err=True)
+    emit(rows, fmt, title=f"Links of {identifier}")
 
 
 @identity.command("pseudonym")

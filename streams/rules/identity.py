@@ -36,7 +36,6 @@ class IdentityConfig:
     """Caps and lists that stop over-merging (all configurable through settings)."""
 
     max_persons_per_device: int = 3
-    max_devices_per_person: int = 20
     buffer_max_events: int = 200
     buffer_window_ms: int = 30 * 24 * 3600 * 1000
     max_points_per_person: int = 256

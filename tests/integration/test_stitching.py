@@ -88,6 +88,23 @@ def test_stitching_scenarios_merge_unmerge_and_shuffled_replay(tracker_factory) 
     assert {e["messageId"] for e in events if e.get("messageId", "").startswith(("page", "identify"))
             and (e.get("anonymousId") == "s4-dev" or e.get("userId") == "s4-li")} == domain_side
 
+    # journeys identity show: an identifier's links over time, with the override's who and why
+    def show(identifier: str) -> set[tuple]:
+        rows = json.loads(tracker.journeys("identity", "show", identifier, "--format", "json").stdout or "[]")
+        return {(r["kind"], r["src"], r["dst"], r["rule"], r["override"], r["reason"], r["changed_by"]) for r in rows}
+
+    assert show("s2-raj") == {("device", "s2-laptop", "s2-raj", "identify", "", "", ""),
+                              ("device", "s2-phone", "s2-raj", "identify", "", "", ""),
+                              ("person_account", "s2-raj", "s2-globex", "group", "", "", "")}
+    job = sorted(json.loads(tracker.journeys("identity", "show", "s6-sam", "--format", "json").stdout),
+                 key=lambda r: r["valid_from"] or "")
+    assert [(r["dst"], r["valid_from"] is None, r["valid_to"] is None) for r in job] == [
+        ("s6-old", True, False), ("s6-new", False, True)]  # the job change: the first from the start
+    assert job[0]["valid_to"] == job[1]["valid_from"]
+    assert ("account_merge", "domain:s4corp.com", "s4-crm-account", "domain→crm", "unmerge",
+            "reseller, not the same company", "test") in show("s4-crm-account")
+    assert tracker.journeys("identity", "show", "nobody-at-all", "--format", "json").stdout.strip() in ("", "[]")
+
     # 8. shuffled order: the same events in another order on fresh topics give the same journeys
     tracker.stop()
     shuffled = events[:]

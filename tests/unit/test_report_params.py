@@ -18,6 +18,8 @@ DEFS = load()
     ("attribution", {"model": "nope"}, "model must be one of first_touch"),
     ("attribution", {"split": "region"}, "split must be one of channel, team, role"),
     ("funnel", {"by": "colour"}, "by must be one of"),
+    ("identity", {}, "id is required"),
+    ("identity", {"id": "x" * 513}, "id is longer than 512"),
 ])
 def test_out_of_range_parameters_are_refused_before_the_store_is_asked(name, params, message) -> None:
     with pytest.raises(ValueError, match=message):
