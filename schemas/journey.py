@@ -22,6 +22,19 @@ class StageChangeRecord(BaseModel):
     persona: str = ""
 
 
+class ContactScore(BaseModel):
+    """One contact's own engagement score on the account (decayed like the account's), as of
+    ``scored_at``, its latest scoring touch; readers decay it to the time they ask about."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contact_id: str
+    persona: str = ""
+    title: str = ""
+    score: float
+    scored_at: AwareDatetime
+
+
 class JourneyUpdate(BaseModel):
     """The account's journey right after one event (keyed by account on its topic)."""
 
@@ -37,6 +50,8 @@ class JourneyUpdate(BaseModel):
     owner: str = ""
     source: str = ""
     committee: dict[str, list[str]] = {}
+    contacts: list[ContactScore] = []
+    """The contacts the update's events touched, with their scores."""
     definitions_version: str
     stage_changes: list[StageChangeRecord] = []
     retracted_changes: list[str] = []

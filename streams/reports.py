@@ -113,6 +113,12 @@ def _scores(store, defs, p):
     return _records(ui_queries.scores(store, _account(p), limit=_bounded_int(p, "limit", 2000, 20_000)))
 
 
+def _contacts(store, defs, p):
+    return _records(ui_queries.contacts(store, _account(p), defs.scoring.half_life_days,
+                                        defs.scoring.engaged_contact_points,
+                                        limit=_bounded_int(p, "limit", 500, 10_000)))
+
+
 def _stage_durations(store, defs, p):
     return _records(analytics.stage_durations(store))
 
@@ -131,6 +137,7 @@ REPORTS: dict[str, Report] = {
     "search": _search,
     "snapshot": _snapshot,
     "scores": _scores,
+    "contacts": _contacts,
 }
 
 

@@ -385,6 +385,28 @@ MIGRATIONS = MIGRATIONS + (
     ),
 )
 
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        8,
+        "contact scores: each contact's own engagement on its account",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS contact_scores (
+                account_id String,
+                contact_id String,
+                persona LowCardinality(String),
+                title String,
+                score Float64,
+                scored_at DateTime64(3, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (account_id, contact_id)
+            {_DEDUP}
+            """,
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _LEDGER = """

@@ -22,6 +22,7 @@ STAGE_CHANGE_COLUMNS = ("change_id", "account_id", "from_stage", "to_stage", "at
                         "definitions_version", "event_id", "contact_id", "source", "persona", "valid", "version")
 SCORE_COLUMNS = ("account_id", "event_id", "at", "stage", "engagement", "fit", "total", "owner", "source",
                  "committee", "definitions_version")
+CONTACT_SCORE_COLUMNS = ("account_id", "contact_id", "persona", "title", "score", "scored_at", "version")
 ALERT_COLUMNS = ("alert_id", "rule", "account_id", "at", "owner", "summary", "definitions_version", "path", "link")
 LINK_COLUMNS = ("kind", "src", "dsts", "valid_froms", "valid_tos", "rules", "version")
 OVERRIDE_COLUMNS = ("kind", "src", "dst", "action", "reason", "changed_by", "changed_at", "version")
@@ -89,6 +90,11 @@ def journey_rows(u: JourneyUpdate) -> tuple[tuple[Any, ...], list[tuple[Any, ...
         for change_id in u.retracted_changes
     ]
     return score, changes
+
+
+def contact_rows(u: JourneyUpdate) -> list[tuple[Any, ...]]:
+    """The contact_scores rows of a journey update: one per contact its events touched."""
+    return [(u.account_id, c.contact_id, c.persona, c.title, c.score, c.scored_at, u.version) for c in u.contacts]
 
 
 def alert_row(a: AlertRecord) -> tuple[Any, ...]:

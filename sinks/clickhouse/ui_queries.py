@@ -84,6 +84,37 @@ ORDER BY at, event_id
 """
 
 
+# Each contact's own score on the account and on the journeys merged into it (a domain account's
+# contacts count on its CRM account), decayed from its latest scoring touch to now.
+CONTACTS_SQL = """
+SELECT contact_id, any(persona) AS persona, any(title) AS title,
+       round(sum(score * pow(0.5, greatest(0, dateDiff('millisecond', scored_at, now64(3))) / {half_life_ms:Float64})), 2)
+           AS score_now,
+       round(max(score), 2) AS score_at_last_touch, max(scored_at) AS last_touch_at,
+       score_now >= {engaged:Float64} AS engaged
+FROM (
+  SELECT account_id, contact_id, argMax(persona, version) AS persona, argMax(title, version) AS title,
+         argMax(score, version) AS score, argMax(scored_at, version) AS scored_at
+  FROM contact_scores
+  WHERE account_id = {a:String}
+     OR account_id IN (SELECT account_id FROM account_merges_v WHERE canonical_id = {a:String})
+  GROUP BY account_id, contact_id
+)
+GROUP BY contact_id
+ORDER BY score_now DESC, contact_id
+LIMIT {limit:UInt32}
+"""
+
+
+def contacts(store: _Queries, account: str, half_life_days: float, engaged_points: float,
+             limit: int = 500) -> tuple[list[str], list[tuple]]:
+    """The account's contacts with their own engagement score now (decayed with the definitions'
+    half-life), persona and title, most engaged first; ``engaged``: at or above the committee's
+    engaged-contact points."""
+    return store.query(CONTACTS_SQL, {"a": account, "half_life_ms": half_life_days * 86_400_000,
+                                      "engaged": engaged_points, "limit": limit})
+
+
 def like_pattern(text: str) -> str:
     """``%text%`` for ILIKE with the wildcards and the escape character in ``text`` escaped."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -63,6 +63,10 @@ def _stage_changes(message: faust.types.Message) -> list[tuple]:
     return r.journey_rows(JourneyUpdate.model_validate_json(message.value))[1]
 
 
+def _contact_scores(message: faust.types.Message) -> list[tuple]:
+    return r.contact_rows(JourneyUpdate.model_validate_json(message.value))
+
+
 Resolve = Callable[[Any, list[tuple]], list[tuple[str, str]]]
 """The events a batch's rows make the store re-resolve, in the same batch: ``(store, rows) ->
 [(direct account id, event id)]``, blocking and read-only."""
@@ -187,6 +191,7 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
                 lambda m: [r.override_row(IdentityOverride.model_validate_json(m.value))]),
          then=resolution.override_pairs)
     sink(topics.journey_updates, "store-journeys", Target("account_scores", r.SCORE_COLUMNS, _scores),
-         Target("stage_changes", r.STAGE_CHANGE_COLUMNS, _stage_changes))
+         Target("stage_changes", r.STAGE_CHANGE_COLUMNS, _stage_changes),
+         Target("contact_scores", r.CONTACT_SCORE_COLUMNS, _contact_scores))
     sink(topics.alerts, "store-alerts",
          Target("alerts", r.ALERT_COLUMNS, lambda m: [r.alert_row(AlertRecord.model_validate_json(m.value))]))

@@ -150,4 +150,14 @@ def definitions_backfill(ctx: click.Context, version_file: Path, start: datetime
     emit(rows, fmt, title=f"Stage entries {start:%Y-%m-%d}..{end:%Y-%m-%d}: recorded vs {version_file.name}")
 
 
-ALL = [alerts_cmd, stage_durations, funnel, acceptance, handoff, time_share, paths, attribution_cmd, stages, definitions]
+@click.command("contacts")
+@click.argument("account_id")
+@format_option
+@click.pass_context
+def contacts(ctx: click.Context, account_id: str, fmt: str) -> None:
+    """ACCOUNT_ID's contacts with their own engagement score now, persona and title (the
+    contacts of accounts merged into it included), most engaged first."""
+    _report(ctx, "contacts", fmt, f"Contacts of {account_id}", account=account_id)
+
+
+ALL = [alerts_cmd, contacts, stage_durations, funnel, acceptance, handoff, time_share, paths, attribution_cmd, stages, definitions]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from schemas.definitions import Condition, Definitions
 from schemas.timeline import TimelineEvent, utc_ms
@@ -122,7 +122,7 @@ def _change_id(account: str, to_stage: str, event_id: str) -> str:
 
 
 def _update_contact(state: dict[str, Any], entry: TimelineEvent | Fact, points: float, t: int, defs: Definitions) -> None:
-    person = entry.person_id or entry.contact_id or entry.email
+    person = contact_key(entry)
     if not person:
         return
     contact = state["contacts"].setdefault(person, {"persona": "", "score": 0.0, "ref_ms": 0, "title": ""})
@@ -135,6 +135,18 @@ def _update_contact(state: dict[str, Any], entry: TimelineEvent | Fact, points: 
     if points:
         contact["score"], contact["ref_ms"] = _add_decayed(contact["score"], contact["ref_ms"], points, t,
                                                            defs.scoring.half_life_days)
+
+
+def contact_key(entry: TimelineEvent | Fact) -> str:
+    """Whom an event scores for: the resolved person, else the contact id or email."""
+    return entry.person_id or entry.contact_id or entry.email
+
+
+def contact_scores(state: dict[str, Any], keys: Iterable[str]) -> list[tuple[str, str, str, float, int]]:
+    """(contact, persona, title, score, scored at ms) of the given contacts the journey knows."""
+    contacts = state.get("contacts", {})
+    return [(k, c["persona"], c.get("title", ""), round(c["score"], 4), c["ref_ms"])
+            for k in sorted(set(keys)) if (c := contacts.get(k)) is not None]
 
 
 def _persona_of(state: dict[str, Any], entry: TimelineEvent | Fact) -> str:

@@ -11,7 +11,7 @@ history has a point per batch: per event when traffic is light, fewer under a ba
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,11 +20,20 @@ import orjson
 
 from schemas.alerts import AlertRecord, PathStep
 from schemas.definitions import Definitions
-from schemas.journey import JourneyUpdate, StageChangeRecord
+from schemas.journey import ContactScore, JourneyUpdate, StageChangeRecord
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics
 from streams.rules import alerts as rules
-from streams.rules.journey import JourneyOutcome, StageChange, committee, new_journey, on_journey_events, output_version
+from streams.rules.journey import (
+    JourneyOutcome,
+    StageChange,
+    committee,
+    contact_key,
+    contact_scores,
+    new_journey,
+    on_journey_events,
+    output_version,
+)
 from streams.steps import Names, Outbox, States, dead_letter
 
 ALERT_LOG_MAX = 20
@@ -44,13 +53,15 @@ def alert_record(alert: rules.Alert, public_url: str) -> AlertRecord:
 
 
 def journey_update(state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
-                   defs: Definitions) -> JourneyUpdate:
+                   defs: Definitions, contacts: Iterable[str] = ()) -> JourneyUpdate:
     return JourneyUpdate(
         # a late event's update shows the journey as of the newest event (it was replayed in order)
         account_id=account, event_id=entry.event_id, at=max(entry.event_time, _utc(state["ref_ms"])),
         stage=state["stage"], engagement=round(state["engagement"], 4), fit=round(state["fit"], 4),
         total=round(state["engagement"] + state["fit"], 4), owner=state["owner"], source=state["source"],
         committee=committee(state, defs, state["ref_ms"]), definitions_version=defs.version,
+        contacts=[ContactScore(contact_id=k, persona=persona, title=title, score=score, scored_at=_utc(at))
+                  for k, persona, title, score, at in contact_scores(state, contacts) if at],
         stage_changes=[
             StageChangeRecord(
                 change_id=c.change_id, account_id=c.account_id, from_stage=c.from_stage,
@@ -157,7 +168,8 @@ class Journey:
             last = outcomes[-1][0]
             batch = JourneyOutcome(stage_changes=list(changes.values()), retracted=sorted(retracted))
             out.add(self.names.journey_updates, account.encode(),
-                    journey_update(state, account, last, batch, self.defs).to_bytes())
+                    journey_update(state, account, last, batch, self.defs,
+                                   contacts={contact_key(e) for e in entries}).to_bytes())
             if not all(outcome.duplicate for _, outcome in outcomes):
                 self.written(states, account, state, items[-1][0])
         for record, now in ticks:

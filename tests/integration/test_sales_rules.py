@@ -1,6 +1,7 @@
 """Journey rules a sales manager can trust (issue 19), on the real worker, broker and store:
 a rep's 1:1 email is the sales follow-up of an MQL (no missed-handoff alert, a human touch on
-the timeline), and a lead sales rejected does not become an MQL again on its next page views."""
+the timeline), each contact has its own score (`journeys contacts`), and a lead sales rejected
+does not become an MQL again on its next page views."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def test_a_rep_email_is_the_handoff_and_a_rejected_lead_needs_new_engagement(tra
          "repRole": "SDR", "direction": "outbound", "startedAt": iso(now - timedelta(minutes=20)),
          "outcome": "replied", "crmAccountId": "email-co", "contactEmails": ["eve@email-co.io"]},
     ]
+    events += [{"type": "identify", "messageId": "eve-identify", "userId": "eve",
+                "timestamp": iso(now - timedelta(minutes=35)), "traits": {"email": "eve@email-co.io", "title": "VP Sales"}},
+               {"type": "page", "messageId": "ed-page", "userId": "ed", "groupId": "email-co",
+                "timestamp": iso(now - timedelta(minutes=29)), "name": "Docs", "context": {"page": {"path": "/docs"}}},
+               {"type": "group", "messageId": "ed-group", "userId": "ed", "groupId": "email-co",
+                "timestamp": iso(now - timedelta(minutes=39))}]
     events += pages("silent-co", "sam", mql_pages)  # the control: no follow-up at all
     events += pages("recycle-co", "rob", mql_pages) + [
         {"type": "lead_status", "leadId": "lead-rob", "status": "rejected", "reason": "no budget",
@@ -66,6 +73,13 @@ def test_a_rep_email_is_the_handoff_and_a_rejected_lead_needs_new_engagement(tra
     timeline = json.loads(tracker.journeys("timeline", "email-co", "--format", "json").stdout)
     follow_up = [r for r in timeline if r["event_type"] == "conversation"]
     assert [(r["channel"], r["side"]) for r in follow_up] == [("sales_email", "human")]
+
+    # each contact's own score: eve (7 pricing pages and the SDR's email), ed (one docs page)
+    contacts = json.loads(tracker.journeys("contacts", "email-co", "--format", "json").stdout)
+    assert [(c["contact_id"], c["persona"], c["title"]) for c in contacts][:1] == [("eve", "executive", "VP Sales")]
+    by_id = {c["contact_id"]: c for c in contacts}
+    assert by_id["eve"]["score_at_last_touch"] > by_id["ed"]["score_at_last_touch"] > 0
+    assert by_id["eve"]["engaged"] and not by_id["ed"]["engaged"]
 
     def stages(account: str) -> list[dict]:
         rows = json.loads(tracker.journeys("stages", account, "--format", "json").stdout or "[]")

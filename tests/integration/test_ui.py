@@ -216,6 +216,11 @@ def test_analyst_walks_from_search_to_journey_funnel_alerts_and_attribution(trac
     assert bool(shown.find_elements(By.ID, "committee-empty")) == (not now)
     assert driver.find_elements(By.CSS_SELECTOR, "#scores svg.line-chart .score-point")
     assert driver.find_elements(By.CSS_SELECTOR, "#alerts #alerts-table, #alerts #alerts-empty")
+    # each contact with its own score, as the API has them (jane and raj engage Acme Corp)
+    contacts = rows(tracker, "contacts", account=ACCOUNT)
+    assert {"user-jane", "user-raj"} <= {c["contact_id"] for c in contacts}
+    cells = driver.find_elements(By.CSS_SELECTOR, "#contacts-table tbody tr td:first-child")
+    assert [c.text for c in cells] == [c["contact_id"] for c in contacts]
     timings = driver.execute_script("return window.journeyTimings")
     (ARTIFACTS / "account-page-timings.json").write_text(json.dumps(timings, indent=2))
     screenshot(driver, "account")
@@ -339,7 +344,7 @@ def test_openapi_documents_every_api_route_and_each_documented_route_answers(tra
     report_param = next(p for p in spec["paths"]["/api/v1/reports/{name}"]["get"]["parameters"] if p["name"] == "name")
     assert set(report_param["schema"]["enum"]) == set(reports.REPORTS)
     required = {"stages": "account=acme-corp", "snapshot": "account=acme-corp", "scores": "account=acme-corp",
-                "search": "q=acme"}
+                "search": "q=acme", "contacts": "account=acme-corp", "identity": "id=user-jane"}
     for path, item in spec["paths"].items():
         assert set(item) == {"get"}, f"{path}: the API is read-only"
         if path == "/api/v1/reports/{name}":

@@ -1,5 +1,6 @@
-"""Journey rules as a sales manager reads them: a rep's email is a 1:1 sales touch, and a lead
-sales rejected does not come straight back as an MQL (default definitions unless said)."""
+"""Journey rules as a sales manager reads them: a rep's email is a 1:1 sales touch, a lead sales
+rejected does not come straight back as an MQL, each contact has its own score (default
+definitions unless said)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from schemas.definitions import DEFAULT_PATH, Definitions, check
 from schemas.errors import ConfigurationError
 from schemas.timeline import CHANNELS, utc_ms
 from streams.rules import alerts
-from streams.rules.journey import new_journey, on_journey_event
+from sinks.clickhouse import rows
+from streams.rules.journey import JourneyOutcome, contact_scores, new_journey, on_journey_event
 from streams.rules.normalize import CONVERSATION_CHANNELS
+from streams.steps.journey import journey_update
 from tests.support import events as ev
 from tests.unit.test_journey_rules import DEFS, entry, lead, path, run
 
@@ -148,3 +151,21 @@ def test_recycling_holds_on_a_journey_longer_than_the_history() -> None:
     assert sorted((c.to_stage, c.at_ms) for c in changes) == sorted((c.to_stage, c.at_ms) for c in in_order)
     assert state["base"]["cycle_stage"] == "recycled"
     assert len(state["history"]) == 150
+
+
+# --- per-contact scores ------------------------------------------------------------------------
+
+def test_each_contact_keeps_its_own_score_and_the_update_carries_the_touched_ones() -> None:
+    state, _ = run([ev._seg("identify", 0.5, userId="jane", traits={"email": "jane@acme.com", "title": "CFO"}),
+                    pricing(1), pricing(2),
+                    ev.page(3, user="raj", path="/demo")])
+    scores = {k: (persona, score) for k, persona, _, score, _ in contact_scores(state, ["jane", "raj", "nobody"])}
+    assert scores["jane"][0] == "executive" and scores["raj"][0] == ""
+    assert scores["jane"][1] == pytest.approx(12, abs=0.01)  # two pricing pages, an hour apart
+    assert scores["raj"][1] == pytest.approx(11, abs=0.01)  # web 1 + /demo 10
+    assert "nobody" not in scores
+    last = entry(ev.page(3, user="raj", path="/demo"))
+    update = journey_update(state, "acme", last, JourneyOutcome(), DEFS, contacts={"raj"})
+    assert [(c.contact_id, c.score) for c in update.contacts] == [("raj", scores["raj"][1])]
+    assert rows.contact_rows(update) == [("acme", "raj", "", "", scores["raj"][1], update.contacts[0].scored_at,
+                                          update.version)]

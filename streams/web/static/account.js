@@ -43,15 +43,16 @@ function settle(promise) {
 async function load() {
   const started = performance.now();
   const path = `/api/v1/timeline/${encodeURIComponent(accountId)}`;
-  const [timeline, stages, snapshot, scores, alerts] = await Promise.all([
+  const [timeline, stages, snapshot, scores, alerts, contacts] = await Promise.all([
     settle(timed("timeline", api(path, { limit: TIMELINE_LIMIT }))),
     settle(timed("stages", report("stages", { account: accountId }))),
     settle(timed("snapshot", report("snapshot", { account: accountId }))),
     settle(timed("scores", report("scores", { account: accountId }))),
     settle(timed("alerts", alertsOrNull({ account: accountId }))),
+    settle(timed("contacts", report("contacts", { account: accountId }))),
   ]);
   timings.total = Math.round(performance.now() - started);
-  render({ timeline, stages, snapshot, scores, alerts });
+  render({ timeline, stages, snapshot, scores, alerts, contacts });
 }
 
 function render(data) {
@@ -69,6 +70,7 @@ function render(data) {
     section("committee", "Buying committee", data.snapshot.ok ? committee(snap) : errorBox(data.snapshot.error)),
     section("scores", "Scores over time", scoresBox)));
   if (scoresBox.draw) scoresBox.draw();
+  main.append(section("contacts", "Contacts", data.contacts.ok ? contactTable(data.contacts.value) : errorBox(data.contacts.error)));
   main.append(section("alerts", "Alerts", data.alerts.ok ? alertList(data.alerts.value) : errorBox(data.alerts.error)));
   main.append(section("events", "Events", eventTable(events)));
   ready(main);
@@ -241,6 +243,18 @@ function scoreChart(points) {
                        legend(series.map((sr) => [sr.label, sr.color])));
   };
   return wrap;
+}
+
+function contactTable(contacts) {
+  if (!contacts.length) return empty("No scored contacts yet.", { id: "contacts-empty" });
+  return table([
+    { key: "contact_id", label: "contact" },
+    { key: "persona", label: "persona" },
+    { key: "title", label: "title" },
+    { key: "score_now", label: "score now", fmt: (v) => fmtNum(v) },
+    { key: "last_touch_at", label: "last scoring touch", fmt: fmtTime },
+    { key: "engaged", label: "engaged", fmt: (v) => (v ? "yes" : "") },
+  ], contacts, { id: "contacts-table" });
 }
 
 function alertList(alerts) {
