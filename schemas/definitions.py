@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml  # type: ignore[import-untyped]
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.decode import json_path
 from schemas.errors import ConfigurationError
+from schemas.events import ConversationOutcome, LeadStatus
 from schemas.timeline import CHANNELS
 
 DEFAULT_PATH = Path(__file__).with_name("defaults") / "definitions.yaml"
@@ -101,13 +102,25 @@ class Condition(_Strict):
         return " and ".join(parts)
 
 
+StageRole = Literal["qualified", "opportunity", "won", "lost"]
+"""What a stage means to the reports and alerts, whatever its name: ``qualified`` (the MQL/MQA:
+the handoff SLA clock and the lead-creation touch), ``opportunity`` (an open deal: the stalled-
+deal timer, the opportunity-creation touch), ``won`` and ``lost`` (closed deals)."""
+
+ROLE_DEFAULT_NAMES: dict[str, str] = {"qualified": "mql", "opportunity": "opportunity", "won": "won", "lost": "lost"}
+"""A stage with this name takes the role when no stage declares it (definitions files written
+before roles)."""
+
+
 class Stage(_Strict):
-    name: str
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    """Lower case letters, digits and ``_`` (reports use it as a column name)."""
     rank: int = Field(ge=0)
     forward_only: bool = True
     """Score-driven stages only move an account forward; CRM facts (accepted, rejected, won)
     apply whenever they happen, so regressions and recycling are kept."""
     when: list[Condition] = Field(min_length=1)
+    role: StageRole | None = None
     restarts_scoring: bool = False
     """Recycling: after the account enters this stage (a lead sales rejected or recycled),
     score conditions count only the engagement earned *after* it (plus fit), and only once there
@@ -216,7 +229,37 @@ class Definitions(_Strict):
             raise ValueError(f"alerts.committee_required_personas names unknown personas: {', '.join(missing)}")
         if self.alerts.committee_from_stage not in names:
             raise ValueError(f"alerts.committee_from_stage {self.alerts.committee_from_stage!r} is not a stage")
+        roles = [s.role for s in self.stages if s.role]
+        repeated = sorted({r for r in roles if roles.count(r) > 1})
+        if repeated:
+            raise ValueError(f"stage roles must be unique; repeated: {', '.join(repeated)}")
+        statuses, outcomes = set(get_args(LeadStatus)), set(get_args(ConversationOutcome))
+        for stage in self.stages:
+            for cond in stage.when:
+                for value in cond.lead_status or ():
+                    if value not in statuses:
+                        raise ValueError(f"stage {stage.name}: lead_status {value!r} is not a lead status; one of "
+                                         f"{', '.join(sorted(statuses))}")
+                for value in cond.conversation_outcome or ():
+                    if value not in outcomes:
+                        raise ValueError(f"stage {stage.name}: conversation_outcome {value!r} is not an outcome; one "
+                                         f"of {', '.join(sorted(outcomes))}")
         return self
+
+    def stage_for(self, role: str) -> str:
+        """The name of the stage with this role ('' when none): declared with ``role:``, else the
+        stage named as the role was before roles (``mql`` for qualified)."""
+        declared = next((s.name for s in self.stages if s.role == role), None)
+        if declared is not None:
+            return declared
+        default = ROLE_DEFAULT_NAMES[role]
+        named = self.stage(default)
+        return default if named is not None and named.role is None else ""
+
+    def funnel_stages(self) -> list[str]:
+        """The funnel's steps: the stages above rank 0 in rank order, without the lost stage."""
+        lost = self.stage_for("lost")
+        return [s.name for s in sorted(self.stages, key=lambda s: s.rank) if s.rank > 0 and s.name != lost]
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)

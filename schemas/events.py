@@ -169,6 +169,12 @@ def _derived_id(*parts: object) -> str:
 RepRole = Literal["SDR", "BDR", "AE", "CSM", "SE", "AM", "other"]
 
 
+ConversationOutcome = Literal[
+    "connected", "no_answer", "voicemail", "meeting_booked", "meeting_held", "replied", "no_show", "disqualified",
+    "other",
+]
+
+
 class Conversation(_Strict):
     """A 1:1 sales conversation: call, meeting, email, chat or social touch."""
 
@@ -181,20 +187,7 @@ class Conversation(_Strict):
     direction: Literal["inbound", "outbound"]
     startedAt: UtcDatetime
     durationSeconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] | None = None
-    outcome: (
-        Literal[
-            "connected",
-            "no_answer",
-            "voicemail",
-            "meeting_booked",
-            "meeting_held",
-            "replied",
-            "no_show",
-            "disqualified",
-            "other",
-        ]
-        | None
-    ) = None
+    outcome: ConversationOutcome | None = None
     subject: ShortText | None = None
     contactEmails: Annotated[list[Email], Field(max_length=50)] = Field(default_factory=list)
     crmContactId: Id | None = None

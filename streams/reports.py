@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from typing import Any, Callable
 
 import orjson
@@ -17,7 +19,8 @@ def _records(result: tuple[list[str], list[tuple]]) -> list[dict[str, Any]]:
 
 
 def _funnel(store, defs, p):
-    return _records(analytics.funnel(store, by=p.get("by", "source"), mode=p.get("mode", "any")))
+    return _records(analytics.funnel(store, by=p.get("by", "source"), mode=p.get("mode", "any"),
+                                     stages=defs.funnel_stages(), qualified=defs.stage_for("qualified")))
 
 
 def _acceptance(store, defs, p):
@@ -25,7 +28,8 @@ def _acceptance(store, defs, p):
 
 
 def _handoff(store, defs, p):
-    return _records(analytics.handoff(store, defs.sla.mql_first_touch_hours, by=p.get("by", "rep")))
+    return _records(analytics.handoff(store, defs.sla.mql_first_touch_hours, by=p.get("by", "rep"),
+                                      qualified=defs.stage_for("qualified")))
 
 
 def _time_share(store, defs, p):
@@ -33,7 +37,8 @@ def _time_share(store, defs, p):
 
 
 def _paths(store, defs, p):
-    return _records(analytics.paths(store, limit=_bounded_int(p, "limit", 20, 1000)))
+    return _records(analytics.paths(store, limit=_bounded_int(p, "limit", 20, 1000), won=defs.stage_for("won"),
+                                    lost=defs.stage_for("lost")))
 
 
 def _stages(store, defs, p):
@@ -60,7 +65,8 @@ def _attribution(store, defs, p):
     split = p.get("split", "channel")
     if split not in attribution.SPLITS:
         raise ValueError(f"split must be one of {', '.join(attribution.SPLITS)}")
-    cols, rows = analytics.won_journeys(store)
+    cols, rows = analytics.won_journeys(store, qualified=defs.stage_for("qualified"),
+                                        opportunity=defs.stage_for("opportunity"))
     journeys = [dict(zip(cols, r)) for r in rows]
     if split == "role":
         return attribution.role_split(journeys, model, custom)
@@ -114,9 +120,17 @@ def _scores(store, defs, p):
 
 
 def _contacts(store, defs, p):
+    as_of = None
+    if p.get("at"):
+        try:
+            as_of = datetime.fromisoformat(p["at"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"at must be an ISO 8601 time, got {p['at'][:40]!r}") from exc
+        if as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=timezone.utc)
     return _records(ui_queries.contacts(store, _account(p), defs.scoring.half_life_days,
                                         defs.scoring.engaged_contact_points,
-                                        limit=_bounded_int(p, "limit", 500, 10_000)))
+                                        limit=_bounded_int(p, "limit", 500, 10_000), as_of=as_of))
 
 
 def _stage_durations(store, defs, p):

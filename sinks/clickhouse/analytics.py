@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 FUNNEL_STAGES = ("engaged", "mql", "sal", "sql", "opportunity", "won")
+"""The shipped definitions' funnel (``Definitions.funnel_stages()``); callers pass their own."""
 
 # One row per touch (not identity calls or CRM status rows) and resolved account, each event once.
 TOUCHES = """
@@ -91,8 +92,13 @@ def identity_history(store: _Queries, identifier: str) -> tuple[list[str], list[
 
 
 def funnel(store: _Queries, by: str = "source", mode: str = "any",
-           stages: Sequence[str] = FUNNEL_STAGES) -> tuple[list[str], list[tuple]]:
-    """Accounts reaching each stage per group; ``strict`` counts only in-order progress."""
+           stages: Sequence[str] = FUNNEL_STAGES, qualified: str = "mql") -> tuple[list[str], list[tuple]]:
+    """Accounts reaching each stage per group; ``strict`` counts only in-order progress.
+    ``stages``: names as the definitions validate them (a-z, 0-9, _): they become columns.
+    ``qualified``: the stage whose contact's persona is the account's (persona grouping)."""
+    bad = [s for s in stages if not s.replace("_", "").isalnum() or not s.isascii()]
+    if bad or not stages:
+        raise ValueError(f"funnel stages must be names of letters, digits and _: {bad or 'none given'}")
     if by not in GROUPS:
         raise ValueError(f"by must be one of {', '.join(GROUPS)}")
     if mode not in ("any", "strict"):
@@ -110,7 +116,7 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
              groupUniqArray(sc.to_stage) AS reached,
              min(sc.at) AS first_at,
              argMin(sc.source, sc.at) AS first_source,
-             anyIf(sc.persona, sc.to_stage = 'mql' AND sc.persona != '') AS mql_persona
+             anyIf(sc.persona, sc.to_stage = {{qualified:String}} AND sc.persona != '') AS mql_persona
       FROM stage_changes_resolved AS sc
       GROUP BY sc.account_id
     ),
@@ -130,7 +136,7 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
     GROUP BY group_key ORDER BY accounts DESC, group_key
     SETTINGS join_use_nulls = 0
     """
-    return store.query(sql)
+    return store.query(sql, {"qualified": qualified})
 
 
 ACCEPTANCE_SQL = """
@@ -157,14 +163,15 @@ def acceptance(store: _Queries) -> tuple[list[str], list[tuple]]:
     return store.query(ACCEPTANCE_SQL)
 
 
-def handoff(store: _Queries, sla_hours: float, by: str = "rep") -> tuple[list[str], list[tuple]]:
+def handoff(store: _Queries, sla_hours: float, by: str = "rep", qualified: str = "mql") -> tuple[list[str], list[tuple]]:
     """MQL → first 1:1 sales touch latency and SLA compliance, by team (rep role) or rep."""
     key = {"rep": "rep_id", "team": "rep_role"}.get(by)
     if key is None:
         raise ValueError("by must be 'rep' or 'team'")
     sql = f"""
     WITH mqls AS (
-      SELECT account_id, min(at) AS mql_at FROM stage_changes_resolved WHERE to_stage = 'mql' GROUP BY account_id
+      SELECT account_id, min(at) AS mql_at FROM stage_changes_resolved WHERE to_stage = {{qualified:String}}
+      GROUP BY account_id
     ),
     first_touch AS (
       SELECT m.account_id AS account_id, m.mql_at AS mql_at,
@@ -187,7 +194,7 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep") -> tuple[list[st
            round(within_sla / count(), 4) AS sla_compliance
     FROM first_touch GROUP BY {by} ORDER BY mqls DESC, {by}
     """
-    return store.query(sql, {"sla": sla_hours})
+    return store.query(sql, {"sla": sla_hours, "qualified": qualified})
 
 
 def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
@@ -220,12 +227,12 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     return store.query(sql)
 
 
-def paths(store: _Queries, limit: int = 20) -> tuple[list[str], list[tuple]]:
+def paths(store: _Queries, limit: int = 20, won: str = "won", lost: str = "lost") -> tuple[list[str], list[tuple]]:
     """The most common channel paths (consecutive repeats collapsed) of won vs lost deals."""
     sql = f"""
     WITH outcomes AS (
       SELECT account_id, argMax(to_stage, at) AS outcome FROM stage_changes_resolved
-      WHERE to_stage IN ('won', 'lost') GROUP BY account_id
+      WHERE to_stage IN ({{won:String}}, {{lost:String}}) GROUP BY account_id
     ),
     seqs AS (
       SELECT account_id,
@@ -239,10 +246,10 @@ def paths(store: _Queries, limit: int = 20) -> tuple[list[str], list[tuple]]:
     FROM outcomes AS o INNER JOIN seqs AS s ON o.account_id = s.account_id
     GROUP BY outcome, path ORDER BY outcome DESC, accounts DESC, path LIMIT {{limit:UInt32}}
     """
-    return store.query(sql, {"limit": limit})
+    return store.query(sql, {"limit": limit, "won": won, "lost": lost})
 
 
-def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
+def won_journeys(store: _Queries, qualified: str = "mql", opportunity: str = "opportunity") -> tuple[list[str], list[tuple]]:
     """Per won deal (opportunity closed won): its account, revenue and currency, milestone times
     and the account's ordered touches up to the close (for attribution). Every won deal counts,
     an account's second deal included; amounts stay in their own currency."""
@@ -263,7 +270,8 @@ def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
       HAVING countIf(action = 'closed_won') > 0
     ),
     milestones AS (
-      SELECT account_id, minIf(at, to_stage = 'mql') AS mql_at, minIf(at, to_stage = 'opportunity') AS opp_at
+      SELECT account_id, minIf(at, to_stage = {{qualified:String}}) AS mql_at,
+             minIf(at, to_stage = {{opportunity:String}}) AS opp_at
       FROM stage_changes_resolved GROUP BY account_id
     )
     SELECT d.account_id AS account_id, d.deal_id AS deal_id, d.revenue AS revenue, d.currency AS currency,
@@ -279,7 +287,7 @@ def won_journeys(store: _Queries) -> tuple[list[str], list[tuple]]:
     ORDER BY d.account_id, d.deal_id
     SETTINGS join_use_nulls = 0
     """
-    return store.query(sql)
+    return store.query(sql, {"qualified": qualified, "opportunity": opportunity})
 
 
 def stage_durations(store: _Queries) -> tuple[list[str], list[tuple]]:

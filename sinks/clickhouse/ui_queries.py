@@ -8,6 +8,7 @@ Every function returns ``(columns, rows)`` like :mod:`.queries`.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 
@@ -85,10 +86,10 @@ ORDER BY at, event_id
 
 
 # Each contact's own score on the account and on the journeys merged into it (a domain account's
-# contacts count on its CRM account), decayed from its latest scoring touch to now.
+# contacts count on its CRM account), decayed from its latest scoring touch to now (or as_of).
 CONTACTS_SQL = """
 SELECT contact_id, any(persona) AS persona, any(title) AS title,
-       round(sum(score * pow(0.5, greatest(0, dateDiff('millisecond', scored_at, now64(3))) / {half_life_ms:Float64})), 2)
+       round(sum(score * pow(0.5, greatest(0, dateDiff('millisecond', scored_at, {as_of:DateTime64(3, 'UTC')})) / {half_life_ms:Float64})), 2)
            AS score_now,
        round(max(score), 2) AS score_at_last_touch, max(scored_at) AS last_touch_at,
        score_now >= {engaged:Float64} AS engaged
@@ -107,12 +108,13 @@ LIMIT {limit:UInt32}
 
 
 def contacts(store: _Queries, account: str, half_life_days: float, engaged_points: float,
-             limit: int = 500) -> tuple[list[str], list[tuple]]:
+             limit: int = 500, as_of: datetime | None = None) -> tuple[list[str], list[tuple]]:
     """The account's contacts with their own engagement score now (decayed with the definitions'
-    half-life), persona and title, most engaged first; ``engaged``: at or above the committee's
-    engaged-contact points."""
+    half-life) — or as of ``as_of`` —, persona and title, most engaged first; ``engaged``: at or
+    above the committee's engaged-contact points."""
     return store.query(CONTACTS_SQL, {"a": account, "half_life_ms": half_life_days * 86_400_000,
-                                      "engaged": engaged_points, "limit": limit})
+                                      "engaged": engaged_points, "limit": limit,
+                                      "as_of": as_of or datetime.now(timezone.utc)})
 
 
 def like_pattern(text: str) -> str:

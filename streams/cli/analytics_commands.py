@@ -152,12 +152,13 @@ def definitions_backfill(ctx: click.Context, version_file: Path, start: datetime
 
 @click.command("contacts")
 @click.argument("account_id")
+@click.option("--at", "as_of", default="", help="Decay the scores to this ISO 8601 time instead of now.")
 @format_option
 @click.pass_context
-def contacts(ctx: click.Context, account_id: str, fmt: str) -> None:
+def contacts(ctx: click.Context, account_id: str, as_of: str, fmt: str) -> None:
     """ACCOUNT_ID's contacts with their own engagement score now, persona and title (the
     contacts of accounts merged into it included), most engaged first."""
-    _report(ctx, "contacts", fmt, f"Contacts of {account_id}", account=account_id)
+    _report(ctx, "contacts", fmt, f"Contacts of {account_id}", account=account_id, at=as_of)
 
 
 ALL = [alerts_cmd, contacts, stage_durations, funnel, acceptance, handoff, time_share, paths, attribution_cmd, stages, definitions]

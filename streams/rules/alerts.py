@@ -123,12 +123,18 @@ def committee_gap(state: dict[str, Any], account: str, stage_rank: int, engaged:
     return out
 
 
+def _at(state: dict[str, Any], defs: Definitions, role: str) -> bool:
+    """Whether the account is at the stage with this role (names come from the definitions)."""
+    name = defs.stage_for(role)
+    return bool(name) and state.get("stage") == name
+
+
 def on_tick(state: dict[str, Any], account: str, now_ms: int, defs: Definitions) -> list[Alert]:
     """Timer rules, evaluated when nothing happens: missed handoff and stalled opportunity."""
     out: list[Alert] = []
     mql_at = state.get("mql_at_ms", 0)
     sla_ms = defs.sla.mql_first_touch_hours * HOUR_MS
-    if (mql_at and state.get("stage") in ("mql",) and state.get("last_human_ms", 0) < mql_at
+    if (mql_at and _at(state, defs, "qualified") and state.get("last_human_ms", 0) < mql_at
             and now_ms - mql_at > sla_ms):
         _fire(state, out, "missed_handoff", account, f"mql:{mql_at}", now_ms,
               defs.alerts.missed_handoff_cooldown_hours * HOUR_MS,
@@ -136,7 +142,7 @@ def on_tick(state: dict[str, Any], account: str, now_ms: int, defs: Definitions)
               f"{defs.sla.mql_first_touch_hours:g}h)", defs)
     last = state.get("last_touch_ms", 0)
     stall_ms = defs.alerts.stalled_opportunity_days * DAY_MS
-    if state.get("stage") == "opportunity" and last and now_ms - last > stall_ms:
+    if _at(state, defs, "opportunity") and last and now_ms - last > stall_ms:
         _fire(state, out, "stalled_opportunity", account, f"idle-since:{last}", now_ms, stall_ms,
               f"opportunity with no activity for {(now_ms - last) / DAY_MS:.0f} days", defs)
     return out
@@ -148,10 +154,10 @@ def next_due_ms(state: dict[str, Any], defs: Definitions) -> int:
     fired = set(state.get("fired", []))
     account = state.get("account", "")
     mql_at, last = state.get("mql_at_ms", 0), state.get("last_touch_ms", 0)
-    if (state.get("stage") == "mql" and mql_at and state.get("last_human_ms", 0) < mql_at
+    if (_at(state, defs, "qualified") and mql_at and state.get("last_human_ms", 0) < mql_at
             and alert_id(account, "missed_handoff", f"mql:{mql_at}") not in fired):
         due.append(mql_at + int(defs.sla.mql_first_touch_hours * HOUR_MS))
-    if (state.get("stage") == "opportunity" and last
+    if (_at(state, defs, "opportunity") and last
             and alert_id(account, "stalled_opportunity", f"idle-since:{last}") not in fired):
         due.append(last + int(defs.alerts.stalled_opportunity_days * DAY_MS))
     return min(due) if due else 0

@@ -443,7 +443,7 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
         )  # fmt: skip
         out.stage_changes.append(change)
         state["stage"], state["stage_rank"], state["stage_since_ms"] = stage.name, stage.rank, t
-        if stage.name == "mql":
+        if stage.name == defs.stage_for("qualified"):
             state["mql_at_ms"] = t
         if stage.restarts_scoring:  # a new cycle: the score just rejected no longer qualifies
             state.update(cycle_ms=t, cycle_stage=stage.name, cycle_engagement=0.0, cycle_ref_ms=t,

@@ -235,7 +235,8 @@ def test_every_report_reads_the_same_through_the_read_only_store(data) -> None:
     reader = ReadOnlyStore(store)
     account = data[1][0]["account"]
     params = {"stages": {"account": account}, "snapshot": {"account": account}, "scores": {"account": account},
-              "search": {"q": account[:3]}, "alerts": {"account": account}}
+              "search": {"q": account[:3]}, "alerts": {"account": account},
+              "contacts": {"account": account, "at": "2026-12-01T00:00:00Z"}, "identity": {"id": account}}
     for name in reports.REPORTS:
         p = params.get(name, {})
         same = orjson.dumps(reports.run(name, reader, DEFS, p)) == orjson.dumps(reports.run(name, store, DEFS, p))

@@ -157,6 +157,9 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
     assert sum(r["accounts"] for r in funnel_before) == 1, funnel_before
     # the domain account's journey (Bob's and Jane's web touches, before the CRM knew Acme) reached
     # "engaged"; merged into the CRM account, it is part of Acme's stage history
+    # (the domain journey's change may land after the CRM account's ones have settled: wait for it)
+    tracker.wait_until(lambda: "engaged" in {r["to_stage"] for r in report(tracker, "stages", account=crm)}, 60,
+                       "the merged domain journey's stage change")
     stages_before = report(tracker, "stages", account=crm)
     assert {"engaged", "mql", "opportunity", "won"} <= {r["to_stage"] for r in stages_before}, stages_before
 

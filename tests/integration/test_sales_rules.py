@@ -90,3 +90,57 @@ def test_a_rep_email_is_the_handoff_and_a_rejected_lead_needs_new_engagement(tra
     history = stages("recycle-co")
     assert [r["to_stage"] for r in history] == ["engaged", "mql", "recycled", "engaged"], history
     assert history[-1]["rule"] == "score >= 10 (engagement since recycled)"
+
+
+def test_renamed_stages_drive_the_funnel_handoff_attribution_and_alerts(tracker_factory, tmp_path) -> None:
+    """A definitions file that calls the MQL 'mqa', the opportunity 'pipeline' and the closed deals
+    'closed_won'/'closed_lost' (roles say what they mean): every answer follows the names."""
+    defs = yaml.safe_load(DEFAULT_PATH.read_text())
+    renamed = {"mql": "mqa", "opportunity": "pipeline", "won": "closed_won", "lost": "closed_lost"}
+    for stage in defs["stages"]:
+        stage["name"] = renamed.get(stage["name"], stage["name"])
+    defs["sla"]["mql_first_touch_hours"] = 30 / 3600
+    path = tmp_path / "defs.yaml"
+    path.write_text(yaml.safe_dump(defs))
+    tracker = tracker_factory(JOURNEYS_DEFINITIONS=str(path), JOURNEYS_ALERT_TICK_SECONDS="1",
+                              JOURNEYS_ALERT_IDLE_SECONDS="2").start()
+    now = datetime.now(timezone.utc)
+
+    def at(minutes_ago: float) -> str:
+        return iso(now - timedelta(minutes=minutes_ago))
+
+    won = [{"type": "page", "messageId": "rn-ad", "anonymousId": "rn-dev", "timestamp": at(60), "name": "/",
+            "context": {"page": {"path": "/"}, "campaign": {"source": "google", "medium": "cpc"}}},
+           {"type": "identify", "messageId": "rn-id", "anonymousId": "rn-dev", "userId": "ann", "timestamp": at(59),
+            "traits": {"email": "ann@renamed.io"}},
+           {"type": "lead_status", "leadId": "rn-lead", "status": "mql", "changedAt": at(50), "email": "ann@renamed.io",
+            "crmAccountId": "renamed-co", "leadSource": "paid search"},
+           {"type": "conversation", "conversationId": "rn-call", "channel": "call", "repId": "sdr-9", "repRole": "SDR",
+            "direction": "outbound", "startedAt": at(45), "contactEmails": ["ann@renamed.io"],
+            "crmAccountId": "renamed-co", "outcome": "connected"},
+           {"type": "opportunity", "opportunityId": "rn-opp", "crmAccountId": "renamed-co", "action": "created",
+            "amount": "5000.00", "currency": "EUR", "changedAt": at(40), "ownerId": "ae-9"},
+           {"type": "opportunity", "opportunityId": "rn-opp", "crmAccountId": "renamed-co", "action": "closed_won",
+            "amount": "5000.00", "currency": "EUR", "changedAt": at(30), "ownerId": "ae-9"}]
+    waiting = [{"type": "lead_status", "leadId": "rn-wait", "status": "mql", "changedAt": at(20),
+                "email": "kim@waiting.io", "crmAccountId": "waiting-co", "leadSource": "webinar"}]
+    tracker.produce([orjson.dumps(e) for e in won + waiting])
+    tracker.wait_for_stored(events=len(won) + len(waiting))
+
+    def report(name: str, *args: str) -> list[dict]:
+        out = tracker.journeys(name, *args, "--format", "json", check=False)
+        return json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else []
+
+    tracker.wait_until(lambda: any(a["rule"] == "missed_handoff" and a["account_id"] == "waiting-co"
+                                   for a in report("alerts")), 120, "the missed handoff of the renamed MQA")
+    funnel = {r["group_key"]: r for r in report("funnel")}
+    assert funnel["paid search"]["closed_won"] == 1 and funnel["paid search"]["mqa"] == 1
+    assert "mql" not in funnel["paid search"] and "won" not in funnel["paid search"]
+    handoff = report("handoff")
+    assert [(r["rep"], r["touched"]) for r in handoff if r["rep"] == "sdr-9"] == [("sdr-9", 1)]
+    first = report("attribution", "--model", "first_touch")
+    assert [(r["channel"], r["credit"]) for r in first] == [("ads", 5000.0)]
+    w = {r["channel"]: r["credit"] for r in report("attribution", "--model", "w_shaped")}
+    # first 30% + lead creation (last touch at or before the MQA) 30%: the ad; opportunity creation 30%:
+    # the call; the rest (10%) shared by both
+    assert w == {"ads": 3250.0, "call": 1750.0}, w
