@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 import faust
 
-from schemas.definitions import load as load_definitions
 from streams import ack_guard
 from streams import kafka_config
 from streams import tables
 from streams import topics as t
+from streams.definitions_source import DefinitionsSource
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
 from streams.web import auth
@@ -94,6 +95,13 @@ def create_app(settings: Settings) -> faust.App:
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]
 
+    definitions = DefinitionsSource(settings.definitions)
+    if settings.definitions_reload_seconds > 0:
+        @app.timer(interval=settings.definitions_reload_seconds)
+        async def reload_definitions() -> None:
+            """A valid new version of the definitions file applies without a restart."""
+            definitions.poll()  # in the loop, between batches: a step never sees two versions in one
+
     if settings.has_role("stream"):
         from streams.agents import (
             alerts_delivery, dedupe, identity_devices, identity_persons, ingest, journey, lead_feedback,
@@ -109,10 +117,9 @@ def create_app(settings: Settings) -> faust.App:
             dedupe.register(app, topics, settings)
         identity_devices.register(app, topics, settings, cfg)
         identity_persons.register(app, topics, settings, cfg)
-        defs = load_definitions(settings.definitions)
-        journey.register(app, topics, settings, defs)
-        lead_feedback.register(app, topics, settings, defs)
-        alerts_delivery.register(app, topics, settings, defs)
+        journey.register(app, topics, settings, definitions)
+        lead_feedback.register(app, topics, settings, definitions)
+        alerts_delivery.register(app, topics, settings, definitions.current)
     if settings.has_role("store"):
         from sinks.clickhouse import ddl
         from streams.agents import store
@@ -123,11 +130,13 @@ def create_app(settings: Settings) -> faust.App:
             from sinks.clickhouse.client import FaultHooks
 
             faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
-        defs = load_definitions(settings.definitions)
+        defs = definitions.current
         channels = ddl.channel_rows(defs.channels, defs.version, time.time_ns() // 1000)
         handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels)
+        definitions.subscribe(lambda d: asyncio.get_running_loop().run_in_executor(
+            None, handle.set_channels, ddl.channel_rows(d.channels, d.version, time.time_ns() // 1000)))
         store.register(app, topics, settings, handle)
-        api.register(app, handle, defs)
+        api.register(app, handle, definitions)
         ui.register(app, settings)
     ops.register(app, settings, handle if settings.has_role("store") else None)
     auth.install(app)  # every role: Faust's own /table/ views expose state too

@@ -64,6 +64,11 @@ STORE_MEMORY = Gauge(
 AGENT_CRASHES = Counter(
     "journeys_agent_crashes_total", "Agents that raised: /health/live turns 503.", ["agent"])
 # Alerting: declared here, incremented by the alert agent and delivery.
+DEFINITIONS_RELOADS = Counter(
+    "journeys_definitions_reloads_total",
+    "Changes of the definitions file seen, by outcome (applied, scheduled, invalid, same_version, unreadable).",
+    ["outcome"],
+)
 ALERTS_FIRED = Counter("journeys_alerts_fired_total", "Alerts raised by a rule.", ["rule"])
 ALERTS_DELIVERED = Counter("journeys_alerts_delivered_total", "Alerts delivered, by channel.", ["channel"])
 ALERTS_FAILED = Counter("journeys_alerts_failed_total", "Alert deliveries that failed, by channel.", ["channel"])

@@ -181,6 +181,11 @@ class Settings(BaseSettings):
     definitions: Path | None = Field(
         None, description="Shared definitions file (YAML); default: the one shipped in schemas/defaults/."
     )
+    definitions_reload_seconds: float = Field(
+        10.0, ge=0, description="How often every worker process re-reads the definitions file: a valid change with "
+        "a new `version` applies without a restart (from its `activated_at`); an invalid one is logged and "
+        "ignored. 0: read once at start."
+    )
     dedupe_days: float = Field(
         7.0, ge=0, description="How long the dedupe stage remembers an event id: a re-send of an id within this "
         "time is dropped (the first receipt wins); after it, a re-send counts as a new receipt (the store still "

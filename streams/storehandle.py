@@ -35,6 +35,15 @@ class StoreHandle:
                 self._store = store
             return self._store
 
+    def set_channels(self, channels: list[tuple]) -> None:
+        """New definitions: their channel map for the analyst views (written now if the store is
+        open, else when it opens). Blocking: call it off the event loop."""
+        with self._lock:
+            self.channels = channels
+            store = self._store
+        if store is not None:
+            store.insert("channel_definitions", channels, ddl.CHANNEL_COLUMNS)
+
     def reader(self) -> ReadOnlyStore:
         """The store for analyst reads: read-only queries, through the reader user if one is set
         (never migrated from here: a reader cannot), else through the writer's connection."""

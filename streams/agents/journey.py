@@ -12,9 +12,9 @@ import logging
 
 import faust
 
-from schemas.definitions import Definitions
 from streams import tables
 from streams.agents import stage_agent
+from streams.definitions_source import DefinitionsSource
 from streams.steps import Names
 from streams.steps.journey import Journey, alert_record
 
@@ -23,15 +23,16 @@ __all__ = ["alert_record", "register"]
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, topics, settings, defs: Definitions) -> None:
+def register(app: faust.App, topics, settings, definitions: DefinitionsSource) -> None:
     journeys = tables.table(
         app, settings, "journeys",
         help="account → stage, scores, buying committee, recent touches, fired alerts.",
     )
     source = app.topic(topics.timeline.get_topic_name(), topics.journey_ticks.get_topic_name(),
                        key_serializer="raw", value_serializer="raw")
-    step = Journey(Names.with_prefix(settings.topic_prefix), defs, public_url=settings.public_url,
+    step = Journey(Names.with_prefix(settings.topic_prefix), definitions.current, public_url=settings.public_url,
                    alert_idle_ms=int(settings.alert_idle_seconds * 1000))
+    definitions.subscribe(step.use)  # a new version applies from the next batch on
     stage_agent(app, source, step, settings, app.journeys_fence, table=journeys)  # type: ignore[attr-defined]
 
     @journeys.on_recover

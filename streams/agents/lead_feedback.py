@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import faust
 
-from schemas.definitions import Definitions
 from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics, tables
 from streams.agents import fenced, guarded
 from streams.agents.journey import alert_record
+from streams.definitions_source import DefinitionsSource
 from streams.rules import alerts as rules
 
 
-def register(app: faust.App, topics, settings, defs: Definitions) -> None:
+def register(app: faust.App, topics, settings, definitions: DefinitionsSource) -> None:
     fence = app.journeys_fence  # type: ignore[attr-defined]
     sources = tables.table(
         app, settings, "lead-sources",
@@ -27,7 +27,7 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
                 source = str(entry.properties.get("leadSource") or "unknown")
                 state = sources.get(source) or {}
                 found = rules.on_lead_outcome(state, source, str(entry.properties.get("status")),
-                                              utc_ms(entry.event_time), str(entry.properties.get("leadId")), defs)
+                                              utc_ms(entry.event_time), str(entry.properties.get("leadId")), definitions.current)
                 sources[source] = state
                 for alert in found:
                     metrics.ALERTS_FIRED.labels(alert.rule).inc()

@@ -93,6 +93,10 @@ class Journey:
     def __post_init__(self) -> None:
         self.clock = rules.AlertClock(self.alert_idle_ms, self.wall_ms)
 
+    def use(self, defs: Definitions) -> None:
+        """A new version of the definitions, for the batches after this one."""
+        self.defs = defs
+
     # -- alert records remembered in the state ------------------------------------------------
     def records_for(self, found: list[rules.Alert], state: dict[str, Any], trigger: str) -> list[AlertRecord]:
         """Alert records for this trigger, remembered in state (written before they are sent)

@@ -8,14 +8,14 @@ from importlib import resources
 import faust
 from faust.web import Request, Response, View
 
-from schemas.definitions import Definitions
 from sinks.clickhouse import queries
 from streams import reports
+from streams.definitions_source import DefinitionsSource
 from streams.storehandle import StoreHandle
 from streams.web import auth
 
 
-def register(app: faust.App, handle: StoreHandle, defs: Definitions | None = None) -> None:
+def register(app: faust.App, handle: StoreHandle, definitions: DefinitionsSource | None = None) -> None:
     auth.install(app)  # bearer token (JOURNEYS_API_TOKEN) on /api/, read-only /api/ and /ui/
 
     async def run(fn, *args):
@@ -52,11 +52,11 @@ def register(app: faust.App, handle: StoreHandle, defs: Definitions | None = Non
     @app.page("/api/v1/reports/{name}")
     class ReportView(View):
         async def get(self, request: Request, name: str) -> Response:
-            if defs is None:
+            if definitions is None:
                 return self.json({"error": "no definitions loaded"}, status=503)
             params = dict(request.query)
             try:
-                records = await asyncio.to_thread(reports.run, name, handle.reader(), defs, params)
+                records = await asyncio.to_thread(reports.run, name, handle.reader(), definitions.current, params)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"report": name, "params": params, "rows": records})

@@ -144,3 +144,38 @@ def test_renamed_stages_drive_the_funnel_handoff_attribution_and_alerts(tracker_
     # first 30% + lead creation (last touch at or before the MQA) 30%: the ad; opportunity creation 30%:
     # the call; the rest (10%) shared by both
     assert w == {"ads": 3250.0, "call": 1750.0}, w
+
+
+def test_a_new_definitions_version_applies_without_a_restart(tracker_factory, tmp_path) -> None:
+    defs = yaml.safe_load(DEFAULT_PATH.read_text())
+    path = tmp_path / "defs.yaml"
+    path.write_text(yaml.safe_dump(defs))
+    tracker = tracker_factory(JOURNEYS_DEFINITIONS=str(path), JOURNEYS_DEFINITIONS_RELOAD_SECONDS="1").start()
+    now = datetime.now(timezone.utc)
+
+    def four_pages(account: str) -> list[dict]:  # 4 × 6 points: engaged under 2026.1, an MQL at 20
+        return [{"type": "group", "messageId": f"{account}-g", "userId": f"{account}-u", "groupId": account,
+                 "timestamp": iso(now - timedelta(minutes=10))}] + [
+            {"type": "page", "messageId": f"{account}-p{i}", "userId": f"{account}-u", "groupId": account,
+             "timestamp": iso(now - timedelta(minutes=9 - i)), "name": "Pricing", "context": {"page": {"path": "/pricing"}}}
+            for i in range(4)]
+
+    def stages(account: str) -> list[tuple[str, str]]:
+        rows = json.loads(tracker.journeys("stages", account, "--format", "json").stdout or "[]")
+        return sorted((r["to_stage"], r["definitions_version"]) for r in rows)
+
+    tracker.produce([orjson.dumps(e) for e in four_pages("before-co")])
+    tracker.wait_until(lambda: stages("before-co") == [("engaged", "2026.1")], 60, "before-co engaged")
+    for stage in defs["stages"]:
+        if stage["name"] == "mql":
+            stage["when"][0]["score_at_least"] = 20
+    path.write_text(yaml.safe_dump(defs))  # the same version with other rules: refused
+    time.sleep(3)
+    defs["version"] = "2026.2"
+    path.write_text(yaml.safe_dump(defs))
+    time.sleep(3)  # the reload timer runs every second
+    tracker.produce([orjson.dumps(e) for e in four_pages("after-co")])
+    tracker.wait_until(lambda: ("mql", "2026.2") in stages("after-co"), 60, "after-co an MQL under 2026.2")
+    assert stages("before-co") == [("engaged", "2026.1")]
+    log = tracker.log_tail(400)
+    assert "changed without a new version" in log and "version 2026.1 → 2026.2" in log
