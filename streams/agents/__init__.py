@@ -122,15 +122,35 @@ def write_states(table: faust.TableT, states: States) -> None:
             _current_event.reset(token)
 
 
+def _exit_if_refused(topic: str) -> Callable[[Any], None]:
+    """A delivery the broker refused (record too large for the topic, authorisation, a topic
+    deleted…) lost an output: stop the worker at once, before Faust commits past the batch that
+    made it (the flush before a commit does not fail on it). The record itself is not logged: it
+    may carry personal data."""
+
+    def done(delivery: Any) -> None:
+        if delivery.cancelled() or delivery.exception() is None:
+            return
+        exc = delivery.exception()
+        log.critical("the broker refused a record for %s (%s: %s); the worker exits (%d) before it commits past "
+                     "the batch that made it", topic, type(exc).__name__, exc, CRASH_EXIT_CODE)
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(CRASH_EXIT_CODE)
+
+    return done
+
+
 async def send(app: faust.App, out: Outbox) -> None:
     """A batch's outputs, straight to the producer (the topics exist before a worker starts,
     ``streams.admin``), without Faust's per-record channel machinery. No await of the
     delivery: Faust flushes the producer before it commits an offset, so the outputs are on
     the broker before the batch's input is committed (at-least-once; every consumer of these
-    topics is idempotent)."""
+    topics is idempotent). A refused delivery stops the worker (:func:`_exit_if_refused`)."""
     producer = app.producer
     for topic, key, value, headers in out.items:
-        await producer.send(topic, key, value, None, None, headers)
+        delivery = await producer.send(topic, key, value, None, None, headers)
+        delivery.add_done_callback(_exit_if_refused(topic))
 
 
 def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any, fence: Fence,
