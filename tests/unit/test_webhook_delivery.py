@@ -137,3 +137,27 @@ def test_receivers_are_named_without_their_secret_path_or_credentials() -> None:
     assert name.startswith("https://hooks.slack.com/…") and "SECRET" not in name and "pw" not in name
     assert name != redact(url + "2") and redact("http://127.0.0.1:8080/hook").startswith("http://127.0.0.1:8080/…")
     assert webhook.RETRYABLE_4XX >= {408, 429}
+
+
+def test_a_delivery_table_value_from_an_older_worker_counts_its_urls_as_delivered() -> None:
+    from streams.agents.alerts_delivery import _done
+
+    url = "http://127.0.0.1:9/hook"
+    assert _done(None) == {}
+    assert _done([url]) == {redact(url): "delivered"}
+    assert _done({redact(url): "failed"}) == {redact(url): "failed"}
+
+
+def test_a_delivery_record_maps_to_its_row() -> None:
+    from datetime import datetime, timezone
+
+    from schemas.alerts import AlertDelivery
+    from sinks.clickhouse.rows import ALERT_DELIVERY_COLUMNS, alert_delivery_row
+
+    at = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    record = AlertDelivery(alert_id="a1", receiver="http://h/…12345678", status="failed", attempts=5,
+                           reason="HTTP 500", at=at)
+    assert AlertDelivery.model_validate_json(record.to_bytes()) == record
+    assert dict(zip(ALERT_DELIVERY_COLUMNS, alert_delivery_row(record), strict=True)) == {
+        "alert_id": "a1", "receiver": "http://h/…12345678", "status": "failed", "attempts": 5, "reason": "HTTP 500",
+        "at": at}
