@@ -12,6 +12,7 @@ from typing import Annotated, Literal, get_args
 import yaml  # type: ignore[import-untyped]
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.alerts import ALERT_RULES
 from schemas.decode import json_path
 from schemas.errors import ConfigurationError
 from schemas.events import ConversationOutcome, LeadStatus
@@ -144,6 +145,33 @@ class ChannelBounce(_Strict):
     cooldown_hours: float = Field(ge=0)
 
 
+WebhookUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+", max_length=2000)]
+"""An http(s) URL that receives alerts (a Slack incoming webhook, or anything taking its JSON)."""
+
+
+class AlertRoute(_Strict):
+    """Send the alerts it matches to its webhooks: an alert matches when every filter given holds
+    — its rule is in ``rules``, its owner in ``owners``, its owner in one of ``teams``. A route
+    with no filter takes every alert."""
+
+    name: str = ""
+    """For people reading the file (``emea sales``); receivers are shown by redacted URL."""
+    webhook_urls: list[WebhookUrl] = Field(min_length=1)
+    rules: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)
+    """Owner ids (the rep id an alert names as its owner)."""
+    teams: list[str] = Field(default_factory=list)
+    """Team names of ``alerts.teams``."""
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, rules: list[str]) -> list[str]:
+        unknown = sorted(set(rules) - set(ALERT_RULES))
+        if unknown:
+            raise ValueError(f"unknown alert rules: {', '.join(unknown)} (known: {', '.join(ALERT_RULES)})")
+        return rules
+
+
 class Alerts(_Strict):
     allowed_lateness_hours: float = Field(24, ge=0)
     """An event older than the account's newest by more than this raises no alert for the past."""
@@ -155,7 +183,20 @@ class Alerts(_Strict):
     stalled_opportunity_days: float = Field(gt=0)
     committee_required_personas: list[str] = Field(default_factory=list)
     committee_from_stage: str = "sql"
-    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_urls: list[WebhookUrl] = Field(default_factory=list)
+    """Receivers of every alert."""
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+    """Team name → the owner ids (rep ids) in it, for routes by team."""
+    routes: list[AlertRoute] = Field(default_factory=list)
+    """More receivers, by rule, owner or team (``webhook_urls`` still get every alert)."""
+
+    @model_validator(mode="after")
+    def _known_teams(self) -> "Alerts":
+        for i, route in enumerate(self.routes):
+            unknown = sorted(set(route.teams) - set(self.teams))
+            if unknown:
+                raise ValueError(f"routes[{i}] names teams not in alerts.teams: {', '.join(unknown)}")
+        return self
 
 
 BUILTIN_ATTRIBUTION_MODELS = ("first_touch", "last_touch", "lead_creation", "u_shaped", "w_shaped", "full_path",

@@ -35,6 +35,7 @@ class Topics:
     journey_ticks: faust.TopicT
     lead_outcomes: faust.TopicT
     alerts: faust.TopicT
+    alert_deliveries: faust.TopicT
 
 
 def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.TopicT:
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> faust.App:
         journey_ticks=_topic(app, t.JOURNEY_TICKS, settings),
         lead_outcomes=_topic(app, t.LEAD_OUTCOMES, settings),
         alerts=_topic(app, t.ALERTS, settings),
+        alert_deliveries=_topic(app, t.ALERT_DELIVERIES, settings),
     )
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]

@@ -71,7 +71,11 @@ DEFINITIONS_RELOADS = Counter(
 )
 ALERTS_FIRED = Counter("journeys_alerts_fired_total", "Alerts raised by a rule.", ["rule"])
 ALERTS_DELIVERED = Counter("journeys_alerts_delivered_total", "Alerts delivered, by channel.", ["channel"])
-ALERTS_FAILED = Counter("journeys_alerts_failed_total", "Alert deliveries that failed, by channel.", ["channel"])
+ALERTS_FAILED = Counter("journeys_alerts_failed_total",
+                        "Alert deliveries given up (retries used up or refused for good) and recorded failed, "
+                        "by channel.", ["channel"])
+ALERT_DELIVERY_RETRIES = Counter("journeys_alert_delivery_retries_total",
+                                 "Failed delivery attempts that were retried, by channel.", ["channel"])
 
 MAX_REASON_LABELS = 100
 """Distinct dead-letter reason paths kept as label values; later ones count as ``other``."""

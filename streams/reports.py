@@ -78,8 +78,11 @@ def _attribution(store, defs, p):
 
 
 def _alerts(store, defs, p):
+    failed = p.get("failed", "")
+    if failed not in ("", "0", "1", "true", "false"):
+        raise ValueError("failed must be 1 or 0")
     return _records(analytics.alerts(store, account=p.get("account", ""), rule=p.get("rule", ""),
-                                     limit=_bounded_int(p, "limit", 200, 10_000)))
+                                     limit=_bounded_int(p, "limit", 200, 10_000), failed=failed in ("1", "true")))
 
 
 def _bounded_int(p: dict[str, str], name: str, default: int, high: int) -> int:

@@ -201,7 +201,22 @@ class Settings(BaseSettings):
         "time, the wall clock (so a replay of old data raises no timer alerts for the past).",
     )
     alert_webhooks: list[str] = Field(
-        default_factory=list, description="Extra webhook URLs for alerts (JSON list), besides the definitions file's."
+        default_factory=list, description="Extra webhook URLs for alerts (JSON list), besides the definitions file's: "
+        "each gets every alert.",
+    )
+    alert_delivery_attempts: int = Field(
+        5, ge=1, le=100, description="POSTs of one alert to one webhook at most; after the last failure (or a "
+        "final refusal, a 4xx other than 408/425/429) the delivery is recorded failed and the next alerts go on. "
+        "A webhook whose last delivery failed gets one attempt per alert until it answers again.",
+    )
+    alert_delivery_backoff_seconds: float = Field(
+        1.0, ge=0, description="Wait after a webhook's first failed attempt; doubled after each further one.",
+    )
+    alert_delivery_max_backoff_seconds: float = Field(
+        30.0, ge=0, description="Longest wait between two attempts (also caps a receiver's Retry-After).",
+    )
+    alert_delivery_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time limit of one POST to a webhook.",
     )
     public_url: str = Field(
         "http://127.0.0.1:6066", description="Base URL of the web UI, for links in alerts."

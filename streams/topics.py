@@ -82,8 +82,14 @@ ALERTS = TopicSpec(
     "Alerts with deterministic ids; the store and the webhook deliverer read them.",
 )
 
+ALERT_DELIVERIES = TopicSpec(
+    "journeys-alert-deliveries-v1",
+    "alert_id",
+    "How each alert's delivery to each webhook ended (delivered or failed); the store keeps them.",
+)
+
 ALL = (INBOUND, INBOUND_DLQ, RECEIPTS, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
-       JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS)
+       JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS, ALERT_DELIVERIES)
 
 
 def name(spec: TopicSpec, prefix: str = "") -> str:

@@ -309,14 +309,36 @@ def stage_durations(store: _Queries) -> tuple[list[str], list[tuple]]:
     )
 
 
-def alerts(store: _Queries, account: str = "", rule: str = "", limit: int = 200) -> tuple[list[str], list[tuple]]:
-    """The alerts feed, newest first, optionally for one account and/or one rule."""
+def alerts(store: _Queries, account: str = "", rule: str = "", limit: int = 200,
+           failed: bool = False) -> tuple[list[str], list[tuple]]:
+    """The alerts feed, newest first, optionally for one account and/or one rule, with how its
+    webhook deliveries ended: ``delivery`` is ``delivered``, ``failed``, ``failed N of M``, or empty
+    (no receiver, or not delivered yet); ``delivery_errors`` names each failed receiver and why.
+    ``failed``: only alerts some receiver did not take."""
     return store.query(
         """
-        SELECT at, rule, account_id, owner, summary, definitions_version, link, alert_id, path
-        FROM alerts FINAL
-        WHERE ({account:String} = '' OR account_id = {account:String}) AND ({rule:String} = '' OR rule = {rule:String})
-        ORDER BY at DESC, alert_id LIMIT {limit:UInt32}
+        WITH picked AS (
+          SELECT * FROM alerts FINAL
+          WHERE ({account:String} = '' OR account_id = {account:String}) AND ({rule:String} = '' OR rule = {rule:String})
+            AND (NOT {failed:Bool} OR alert_id IN (SELECT alert_id FROM alert_deliveries FINAL WHERE status = 'failed'))
+          ORDER BY at DESC, alert_id LIMIT {limit:UInt32}
+        )
+        SELECT a.at AS at, a.rule AS rule, a.account_id AS account_id, a.owner AS owner, a.summary AS summary,
+               a.definitions_version AS definitions_version, a.link AS link, a.alert_id AS alert_id, a.path AS path,
+               multiIf(d.failed = 0 AND d.delivered = 0, '', d.failed = 0, 'delivered', d.delivered = 0, 'failed',
+                       concat('failed ', toString(d.failed), ' of ', toString(d.failed + d.delivered))) AS delivery,
+               d.delivered AS delivered, d.failed AS failed, d.errors AS delivery_errors
+        FROM picked AS a
+        LEFT JOIN (
+          SELECT alert_id, countIf(status = 'delivered') AS delivered, countIf(status = 'failed') AS failed,
+                 arrayStringConcat(arraySort(groupArrayIf(concat(receiver, ' (', reason, ')'), status = 'failed')), '; ')
+                   AS errors
+          FROM alert_deliveries FINAL
+          WHERE alert_id IN (SELECT alert_id FROM picked)  -- by primary key: only the alerts shown
+          GROUP BY alert_id
+        ) AS d ON d.alert_id = a.alert_id
+        ORDER BY at DESC, alert_id
+        SETTINGS join_use_nulls = 0
         """,
-        {"account": account, "rule": rule, "limit": limit},
+        {"account": account, "rule": rule, "limit": limit, "failed": failed},
     )

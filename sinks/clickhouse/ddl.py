@@ -407,6 +407,31 @@ MIGRATIONS = MIGRATIONS + (
     ),
 )
 
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        9,
+        "alert_deliveries: how each alert's delivery to each webhook ended",
+        (
+            # One row per (alert, receiver); a redelivered alert's newer row wins. ``receiver`` is
+            # the redacted URL (sinks/webhook.py redact), never the URL itself.
+            f"""
+            CREATE TABLE IF NOT EXISTS alert_deliveries (
+                alert_id String,
+                receiver String,
+                status LowCardinality(String),
+                attempts UInt16,
+                reason String,
+                at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(at)
+            ORDER BY (alert_id, receiver)
+            {_DEDUP}
+            """,
+        ),
+    ),
+)
+
+
 LATEST = MIGRATIONS[-1].version
 
 _LEDGER = """

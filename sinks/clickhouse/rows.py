@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from schemas.alerts import AlertRecord
+from schemas.alerts import AlertDelivery, AlertRecord
 from schemas.journey import JourneyUpdate
 from schemas.identity import IdentityLink, IdentityOverride
 from schemas.timeline import TimelineEvent, utc_ms
@@ -24,6 +24,7 @@ SCORE_COLUMNS = ("account_id", "event_id", "at", "stage", "engagement", "fit", "
                  "committee", "definitions_version")
 CONTACT_SCORE_COLUMNS = ("account_id", "contact_id", "persona", "title", "score", "scored_at", "version")
 ALERT_COLUMNS = ("alert_id", "rule", "account_id", "at", "owner", "summary", "definitions_version", "path", "link")
+ALERT_DELIVERY_COLUMNS = ("alert_id", "receiver", "status", "attempts", "reason", "at")
 LINK_COLUMNS = ("kind", "src", "dsts", "valid_froms", "valid_tos", "rules", "version")
 OVERRIDE_COLUMNS = ("kind", "src", "dst", "action", "reason", "changed_by", "changed_at", "version")
 
@@ -100,3 +101,7 @@ def contact_rows(u: JourneyUpdate) -> list[tuple[Any, ...]]:
 def alert_row(a: AlertRecord) -> tuple[Any, ...]:
     path = orjson.dumps([p.model_dump(mode="json") for p in a.path]).decode()
     return (a.alert_id, a.rule, a.account_id, a.at, a.owner, a.summary, a.definitions_version, path, a.link)
+
+
+def alert_delivery_row(d: AlertDelivery) -> tuple[Any, ...]:
+    return (d.alert_id, d.receiver, d.status, d.attempts, d.reason, d.at)

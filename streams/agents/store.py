@@ -22,7 +22,7 @@ import faust
 import orjson
 from pydantic import ValidationError
 
-from schemas.alerts import AlertRecord
+from schemas.alerts import AlertDelivery, AlertRecord
 from schemas.errors import InvalidEvent, Reason
 from schemas.identity import IdentityLink, IdentityOverride
 from schemas.journey import JourneyUpdate
@@ -195,3 +195,6 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
          Target("contact_scores", r.CONTACT_SCORE_COLUMNS, _contact_scores))
     sink(topics.alerts, "store-alerts",
          Target("alerts", r.ALERT_COLUMNS, lambda m: [r.alert_row(AlertRecord.model_validate_json(m.value))]))
+    sink(topics.alert_deliveries, "store-alert-deliveries",
+         Target("alert_deliveries", r.ALERT_DELIVERY_COLUMNS,
+                lambda m: [r.alert_delivery_row(AlertDelivery.model_validate_json(m.value))]))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from schemas.alerts import ALERT_RULES
 from schemas.errors import ConfigurationError
 from sinks.clickhouse import attribution
 from streams.cli import client
@@ -101,17 +102,22 @@ def stages(ctx: click.Context, account_id: str, fmt: str) -> None:
 
 @click.command("alerts")
 @click.option("--account", default="", help="Only this account's alerts.")
-@click.option("--rule", type=click.Choice(["", "channel_bounce", "back_to_research", "missed_handoff",
-                                           "rejected_leads", "stalled_opportunity", "committee_gap"]), default="")
+@click.option("--rule", type=click.Choice([""] + list(ALERT_RULES)), default="")
+@click.option("--failed", is_flag=True, help="Only alerts some webhook did not take (retries used up or refused).")
 @click.option("--limit", default=200, show_default=True)
 @format_option
 @click.pass_context
-def alerts_cmd(ctx: click.Context, account: str, rule: str, limit: int, fmt: str) -> None:
-    """The alerts feed: channel bounces, missed handoffs, rejected leads, stalled deals, committee gaps."""
-    rows = client.report(settings_of(ctx), "alerts", {k: v for k, v in
-                                                        {"account": account, "rule": rule, "limit": str(limit)}.items() if v})
+def alerts_cmd(ctx: click.Context, account: str, rule: str, failed: bool, limit: int, fmt: str) -> None:
+    """The alerts feed: channel bounces, missed handoffs, rejected leads, stalled deals, committee gaps.
+
+    DELIVERY says how the webhook deliveries ended: delivered, failed (retries used up or refused
+    for good; DELIVERY_ERRORS names each receiver and why), failed N of M, or empty (no webhook
+    receives it, or not delivered yet)."""
+    params = {"account": account, "rule": rule, "failed": "1" if failed else "", "limit": str(limit)}
+    rows = client.report(settings_of(ctx), "alerts", {k: v for k, v in params.items() if v})
     if fmt == "table":
-        rows = [{k: r[k] for k in ("at", "rule", "account_id", "owner", "summary")} for r in rows]
+        rows = [{k: r.get(k, "") for k in ("at", "rule", "account_id", "owner", "summary", "delivery",
+                                            "delivery_errors")} for r in rows]
     emit(rows, fmt, title="Alerts")
 
 

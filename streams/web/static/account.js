@@ -3,7 +3,7 @@
 
 import { lineChart, legend, linear, timeAxis, timeDomain } from "./charts.js";
 import {
-  alertsOrNull, api, channelColor, clear, empty, errorBox, fmtNum, fmtTime, h, initPage, parseTime,
+  alertsOrNull, api, channelColor, deliveryCell, clear, empty, errorBox, fmtNum, fmtTime, h, initPage, parseTime,
   person, ready, report, s, section, stageColor, table, tooltip,
 } from "./common.js";
 
@@ -265,6 +265,7 @@ function alertList(alerts) {
     { key: "rule", label: "rule" },
     { key: "summary", label: "summary" },
     { key: "owner", label: "owner" },
+    { key: "delivery", label: "delivery", fmt: deliveryCell },
   ], alerts, { id: "alerts-table" });
 }
 

@@ -2,7 +2,7 @@
 // without that report show an empty state instead of an error.
 
 import {
-  alertsOrNull, channelColor, clear, empty, errorBox, fmtTime, h, initPage, ready, swatch, table,
+  alertsOrNull, channelColor, clear, deliveryCell, empty, errorBox, fmtTime, h, initPage, ready, swatch, table,
 } from "./common.js";
 
 const main = initPage("alerts");
@@ -55,6 +55,7 @@ function render(rows) {
       fmt: (v) => h("a", { href: `/ui/account/${encodeURIComponent(v)}`, class: "account-link" }, v) },
     { key: "owner", label: "owner" },
     { key: "summary", label: "summary" },
+    { key: "delivery", label: "delivery", fmt: deliveryCell },
     { key: "path", label: "recent path", fmt: path },
   ], rows, { id: "alerts-table" }));
 }

@@ -98,6 +98,15 @@ export async function report(name, params = {}) {
   return body.rows;
 }
 
+/** An alert's webhook delivery ("delivered", "failed", "failed N of M", "" = none yet), failures
+ *  named in the tooltip and flagged with the class "delivery-failed". */
+export function deliveryCell(value, row) {
+  if (!value) return "–";
+  const failed = value.startsWith("failed");
+  return h("span", { class: failed ? "delivery delivery-failed" : "delivery", title: row.delivery_errors || null },
+           value);
+}
+
 /** The alerts report, or null when this tracker has no such report (400 "unknown report"). */
 export async function alertsOrNull(params = {}) {
   try {
