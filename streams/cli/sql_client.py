@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 
 import click
 
+from schemas.errors import ConfigurationError
 from sinks.clickhouse import sql_guard
 from sinks.clickhouse.client import Store, is_embedded
 from sinks.clickhouse.embedded_sql import AnalystSession, EngineError, Refused
@@ -44,7 +45,14 @@ def run(settings: Settings, sql: str, fmt: str) -> Result:
     try:
         if is_embedded(settings.store_url):
             result = _endpoint(settings, sql, fmt)
-            return result if result is not None else _in_process(settings, sql, fmt)
+            if result is not None:
+                return result
+            try:
+                return _in_process(settings, sql, fmt)
+            except ConfigurationError as exc:
+                raise click.ClickException(
+                    f"{exc}\nIf a store process holds the store, its SQL endpoint did not answer at "
+                    f"{settings.sql.endpoint()} (JOURNEYS_SQL__PORT / JOURNEYS_SQL__URL)") from exc
         return _server(settings, sql, fmt)
     except (Refused, EngineError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -172,7 +172,12 @@ class SqlEndpoint(Service):
         self.runner = web.AppRunner(build(self.session, token, zone or "UTC"), access_log=None)
         await self.runner.setup()
         sql = self.settings.sql
-        await web.TCPSite(self.runner, sql.host, sql.port).start()
+        try:
+            await web.TCPSite(self.runner, sql.host, sql.port).start()
+        except OSError as exc:  # the sinks matter more than the analysts' port: say so, keep storing
+            log.error("SQL endpoint not started: cannot listen on %s:%d (%s); set JOURNEYS_SQL__PORT",
+                      sql.host, sql.port, exc)
+            return
         log.info("SQL endpoint (ClickHouse HTTP, read-only) on http://%s:%d", sql.host, sql.port)
 
     async def on_stop(self) -> None:
