@@ -140,6 +140,10 @@ def create_app(settings: Settings) -> faust.App:
         store.register(app, topics, settings, handle)
         api.register(app, handle, definitions)
         ui.register(app, settings)
+        if settings.sql.port and handle.url.startswith("chdb:"):  # with a server, analysts use the server
+            from streams.web import sql_endpoint
+
+            sql_endpoint.register(app, settings, handle)
     ops.register(app, settings, handle if settings.has_role("store") else None)
     auth.install(app)  # every role: Faust's own /table/ views expose state too
     return app

@@ -60,6 +60,26 @@ class PiiSettings(BaseModel):
         return self.email_hmac_key.get_secret_value().encode() if self.email_hmac_key else None
 
 
+class SqlSettings(BaseModel):
+    """The analysts' SQL endpoint on the store process (env ``JOURNEYS_SQL__<NAME>``): a
+    read-only subset of the ClickHouse HTTP interface over the embedded store (docs/analytics.md)."""
+
+    port: int = Field(8124, ge=0, le=65535, description="Port of the SQL endpoint (ClickHouse HTTP protocol) "
+                      "on the store process with the embedded store; 0 turns it off.")
+    host: str = Field("127.0.0.1", description="Bind address of the SQL endpoint; anything but loopback "
+                      "needs JOURNEYS_API_TOKEN (clients send it as password or bearer token).")
+    url: str | None = Field(None, description="Where `journeys sql` and `journeys export` find the endpoint; "
+                            "default http://127.0.0.1:<port>.")
+    max_execution_seconds: float = Field(60.0, gt=0, description="Longest an analyst query may run.")
+    max_result_rows: int = Field(10_000_000, ge=1, description="Most rows an analyst query may return "
+                                 "(more is an error, never a silent cut).")
+    max_result_mb: int = Field(2048, ge=1, description="Largest result an analyst query may return, MB.")
+    max_memory_mb: int = Field(2048, ge=1, description="Most memory one analyst query may use, MB.")
+
+    def endpoint(self) -> str:
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
 SECRETS_DIR_ENV = "JOURNEYS_SECRETS_DIR"
 """Directory of secret files: a file ``journeys_<name>`` holds the value of ``JOURNEYS_<NAME>``."""
 
@@ -254,6 +274,9 @@ class Settings(BaseSettings):
     pii: PiiSettings = Field(default_factory=PiiSettings, description="Personal data (JOURNEYS_PII__*).")
     collector: CollectorSettings = Field(
         default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
+    )
+    sql: SqlSettings = Field(
+        default_factory=SqlSettings, description="The analysts' SQL endpoint (JOURNEYS_SQL__*)."
     )
 
     @property

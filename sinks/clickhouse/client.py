@@ -117,6 +117,11 @@ class Store:
             result = self._client.query(sql, parameters=parameters, settings=settings)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
+    def raw(self, sql: str, settings: dict[str, Any] | None = None) -> bytes:
+        """The engine's bytes for ``sql`` (which names its own FORMAT); for analyst SQL on a server."""
+        with self._lock:
+            return self._client.raw_query(sql, settings=settings)
+
     def insert(
         self,
         table: str,

@@ -57,6 +57,7 @@ class Tracker:
             JOURNEYS_DATA_DIR=str(self.data_dir),
             JOURNEYS_CLICKHOUSE_URL=f"chdb://{self.store_dir}",
             JOURNEYS_WEB_PORT=str(self.port),
+            JOURNEYS_SQL__PORT=str(free_port()),  # never the default 8124: trackers run side by side
             JOURNEYS_API_URL=f"http://127.0.0.1:{self.port}",
             JOURNEYS_TOPIC_PARTITIONS="2",
             JOURNEYS_SINK_FLUSH_SECONDS="0.3",
