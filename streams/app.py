@@ -34,6 +34,7 @@ class Topics:
     journey_ticks: faust.TopicT
     lead_outcomes: faust.TopicT
     alerts: faust.TopicT
+    privacy: faust.TopicT
 
 
 def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.TopicT:
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> faust.App:
         journey_ticks=_topic(app, t.JOURNEY_TICKS, settings),
         lead_outcomes=_topic(app, t.LEAD_OUTCOMES, settings),
         alerts=_topic(app, t.ALERTS, settings),
+        privacy=_topic(app, t.PRIVACY, settings),
     )
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]
@@ -115,7 +117,7 @@ def create_app(settings: Settings) -> faust.App:
         alerts_delivery.register(app, topics, settings, defs)
     if settings.has_role("store"):
         from sinks.clickhouse import ddl
-        from streams.agents import store
+        from streams.agents import privacy, store
         from streams.web import api, ui
 
         faults = None
@@ -125,8 +127,10 @@ def create_app(settings: Settings) -> faust.App:
             faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
         defs = load_definitions(settings.definitions)
         channels = ddl.channel_rows(defs.channels, defs.version, time.time_ns() // 1000)
-        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels)
+        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels,
+                             retention_days=(settings.retention.events_days, settings.retention.dead_letters_days))
         store.register(app, topics, settings, handle)
+        privacy.register(app, topics, settings, handle)
         api.register(app, handle, defs)
         ui.register(app, settings)
     ops.register(app, settings, handle if settings.has_role("store") else None)

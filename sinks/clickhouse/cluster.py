@@ -45,6 +45,7 @@ SHARDING_KEYS: dict[str, str] = {
     "timeline_by_key": "cityHash64(event_id)",
     "channel_definitions": "cityHash64(channel)",
     "event_resolution": "cityHash64(event_id)",
+    "privacy_requests": "cityHash64(request_id)",
 }
 """The Distributed sharding key of every table the migrations create."""
 

@@ -407,6 +407,28 @@ MIGRATIONS = MIGRATIONS + (
     ),
 )
 
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        9,
+        "privacy requests: the audit of `journeys privacy forget` (a hash of the identifier, never the identifier)",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS privacy_requests (
+                request_id String,
+                kind LowCardinality(String),
+                identifier_hash String,
+                requested_by String,
+                requested_at DateTime64(3, 'UTC'),
+                rows_deleted Map(String, UInt64),
+                rows_pseudonymised Map(String, UInt64),
+                completed_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(completed_at)
+            ORDER BY request_id
+            """,
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _LEDGER = """
