@@ -36,6 +36,7 @@ class Topics:
     lead_outcomes: faust.TopicT
     alerts: faust.TopicT
     alert_deliveries: faust.TopicT
+    privacy: faust.TopicT
 
 
 def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.TopicT:
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> faust.App:
         lead_outcomes=_topic(app, t.LEAD_OUTCOMES, settings),
         alerts=_topic(app, t.ALERTS, settings),
         alert_deliveries=_topic(app, t.ALERT_DELIVERIES, settings),
+        privacy=_topic(app, t.PRIVACY, settings),
     )
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]
@@ -124,7 +126,7 @@ def create_app(settings: Settings) -> faust.App:
         alerts_delivery.register(app, topics, settings, definitions.current)
     if settings.has_role("store"):
         from sinks.clickhouse import ddl
-        from streams.agents import store
+        from streams.agents import privacy, store
         from streams.web import api, ui
 
         faults = None
@@ -134,10 +136,12 @@ def create_app(settings: Settings) -> faust.App:
             faults = FaultHooks(settings.fault_kill_after_inserts, settings.fault_fail_inserts_seconds)
         defs = definitions.current
         channels = ddl.channel_rows(defs.channels, defs.version, time.time_ns() // 1000)
-        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels)
+        handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels,
+                             retention_days=(settings.retention.events_days, settings.retention.dead_letters_days))
         definitions.subscribe(lambda d: asyncio.get_running_loop().run_in_executor(
             None, handle.set_channels, ddl.channel_rows(d.channels, d.version, time.time_ns() // 1000)))
         store.register(app, topics, settings, handle)
+        privacy.register(app, topics, settings, handle)
         api.register(app, handle, definitions)
         ui.register(app, settings)
         if settings.sql.port and handle.url.startswith("chdb:"):  # with a server, analysts use the server

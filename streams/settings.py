@@ -80,6 +80,18 @@ class SqlSettings(BaseModel):
         return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
 
+class RetentionSettings(BaseModel):
+    """How long the store keeps raw data (env ``JOURNEYS_RETENTION__<NAME>``), set by the store
+    process at start as a ClickHouse TTL."""
+
+    events_days: int = Field(
+        0, ge=0, description="Days the store keeps events (timeline and event_resolution, by event time); 0 keeps "
+        "them forever (a TTL set before is removed). Expired rows go at ClickHouse's next merges.")
+    dead_letters_days: int = Field(
+        0, ge=0, description="Days the store keeps dead letters (by rejection time); 0 keeps them forever. The "
+        "dead-letter topic keeps its own copy for the topic's retention.ms.")
+
+
 SECRETS_DIR_ENV = "JOURNEYS_SECRETS_DIR"
 """Directory of secret files: a file ``journeys_<name>`` holds the value of ``JOURNEYS_<NAME>``."""
 
@@ -272,6 +284,8 @@ class Settings(BaseSettings):
         "account_id), emails and URL passwords scrubbed."
     )
     pii: PiiSettings = Field(default_factory=PiiSettings, description="Personal data (JOURNEYS_PII__*).")
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="Retention of raw data in the store (JOURNEYS_RETENTION__*).")
     collector: CollectorSettings = Field(
         default_factory=CollectorSettings, description="The HTTP collector (JOURNEYS_COLLECTOR__*)."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from sinks.clickhouse import ddl
+from sinks.clickhouse import ddl, retention
 from sinks.clickhouse.client import FaultHooks, ReadOnlyStore, Store, redact
 
 log = logging.getLogger(__name__)
@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 
 class StoreHandle:
     def __init__(self, url: str, faults: FaultHooks | None = None, reader_url: str | None = None,
-                 channels: list[tuple] | None = None) -> None:
+                 channels: list[tuple] | None = None, retention_days: tuple[int, int] | None = None) -> None:
         self.url = url
+        self.retention_days = retention_days  # (events, dead letters): the store process sets the TTLs
         self.channels = channels or []  # ddl.channel_rows of the definitions, written on open
         self.faults = faults  # fault injection (tests/faults only)
         self.reader_url = reader_url  # a read-only ClickHouse user for the API and CLI (server only)
@@ -30,6 +31,8 @@ class StoreHandle:
                 applied = ddl.migrate(store)
                 if applied:
                     log.info("store %s migrated: %s", redact(self.url), [m.version for m in applied])
+                if self.retention_days is not None:
+                    self._retain(store, *self.retention_days)
                 if self.channels:  # the analyst views read each channel's team from the definitions
                     store.insert("channel_definitions", self.channels, ddl.CHANNEL_COLUMNS)
                 self._store = store
@@ -43,6 +46,14 @@ class StoreHandle:
             store = self._store
         if store is not None:
             store.insert("channel_definitions", channels, ddl.CHANNEL_COLUMNS)
+
+    @staticmethod
+    def _retain(store: Store, events_days: int, dead_letters_days: int) -> None:
+        try:
+            for statement in retention.apply(store, events_days, dead_letters_days):
+                log.info("retention: %s", statement)
+        except ValueError as exc:  # a cluster: the operator sets it (the store still works)
+            log.error("%s", exc)
 
     def reader(self) -> ReadOnlyStore:
         """The store for analyst reads: read-only queries, through the reader user if one is set

@@ -88,8 +88,15 @@ ALERT_DELIVERIES = TopicSpec(
     "How each alert's delivery to each webhook ended (delivered or failed); the store keeps them.",
 )
 
+PRIVACY = TopicSpec(
+    "journeys-privacy-v1",
+    "request id",
+    "Privacy requests (`journeys privacy forget`): the store process deletes the person's rows, tells the "
+    "stream stages to drop their state (control records on events, persons and journey ticks), then audits.",
+)
+
 ALL = (INBOUND, INBOUND_DLQ, RECEIPTS, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
-       JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS, ALERT_DELIVERIES)
+       JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS, ALERT_DELIVERIES, PRIVACY)
 
 
 def name(spec: TopicSpec, prefix: str = "") -> str:
@@ -104,3 +111,8 @@ DLQ_HEADER_SOURCE = "journeys.dlq.source"
 DLQ_HEADER_STAGE = "journeys.dlq.stage"
 DLQ_HEADER_REASONS = "journeys.dlq.reasons"
 DLQ_HEADER_REJECTED_AT = "journeys.dlq.rejected_at"
+
+# Control records: a record on a stage's input topic with this header is a command to the
+# stage, not data. ``forget``: drop the state of the record's key (device or person stage).
+CONTROL_HEADER = "journeys.control"
+CONTROL_FORGET = b"forget"

@@ -46,6 +46,7 @@ SHARDING_KEYS: dict[str, str] = {
     "channel_definitions": "cityHash64(channel)",
     "event_resolution": "cityHash64(event_id)",
     "alert_deliveries": "cityHash64(alert_id)",
+    "privacy_requests": "cityHash64(request_id)",
 }
 """The Distributed sharding key of every table the migrations create."""
 

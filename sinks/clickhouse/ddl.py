@@ -407,7 +407,6 @@ MIGRATIONS = MIGRATIONS + (
     ),
 )
 
-
 MIGRATIONS = MIGRATIONS + (
     Migration(
         9,
@@ -426,6 +425,29 @@ MIGRATIONS = MIGRATIONS + (
             ) ENGINE = ReplacingMergeTree(at)
             ORDER BY (alert_id, receiver)
             {_DEDUP}
+            """,
+        ),
+    ),
+)
+
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        10,
+        "privacy requests: the audit of `journeys privacy forget` (a hash of the identifier, never the identifier)",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS privacy_requests (
+                request_id String,
+                kind LowCardinality(String),
+                identifier_hash String,
+                requested_by String,
+                requested_at DateTime64(3, 'UTC'),
+                rows_deleted Map(String, UInt64),
+                rows_pseudonymised Map(String, UInt64),
+                completed_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(completed_at)
+            ORDER BY request_id
             """,
         ),
     ),

@@ -91,6 +91,7 @@ class AnalystSession:
         try:
             return bytes(self._conn.query(sql, "TabSeparatedRaw", params=params).bytes()).decode()
         except Exception as exc:  # noqa: BLE001 - chdb raises RuntimeError with ClickHouse's message
+            self._drain()
             raise error_of(exc) from exc
 
     def run(self, sql: str, default_format: str = "TabSeparated", database: str | None = None,
@@ -106,9 +107,19 @@ class AnalystSession:
             try:
                 result = self._conn.query(f"{statement.text}\nFORMAT {fmt}", fmt, params=params)
             except Exception as exc:  # noqa: BLE001 - as above
+                self._drain()
                 raise error_of(exc) from exc
             return Answer(bytes(result.bytes()), fmt, _int(result, "rows_read"), _int(result, "bytes_read"),
                           time.monotonic() - began)
+
+    def _drain(self) -> None:
+        """After a query the engine stopped (a result cap, a timeout), chDB hands the rest of its
+        result to the *next* query on the connection (seen with chdb 3: a TabSeparated answer
+        came back as the failed query's Native bytes). One throwaway query takes it."""
+        try:
+            self._conn.query("SELECT 1", "TabSeparatedRaw")
+        except Exception:  # noqa: BLE001 - only the stale result matters here
+            pass
 
     def _use(self, database: str) -> None:
         database = sql_guard.identifier(database, "database")

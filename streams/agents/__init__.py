@@ -112,12 +112,16 @@ class _At:
 def write_states(table: faust.TableT, states: States) -> None:
     """Write every key a batch changed, once, each with its own record made the current event:
     Faust writes a table key's changelog to the current event's partition, and in a batch that
-    is whichever record came last — a restore after a rebalance would miss the key."""
+    is whichever record came last — a restore after a rebalance would miss the key. A ``None``
+    value deletes the key."""
     for key, value, message in states.written():
         at = _At(message)
         token = _current_event.set(weakref.ref(at))
         try:
-            table[key] = value
+            if value is not None:
+                table[key] = value
+            elif key in table:  # deleted (a privacy request): a tombstone on the changelog
+                del table[key]
         finally:
             _current_event.reset(token)
 

@@ -7,7 +7,9 @@ import sys
 from faust.cli.faust import cli
 
 from streams.cli import doctor
-from streams.cli import analytics_commands, commands, identity_commands, ingest_commands, sql_commands
+from streams.cli import (
+    analytics_commands, commands, identity_commands, ingest_commands, privacy_commands, sql_commands,
+)
 
 
 def main() -> None:
@@ -21,7 +23,8 @@ def main() -> None:
 
         limit_arenas(settings.malloc_arena_max)  # before create_app starts threads (fence, chDB)
         set_mmap_threshold(settings.malloc_mmap_threshold_kb)
-    for command in commands.ALL + ingest_commands.ALL + identity_commands.ALL + analytics_commands.ALL + sql_commands.ALL:
+    for command in (commands.ALL + ingest_commands.ALL + identity_commands.ALL + analytics_commands.ALL
+                    + sql_commands.ALL + privacy_commands.ALL):
         cli.add_command(command)
     commands.dlq.add_command(ingest_commands.dlq_replay)
     cli.add_command(doctor.doctor)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import click
 
-from sinks.clickhouse import queries
+from sinks.clickhouse import privacy, queries
 from sinks.clickhouse.client import Store, is_embedded
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
@@ -101,3 +101,13 @@ def report(settings: Settings, name: str, params: dict[str, str]) -> list[dict[s
         if body is not None:
             return body["rows"]
     return direct(settings, lambda store: reports.run(name, store, load(settings.definitions), params))
+
+
+def privacy_requests(settings: Settings, request_id: str | None = None) -> list[dict[str, Any]]:
+    """The audit rows of privacy requests (one request's with ``request_id``), newest first."""
+    if is_embedded(settings.store_url):
+        body = api_get(settings, "/api/v1/privacy/requests" + (f"?id={quote(request_id)}" if request_id else ""))
+        if body is not None:
+            return body["requests"]
+    cols, rows = direct(settings, privacy.requests, request_id)
+    return queries.records(cols, rows)

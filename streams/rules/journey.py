@@ -451,3 +451,29 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
     out.score = {"engagement": round(state["engagement"], 4), "fit": round(state["fit"], 4),
                  "total": round(state["engagement"] + state["fit"], 4)}
     return out
+
+
+def forget_contacts(state: dict[str, Any], ids: Iterable[str]) -> dict[str, Any]:
+    """The journey without the given person ids (``journeys privacy forget``): their contact
+    entries go (from the state and its base), every remembered value equal to one of them —
+    a fact's person, contact or email, a logged stage change's contact — becomes ``""``, and
+    remembered alerts that mention one are dropped (they are only kept to re-send after a
+    crash). Account-level figures (stage, scores, owner) stay as they are."""
+    gone = {i for i in ids if i}
+    if not gone:
+        return state
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return "" if value in gone else value
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items() if k not in gone}
+        return value
+
+    alerts = [entry for entry in state.get("alert_log", []) if not any(i in str(entry) for i in gone)]
+    out: dict[str, Any] = scrub({k: v for k, v in state.items() if k != "alert_log"})
+    if "alert_log" in state:
+        out["alert_log"] = alerts
+    return out

@@ -87,6 +87,10 @@ class States:
         self.values[key] = value
         self.records[key] = record
 
+    def delete(self, key: str, record: Any) -> None:
+        """The key's state is gone (a privacy request): written as a deletion (``None``)."""
+        self.put(key, None, record)
+
     def forget(self, key: str) -> None:
         """Drop what a failed handling left (the table still has the value from before the batch)."""
         self.values.pop(key, None)
@@ -107,7 +111,7 @@ class States:
                 self.records[key] = record
 
     def written(self) -> Iterable[tuple[str, Any, Any]]:
-        """``(key, value, record)`` of every key put in this batch."""
+        """``(key, value, record)`` of every key put in this batch (``value`` ``None``: deleted)."""
         return ((key, self.values[key], record) for key, record in self.records.items())
 
 
@@ -120,6 +124,17 @@ class Step(Protocol):
     def group(self, records: Sequence[Any], out: Outbox) -> dict[str, list[tuple[Any, ...]]]: ...
 
     def handle(self, key: str, items: list[tuple[Any, ...]], states: States, out: Outbox) -> None: ...
+
+
+def is_forget(record: Any) -> bool:
+    """A control record asking the stage to drop its key's state (``journeys privacy forget``)."""
+    from streams import topics as t
+
+    headers = record.headers
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return any(k == t.CONTROL_HEADER and v == t.CONTROL_FORGET for k, v in pairs)
 
 
 def where(record: Any) -> str:

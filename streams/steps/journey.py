@@ -6,6 +6,9 @@ once. Alerts have deterministic ids and are remembered in the state (written wit
 so a redelivered trigger re-sends what a crash lost. One journey update per account and batch
 carries the newest scores and every stage change the batch made or retracted (the score
 history has a point per batch: per event when traffic is light, fewer under a backlog).
+
+A tick with ``forget`` (person ids, sent by the store process for ``journeys privacy
+forget``) removes those people from the account's journey (:func:`forget_contacts`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from streams.rules.journey import (
     committee,
     contact_key,
     contact_scores,
+    forget_contacts,
     new_journey,
     on_journey_events,
     output_version,
@@ -125,10 +129,11 @@ class Journey:
                 try:
                     tick = orjson.loads(record.value)
                     account, now = str(tick["account"]), int(tick["now_ms"])
+                    forget = tuple(str(i) for i in tick.get("forget", ()))
                 except Exception as exc:  # noqa: BLE001 - not a tick we wrote: dead-lettered
                     dead_letter(out, self.names.inbound_dlq, record, self.name, exc)
                     continue
-                groups.setdefault(account, []).append((record, None, now))
+                groups.setdefault(account, []).append((record, None, now, forget))
                 continue
             metrics.EVENTS_IN.labels(self.name).inc()
             try:
@@ -143,15 +148,15 @@ class Journey:
             account = entry.journey_account_id or entry.account_id
             if not account or entry.replay and not entry.journey_account_id:
                 continue  # anonymous and unattributed: nothing to score yet
-            groups.setdefault(account, []).append((record, entry, 0))
+            groups.setdefault(account, []).append((record, entry, 0, ()))
         return groups
 
     def handle(self, account: str, items: list[tuple[Any, ...]], states: States, out: Outbox) -> None:
         """The account's events of one batch (journey and alerts per event, then one journey
         update for the batch: the newest scores and every stage change made or retracted),
         then its ticks."""
-        entries = [entry for _, entry, _ in items if entry is not None]
-        ticks = [(record, now) for record, entry, now in items if entry is None]
+        entries = [entry for _, entry, _, _ in items if entry is not None]
+        ticks = [(record, now, forget) for record, entry, now, forget in items if entry is None]
         state = states.get(account)
         if entries:
             state = state or new_journey()
@@ -176,8 +181,12 @@ class Journey:
                                    contacts={contact_key(e) for e in entries}).to_bytes())
             if not all(outcome.duplicate for _, outcome in outcomes):
                 self.written(states, account, state, items[-1][0])
-        for record, now in ticks:
+        for record, now, forget in ticks:
             if state is None:
+                continue
+            if forget:  # a privacy request: the people go, the account's journey stays
+                state = forget_contacts(state, forget)
+                self.written(states, account, state, record)
                 continue
             trigger = f"tick:{now}"
             found = rules.on_tick(state, account, now, self.defs)
@@ -209,4 +218,12 @@ class Journey:
 
     def tick(self, account: str, now_ms: int) -> bytes:
         """The value of a tick record for ``account`` (sent to the tick topic keyed by account)."""
-        return orjson.dumps({"account": account, "now_ms": now_ms})
+        return tick_value(account, now_ms)
+
+
+def tick_value(account: str, now_ms: int, forget: Iterable[str] = ()) -> bytes:
+    """A tick record's value; with ``forget``, the person ids the account's journey drops."""
+    body: dict[str, Any] = {"account": account, "now_ms": now_ms}
+    if forget:
+        body["forget"] = sorted(forget)
+    return orjson.dumps(body)

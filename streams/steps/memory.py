@@ -76,7 +76,10 @@ class MemoryRunner:
         out, states = Outbox(), States(lambda key: copy.deepcopy(table.get(key)))  # fresh, as a deserialised value
         run_batch(self.steps[stage.name], batch, states, out, self.names.inbound_dlq)
         for key, value, _ in states.written():
-            table[key] = value
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
         for topic_name, out_key, out_value, headers in out.items:
             self.produce(topic_name, out_key, out_value, dict(headers) if headers else None)
         self.read[(stage.name, source, p)] = start + len(batch)

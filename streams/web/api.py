@@ -8,7 +8,7 @@ from importlib import resources
 import faust
 from faust.web import Request, Response, View
 
-from sinks.clickhouse import queries
+from sinks.clickhouse import privacy, queries
 from streams import reports
 from streams.definitions_source import DefinitionsSource
 from streams.storehandle import StoreHandle
@@ -60,6 +60,16 @@ def register(app: faust.App, handle: StoreHandle, definitions: DefinitionsSource
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"report": name, "params": params, "rows": records})
+
+    @app.page("/api/v1/privacy/requests")
+    class PrivacyRequestsView(View):
+        async def get(self, request: Request) -> Response:
+            """The audit of privacy requests (no identifier: its hash), newest first; ``?id=`` one request."""
+            request_id = request.query.get("id") or None
+            if request_id is not None and len(request_id) > 64:
+                return self.json({"error": "id is longer than 64 characters"}, status=400)
+            cols, rows = await run(privacy.requests, request_id)
+            return self.json({"requests": queries.records(cols, rows)})
 
     @app.page("/api/v1/stats")
     class StatsView(View):

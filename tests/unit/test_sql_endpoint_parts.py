@@ -47,3 +47,17 @@ def test_content_types_and_loopback() -> None:
     assert content_type("CSVWithNames").startswith("text/csv")
     assert content_type("Native") == content_type("Parquet") == "application/octet-stream"
     assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and not loopback("0.0.0.0")
+
+
+def test_a_query_stopped_by_a_cap_does_not_leak_its_result_into_the_next(tmp_path) -> None:
+    """chDB hands the rest of a stopped query's result to the next query on the connection: the
+    session drains it, so the next answer is its own."""
+    from sinks.clickhouse.embedded_sql import AnalystSession, EngineError, Limits
+
+    session = AnalystSession(str(tmp_path / "store"), Limits(max_result_rows=100_000))
+    try:
+        with pytest.raises(EngineError, match="max rows"):
+            session.run("SELECT number FROM numbers(200000)", "Native")
+        assert session.run("SELECT 1").body == b"1\n"
+    finally:
+        session.close()
