@@ -116,6 +116,8 @@ def committee_gap(state: dict[str, Any], account: str, stage_rank: int, engaged:
     from_stage = defs.stage(defs.alerts.committee_from_stage)
     if from_stage is None or stage_rank < from_stage.rank or stage_rank <= 0:
         return out
+    if state.get("stage") in {defs.stage_for("won"), defs.stage_for("lost")} - {""}:
+        return out  # a closed deal: nobody is left to bring into the buying committee
     missing = [p for p in defs.alerts.committee_required_personas if not engaged.get(p)]
     if missing:
         _fire(state, out, "committee_gap", account, f"stage:{state.get('stage')}", at_ms, 7 * DAY_MS,

@@ -46,6 +46,29 @@ def test_committee_gap_fires_from_the_stage_on_when_a_persona_is_missing() -> No
     assert alerts.committee_gap({"stage": "sql"}, "acme", sql.rank, {"executive": ["ann"]}, 0, DEFS) == []
 
 
+def test_no_committee_gap_on_a_closed_deal() -> None:
+    for closed in ("won", "lost"):
+        rank = DEFS.stage(closed).rank
+        assert alerts.committee_gap({"stage": closed}, "acme", rank, {}, 0, DEFS) == [], closed
+    opportunity = DEFS.stage("opportunity")
+    assert [a.rule for a in alerts.committee_gap({"stage": "opportunity"}, "acme", opportunity.rank, {}, 0, DEFS)] \
+        == ["committee_gap"]
+
+
+def test_stalled_opportunity_fires_after_its_days_and_not_for_closed_deals() -> None:
+    day = 86_400_000
+    idle = int(DEFS.alerts.stalled_opportunity_days * day)
+    state = {"stage": "opportunity", "last_touch_ms": 10 * day, "account": "acme"}
+    assert alerts.next_due_ms(state, DEFS) == 10 * day + idle
+    assert alerts.on_tick(dict(state), "acme", 10 * day + idle - 1, DEFS) == []
+    fired = alerts.on_tick(state, "acme", 10 * day + idle + 1, DEFS)
+    assert [a.rule for a in fired] == ["stalled_opportunity"]
+    assert alerts.on_tick(state, "acme", 10 * day + idle + 2, DEFS) == []  # once per idle period
+    assert alerts.next_due_ms(state, DEFS) == 0
+    for closed in ("won", "lost"):
+        assert alerts.on_tick({"stage": closed, "last_touch_ms": 1}, "acme", 10**13, DEFS) == []
+
+
 def test_on_tick_and_next_due_ms_for_a_missed_handoff() -> None:
     state = {"account": "acme", "stage": "mql", "mql_at_ms": 10 * H, "last_human_ms": 0}
     due = alerts.next_due_ms(state, DEFS)
