@@ -13,7 +13,7 @@ from streams import topics as t
 from streams.cli import client
 from streams.cli.commands import format_option, settings_of
 from streams.cli.output import emit
-from streams.producer import make_producer
+from streams.producer import send_one
 from streams.rules import pii
 
 KINDS = click.Choice(["device", "person_account", "person_alias", "account_merge"])
@@ -31,12 +31,7 @@ def _send(ctx: click.Context, action: str, kind: str, src: str, dst: str, reason
         src, dst = pii.scrub(src, key), pii.scrub(dst, key)
     override = IdentityOverride(action=action, kind=kind, src=src, dst=dst, reason=reason, by=by,
                                 at=datetime.now(timezone.utc))
-    producer = make_producer(settings)
-    try:
-        topic = t.name(t.IDENTITY_OVERRIDES, settings.topic_prefix)
-        producer.send(topic, key=override.override_id.encode(), value=override.to_bytes()).get(timeout=30)
-    finally:
-        producer.close()
+    send_one(settings, t.IDENTITY_OVERRIDES, override.override_id.encode(), override.to_bytes())
     click.echo(f"{action} recorded: {kind} {src} → {dst} (by {by}: {reason})")
 
 

@@ -14,7 +14,7 @@ from streams import topics as t
 from streams.cli import client
 from streams.cli.commands import format_option, settings_of
 from streams.cli.output import emit
-from streams.producer import make_producer
+from streams.producer import send_one
 from streams.rules import pii
 from streams.settings import Settings
 
@@ -88,12 +88,7 @@ def forget(ctx: click.Context, email: str | None, user_id: str | None, anonymous
     kind, value = _request(email, user_id, anonymous_id)
     request = ForgetRequest(kind=kind, identifier=stored_form(kind, value, settings.pii.key()),  # type: ignore[arg-type]
                             requested_by=by, requested_at=datetime.now(timezone.utc))
-    producer = make_producer(settings)
-    try:
-        topic = t.name(t.PRIVACY, settings.topic_prefix)
-        producer.send(topic, key=request.request_id.encode(), value=request.to_bytes()).get(timeout=30)
-    finally:
-        producer.close()
+    send_one(settings, t.PRIVACY, request.request_id.encode(), request.to_bytes())
     click.echo(f"privacy request {request.request_id} sent: forget {kind} (sha256 {request.identifier_hash[:16]}…)")
     if not wait:
         click.echo(f"see it done with: journeys privacy requests --id {request.request_id}")
