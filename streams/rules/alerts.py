@@ -207,7 +207,9 @@ def on_lead_outcome(state: dict[str, Any], source: str, status: str, t: int, lea
     state["leads"] = dict(list(recent.items())[-2000:])
     mqls = sum(1 for v in recent.values() if "mql" in v)
     rejected = sum(1 for v in recent.values() if "rejected" in v)
-    if status == "rejected" and mqls >= defs.alerts.rejected_leads_min_mqls and rejected / max(mqls, 1) > defs.alerts.rejected_leads_rate:
+    # judged after every outcome, not only a rejection: outcomes of different leads reach this
+    # source's state in processing order (a lead's rejection may come before another's MQL)
+    if mqls >= defs.alerts.rejected_leads_min_mqls and rejected / max(mqls, 1) > defs.alerts.rejected_leads_rate:
         _fire(state, out, "rejected_leads", f"source:{source}", f"window:{t // window}", t, window,
               f"sales rejected {rejected} of {mqls} MQLs from {source} in {defs.alerts.rejected_leads_window_days:g} days",
               defs)

@@ -105,12 +105,16 @@ def test_shuffled_partitions_and_batches_store_the_same_events_and_end_in_the_sa
 
 
 def test_a_long_journey_of_hundreds_of_events_per_account() -> None:
-    events = [ev.identify(0, "d1", "jane", email="jane@acme.com"), ev.group(0.1, "jane", "acme")]
+    # explicit ids: the partitions records land in, so the interleaving, follow from them (ids from
+    # the shared counter of tests.support.events depend on which tests ran before)
+    events = [ev.identify(0, "d1", "jane", email="jane@acme.com", mid="lj-identify"),
+              ev.group(0.1, "jane", "acme", mid="lj-group")]
     rng = random.Random(4)
     for i in range(600):
-        events.append(ev.page(1 + i * 0.5, anon="d1", path=rng.choice(["/", "/pricing", "/docs"])))
+        events.append(ev.page(1 + i * 0.5, anon="d1", path=rng.choice(["/", "/pricing", "/docs"]), mid=f"lj-page-{i}"))
         if i % 25 == 0:
-            events.append(ev.call(1 + i * 0.5 + 0.1, "jane@acme.com", account="acme", outcome="connected"))
+            events.append(ev.call(1 + i * 0.5 + 0.1, "jane@acme.com", account="acme", outcome="connected",
+                                  conversationId=f"lj-call-{i}"))
     lines = ev.encode(events)
     runner = MemoryRunner(DEFS, partitions=3, batch_size=64, shuffle=4)  # stages interleave at random
     runner.feed(lines)
@@ -149,8 +153,9 @@ def test_a_redelivered_batch_sends_the_same_outputs_again_and_changes_no_state()
     """A crash after the state was written but before the outputs were committed: the batch
     comes again; every step hands back what it sent (idempotent downstream), state unchanged."""
     runner = MemoryRunner(DEFS, batch_size=1000)
-    runner.feed(ev.encode([ev.identify(0, "d1", "jane", email="jane@acme.com"), ev.group(0.1, "jane", "acme"),
-                           ev.page(1, anon="d1", path="/pricing"), ev.call(2, "jane@acme.com", account="acme")]))
+    runner.feed(ev.encode([ev.identify(0, "d1", "jane", email="jane@acme.com", mid="rd-identify"),
+                           ev.group(0.1, "jane", "acme", mid="rd-group"), ev.page(1, anon="d1", path="/pricing", mid="rd-page"),
+                           ev.call(2, "jane@acme.com", account="acme", conversationId="rd-call")]))
     runner.run()
     for stage in runner.stages:
         if stage.table is None:

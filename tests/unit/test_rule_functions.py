@@ -121,3 +121,14 @@ def test_touch_points_and_persona_fit() -> None:
 def test_normalize_email() -> None:
     assert normalize_email("  Jane@ACME.com ") == "jane@acme.com"
     assert normalize_email("not an email") == "" and normalize_email(None) == ""
+
+
+def test_rejected_leads_fires_whatever_order_the_outcomes_of_different_leads_arrive_in() -> None:
+    outcomes = [("a", "mql", 1), ("a", "rejected", 5), ("b", "mql", 2), ("b", "rejected", 6)]
+    for order in ([0, 1, 2, 3], [0, 1, 3, 2], [3, 1, 0, 2], [2, 3, 1, 0]):
+        state: dict = {}
+        fired = []
+        for i in order:
+            lead, status, hours = outcomes[i]
+            fired += alerts.on_lead_outcome(state, "fair", status, hours * 3_600_000, lead, DEFS)
+        assert [a.rule for a in fired] == ["rejected_leads"], order
