@@ -136,6 +136,10 @@ def _contacts(store, defs, p):
                                         limit=_bounded_int(p, "limit", 500, 10_000), as_of=as_of))
 
 
+def _comparisons(store, defs, p):
+    return _records(analytics.definitions_comparisons(store, runs=_bounded_int(p, "limit", 5, 100)))
+
+
 def _stage_durations(store, defs, p):
     return _records(analytics.stage_durations(store))
 
@@ -155,6 +159,7 @@ REPORTS: dict[str, Report] = {
     "snapshot": _snapshot,
     "scores": _scores,
     "contacts": _contacts,
+    "definitions-comparisons": _comparisons,
 }
 
 

@@ -91,6 +91,22 @@ def identity_history(store: _Queries, identifier: str) -> tuple[list[str], list[
     )
 
 
+def definitions_comparisons(store: _Queries, runs: int = 5) -> tuple[list[str], list[tuple]]:
+    """The latest ``journeys definitions backfill`` runs: per stage, accounts entering it as
+    recorded and under the other version, newest run first."""
+    return store.query(
+        """
+        SELECT run_id, computed_at, version, recorded_version, period_start, period_end, stage,
+               recorded_accounts, accounts, toInt64(accounts) - toInt64(recorded_accounts) AS difference
+        FROM definitions_comparisons FINAL
+        WHERE run_id IN (SELECT run_id FROM definitions_comparisons GROUP BY run_id
+                         ORDER BY max(computed_at) DESC LIMIT {runs:UInt32})
+        ORDER BY computed_at DESC, run_id, rank, stage
+        """,
+        {"runs": runs},
+    )
+
+
 def funnel(store: _Queries, by: str = "source", mode: str = "any",
            stages: Sequence[str] = FUNNEL_STAGES, qualified: str = "mql") -> tuple[list[str], list[tuple]]:
     """Accounts reaching each stage per group; ``strict`` counts only in-order progress.

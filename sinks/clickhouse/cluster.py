@@ -38,6 +38,7 @@ SHARDING_KEYS: dict[str, str] = {
     "stage_changes": "cityHash64(account_id)",
     "account_scores": "cityHash64(account_id)",
     "contact_scores": "cityHash64(account_id)",
+    "definitions_comparisons": "cityHash64(run_id)",
     "alerts": "cityHash64(account_id)",
     # lookup indexes (migration 6): filled on the shard of the row they index by materialized views;
     # only the one-off backfill goes through this key (lookups read every shard).

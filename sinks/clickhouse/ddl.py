@@ -453,6 +453,33 @@ MIGRATIONS = MIGRATIONS + (
     ),
 )
 
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        11,
+        "definitions comparisons: what `journeys definitions backfill` found, for the UI",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS definitions_comparisons (
+                run_id String,
+                computed_at DateTime64(3, 'UTC'),
+                version String,
+                recorded_version String,
+                period_start DateTime64(3, 'UTC'),
+                period_end DateTime64(3, 'UTC'),
+                stage String,
+                rank UInt16,
+                recorded_accounts UInt64,
+                accounts UInt64
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (run_id, stage)
+            {_DEDUP}
+            """,
+        ),
+    ),
+)
+
+COMPARISON_COLUMNS = ("run_id", "computed_at", "version", "recorded_version", "period_start", "period_end", "stage",
+                      "rank", "recorded_accounts", "accounts")
 
 LATEST = MIGRATIONS[-1].version
 

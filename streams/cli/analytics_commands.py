@@ -145,14 +145,17 @@ def definitions_check(file: Path) -> None:
               required=True, help="Definitions file of the version to recompute with.")
 @click.option("--from", "start", type=click.DateTime(), required=True, help="Period start (UTC).")
 @click.option("--to", "end", type=click.DateTime(), required=True, help="Period end (UTC).")
+@click.option("--no-save", is_flag=True, help="Only print the comparison; do not keep it for the UI.")
 @format_option
 @click.pass_context
-def definitions_backfill(ctx: click.Context, version_file: Path, start: datetime, end: datetime, fmt: str) -> None:
-    """Recompute stages for a period under another version; compare with what was recorded."""
+def definitions_backfill(ctx: click.Context, version_file: Path, start: datetime, end: datetime, no_save: bool,
+                         fmt: str) -> None:
+    """Recompute stages for a period under another version; compare with what was recorded (kept
+    in the store's definitions_comparisons table: the UI's funnel page shows the latest runs)."""
     from streams.cli.backfill import run_backfill
 
     rows = run_backfill(settings_of(ctx), version_file, start.replace(tzinfo=timezone.utc),
-                        end.replace(tzinfo=timezone.utc))
+                        end.replace(tzinfo=timezone.utc), save=not no_save)
     emit(rows, fmt, title=f"Stage entries {start:%Y-%m-%d}..{end:%Y-%m-%d}: recorded vs {version_file.name}")
 
 

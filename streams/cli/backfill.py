@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+from rich.console import Console
 from rich.progress import Progress
 
 from schemas.definitions import load
 from schemas.timeline import TimelineEvent
+from sinks.clickhouse import ddl
 from sinks.clickhouse.client import is_embedded
 from streams.cli import client
 from streams.rules.journey import new_journey, on_journey_event
 from streams.settings import Settings
+from streams.storehandle import StoreHandle
 
 EVENTS_SQL = """
 SELECT event_id, event_type, name, channel, side, event_time, received_at, anonymous_id, user_id, email,
@@ -28,10 +32,14 @@ LIMIT 1 BY event_id
 """
 
 
-def run_backfill(settings: Settings, version_file: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def run_backfill(settings: Settings, version_file: Path, start: datetime, end: datetime,
+                 save: bool = True) -> list[dict[str, Any]]:
+    """Recompute the period's stage entries under the version in ``version_file``; with ``save``,
+    keep the comparison in ``definitions_comparisons`` (the UI's funnel page shows the latest)."""
     if is_embedded(settings.store_url) and client.stats(settings) is not None:
         raise click.ClickException("a worker holds the embedded store; stop it first (or use a ClickHouse server)")
     defs = load(version_file)
+    recorded_version = load(settings.definitions).version
 
     def compute(store) -> list[dict[str, Any]]:
         cols, rows = store.query(EVENTS_SQL, {"start": start, "end": end})
@@ -42,11 +50,14 @@ def run_backfill(settings: Settings, version_file: Path, start: datetime, end: d
         )
         states: dict[str, dict] = {}
         entered: dict[str, set[str]] = {}
-        with Progress() as progress:
+        with Progress(console=Console(stderr=True)) as progress:  # stdout is the result (json, csv)
             task = progress.add_task(f"recomputing under {defs.version}", total=len(rows))
             for row in rows:
                 data = dict(zip(cols, row))
                 data["properties"] = orjson.loads(data["properties"] or "{}")
+                for name in ("event_time", "received_at"):  # the client hands DateTime64 back naive (UTC)
+                    if data[name].tzinfo is None:
+                        data[name] = data[name].replace(tzinfo=timezone.utc)
                 entry = TimelineEvent.model_validate(data)
                 account = entry.journey_account_id
                 state = states.setdefault(account, new_journey())
@@ -61,4 +72,16 @@ def run_backfill(settings: Settings, version_file: Path, start: datetime, end: d
             for s in defs.stages
         ]
 
-    return client.direct(settings, compute)
+    rows = client.direct(settings, compute)
+    if save:
+        run_id = uuid.uuid4().hex
+        now = datetime.now(timezone.utc)
+        ranks = {s.name: s.rank for s in defs.stages}
+        table = [(run_id, now, defs.version, recorded_version, start, end, r["stage"], ranks[r["stage"]],
+                  r["recorded_accounts"], r[f"accounts_under_{defs.version}"]) for r in rows]
+        handle = StoreHandle(settings.store_url)
+        try:
+            handle.get().insert("definitions_comparisons", table, ddl.COMPARISON_COLUMNS)
+        finally:
+            handle.close()
+    return rows

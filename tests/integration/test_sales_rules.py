@@ -179,3 +179,42 @@ def test_a_new_definitions_version_applies_without_a_restart(tracker_factory, tm
     assert stages("before-co") == [("engaged", "2026.1")]
     log = tracker.log_tail(400)
     assert "changed without a new version" in log and "version 2026.1 → 2026.2" in log
+
+
+def test_definitions_backfill_keeps_its_comparison_for_the_ui(tracker_factory, tmp_path) -> None:
+    tracker = tracker_factory().start()
+    now = datetime.now(timezone.utc)
+
+    def pages(account: str, n: int) -> list[dict]:
+        return [{"type": "group", "messageId": f"{account}-g", "userId": f"{account}-u", "groupId": account,
+                 "timestamp": iso(now - timedelta(minutes=30))}] + [
+            {"type": "page", "messageId": f"{account}-p{i}", "userId": f"{account}-u", "groupId": account,
+             "timestamp": iso(now - timedelta(minutes=20 - i)), "name": "Pricing",
+             "context": {"page": {"path": "/pricing"}}} for i in range(n)]
+
+    events = pages("bf-a", 4) + pages("bf-b", 8)  # 24 and 48 points: one MQL now, two at a threshold of 20
+    tracker.produce([orjson.dumps(e) for e in events])
+    tracker.wait_for_stored(events=len(events))
+    tracker.wait_until(lambda: len(json.loads(tracker.journeys("stages", "bf-b", "--format", "json").stdout or "[]")) >= 2,
+                       60, "bf-b's stages")
+    tracker.stop()  # backfill reads the embedded store itself
+    defs = yaml.safe_load(DEFAULT_PATH.read_text())
+    defs["version"] = "2026.2-low"
+    for stage in defs["stages"]:
+        if stage["name"] == "mql":
+            stage["when"][0]["score_at_least"] = 20
+    other = tmp_path / "low.yaml"
+    other.write_text(yaml.safe_dump(defs))
+    span = ["--from", (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "--to", (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")]
+    run = tracker.journeys("definitions", "backfill", "--version", str(other), *span, "--format", "json", check=False)
+    assert run.returncode == 0, run.stderr[-700:]
+    printed = json.loads(run.stdout)
+    mql = next(r for r in printed if r["stage"] == "mql")
+    assert (mql["recorded_accounts"], mql["accounts_under_2026.2-low"], mql["difference"]) == (1, 2, 1)
+    tracker.start()
+    rows = tracker.api("/api/v1/reports/definitions-comparisons")["rows"]
+    kept = {r["stage"]: r for r in rows}
+    assert (kept["mql"]["recorded_accounts"], kept["mql"]["accounts"], kept["mql"]["difference"]) == (1, 2, 1)
+    assert kept["mql"]["version"] == "2026.2-low" and kept["mql"]["recorded_version"] == "2026.1"
+    assert len({r["run_id"] for r in rows}) == 1

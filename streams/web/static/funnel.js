@@ -28,10 +28,12 @@ const controls = h("form", { class: "toolbar", id: "funnel-controls" },
 const funnelBox = h("div");
 const acceptanceBox = h("div");
 const handoffBox = h("div");
+const comparisonsBox = h("div");
 main.append(h("h1", {}, "Funnel"), controls,
   section("funnel", "Stage conversion", funnelBox),
   section("acceptance", "MQL acceptance", acceptanceBox),
-  section("handoff", "Sales handoff (MQL → first 1:1 touch)", handoffBox));
+  section("handoff", "Sales handoff (MQL → first 1:1 touch)", handoffBox),
+  section("comparisons", "Definitions versions compared (journeys definitions backfill)", comparisonsBox));
 
 controls.addEventListener("change", (ev) => {
   state[ev.target.name] = ev.target.value;
@@ -125,14 +127,33 @@ function renderHandoff(rows) {
 
 // ---- load -------------------------------------------------------------------------------
 
-async function load(parts = ["funnel", "acceptance", "handoff"]) {
+function renderComparisons(rows) {
+  clear(comparisonsBox);
+  if (!rows.length) {
+    comparisonsBox.append(empty("No comparison yet: run journeys definitions backfill --version FILE --from … --to …",
+                                { id: "comparisons-empty" }));
+    return;
+  }
+  comparisonsBox.append(table([
+    { key: "computed_at", label: "run", fmt: (v) => String(v).slice(0, 16).replace("T", " ") },
+    { key: "version", label: "version", fmt: (v, r) => `${r.recorded_version} → ${v}` },
+    { key: "period_start", label: "period", fmt: (v, r) => `${String(v).slice(0, 10)} … ${String(r.period_end).slice(0, 10)}` },
+    { key: "stage", label: "stage" },
+    { key: "recorded_accounts", label: "recorded", num: true },
+    { key: "accounts", label: "under the version", num: true },
+    { key: "difference", label: "difference", num: true, fmt: (v) => (v > 0 ? `+${v}` : String(v)) },
+  ], rows, { id: "comparisons-table" }));
+}
+
+async function load(parts = ["funnel", "acceptance", "handoff", "comparisons"]) {
   main.dataset.state = "loading";
   const jobs = {
     funnel: () => report("funnel", { by: state.by, mode: state.mode }).then(renderFunnel),
     acceptance: () => report("acceptance").then(renderAcceptance),
     handoff: () => report("handoff", { by: state.handoff }).then(renderHandoff),
+    comparisons: () => report("definitions-comparisons").then(renderComparisons),
   };
-  const boxes = { funnel: funnelBox, acceptance: acceptanceBox, handoff: handoffBox };
+  const boxes = { funnel: funnelBox, acceptance: acceptanceBox, handoff: handoffBox, comparisons: comparisonsBox };
   await Promise.all(parts.map((p) => jobs[p]().catch((err) => clear(boxes[p]).append(errorBox(err)))));
   ready(main);
 }
