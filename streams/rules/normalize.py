@@ -31,9 +31,10 @@ ROLE_LOCAL_PARTS = frozenset(
 
 
 def normalize_email(value: Any) -> str:
+    """``jane@acme.com`` (trimmed, lower case), also from ``Jane Doe <jane@acme.com>``."""
     if not isinstance(value, str) or "@" not in value:
         return ""
-    return value.strip().lower()
+    return pii.address_of(value) or value.strip().lower()
 
 
 def company_domain(
@@ -143,7 +144,7 @@ def normalize(
     if not fields.get("account_id") and fields["domain"]:
         fields["account_id"] = f"domain:{fields['domain']}"
     if email_key:
-        for name in ("email", "user_id", "contact_id"):
+        for name in ("email", "user_id", "contact_id", "anonymous_id", "group_id", "account_id", "name"):
             fields[name] = pii.scrub(fields.get(name, ""), email_key)
         fields["properties"] = pii.scrub(fields.get("properties", {}), email_key)
     return TimelineEvent(

@@ -15,15 +15,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from email.utils import parseaddr
 from typing import Any
+from urllib.parse import unquote
 
 PREFIX = "hmac:"
 STAFF_KEYS = frozenset({"repId", "ownerId", "changedBy"})  # our own reps: not pseudonymised
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+_EMBEDDED = re.compile(r"[A-Za-z0-9._+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", re.IGNORECASE)
+"""An address inside a longer string: a URL's query (``%40``-encoded too), free text, a key."""
+
+
 def is_email(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 320 and bool(_EMAIL.match(value.strip()))
+
+
+def address_of(value: Any) -> str:
+    """The address of ``jane@acme.com`` or of the name-addr form ``Jane Doe <jane@acme.com>``,
+    lower case; '' when ``value`` is neither."""
+    if not isinstance(value, str) or "@" not in value or len(value) > 400:
+        return ""
+    text = value.strip()
+    if is_email(text):
+        return text.lower()
+    if text.endswith(">") and "<" in text:
+        _, address = parseaddr(text)
+        if is_email(address):
+            return address.strip().lower()
+    return ""
 
 
 def pseudonymize_email(email: str, key: bytes) -> str:
@@ -36,12 +57,24 @@ def pseudonymize_email(email: str, key: bytes) -> str:
     return f"{PREFIX}{digest}@{domain}"
 
 
+def _embedded(text: str, key: bytes) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if text[max(0, match.start() - len(PREFIX)):match.start()] == PREFIX:
+            return match.group(0)  # already a pseudonym
+        return pseudonymize_email(unquote(match.group(0)), key)
+
+    return _EMBEDDED.sub(replace, text) if ("@" in text or "%40" in text.lower()) else text
+
+
 def scrub(value: Any, key: bytes) -> Any:
-    """``value`` with every string that is an email address pseudonymised (dicts and lists walked)."""
+    """``value`` with every email address pseudonymised: a string that is one (plain or
+    ``Name <address>``: the name goes too), and addresses inside longer strings (URLs, ``%40``
+    encoded, free text); dict keys as well as values; dicts and lists walked."""
     if isinstance(value, str):
-        return pseudonymize_email(value, key) if is_email(value) else value
+        address = address_of(value)
+        return pseudonymize_email(address, key) if address else _embedded(value, key)
     if isinstance(value, dict):
-        return {k: v if k in STAFF_KEYS else scrub(v, key) for k, v in value.items()}
+        return {scrub(k, key): v if k in STAFF_KEYS else scrub(v, key) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(v, key) for v in value]
     return value

@@ -22,6 +22,9 @@ def test_worker_with_an_email_key_stores_pseudonyms_and_still_stitches(tracker_f
         ev.identify(2, "pii-dev", "Lee.Park@PiiCorp.com", email="Lee.Park@PiiCorp.com"),
         ev.page(3, anon="pii-dev", path="/pricing"),
         ev.call(4, "lee.park@piicorp.com", account="pii-crm-account", rep="rep-7"),
+        # the name-addr form and a %40-encoded address in the page URL: the same person, no clear address
+        ev._seg("page", 5, userId="Lee Park <Lee.Park@PiiCorp.com>", name="/signup",
+                context={"page": {"path": "/signup", "url": "https://piicorp.example/s?e=lee.park%40piicorp.com"}}),
     ]
     tracker.produce(ev.encode(events))
     tracker.wait_for_stored(events=len(events))
@@ -38,7 +41,7 @@ def test_worker_with_an_email_key_stores_pseudonyms_and_still_stitches(tracker_f
     tracker.wait_until(lambda: len(timeline()) == len(events), 60, "the web touches joining the call's account")
     rows = timeline()
     text = json.dumps(rows).lower()
-    assert "lee.park@" not in text and "lee.park" not in text
+    assert "lee.park@" not in text and "lee.park" not in text and "lee park" not in text
     assert {r["email"] for r in rows if r["email"]} == {expected}
     assert any(r["rep_id"] == "rep-7" for r in rows)
     assert tracker.journeys("timeline", "domain:piicorp.com", "--format", "json").returncode == 0

@@ -72,3 +72,28 @@ def test_the_same_person_stitches_across_a_web_form_and_a_sales_call():
                   "contactEmails": ["jane@acme.com"], "crmAccountId": "acme"})
     assert form.email == call.email == call.contact_id
     assert orjson.loads(call.to_bytes())["email"].startswith("hmac:")
+
+
+def test_name_addr_form_is_the_same_person_and_leaves_no_clear_address():
+    plain = pii.pseudonymize_email("jane@acme.com", KEY)
+    e = entry({"type": "identify", "messageId": "m9", "userId": "Jane Doe <Jane@Acme.com>",
+               "traits": {"email": "Jane Doe <jane@acme.com>"}})
+    assert e.email == e.user_id == e.contact_id == plain
+    assert "jane" not in e.to_bytes().decode().lower() and "doe" not in e.to_bytes().decode().lower()
+    from streams.rules.normalize import normalize_email
+    assert normalize_email("Jane Doe <Jane@Acme.com>") == "jane@acme.com"  # without a key: stitches too
+
+
+def test_addresses_inside_urls_keys_group_names_and_anonymous_ids_are_pseudonymised():
+    plain = pii.pseudonymize_email("jane@acme.com", KEY)
+    page = entry({"type": "page", "messageId": "m10", "anonymousId": "jane@acme.com", "name": "/signup",
+                  "context": {"page": {"path": "/signup", "url": "https://x.io/signup?email=jane%40acme.com&ref=1"}},
+                  "properties": {"jane@acme.com": True, "note": "call jane@acme.com back"}})
+    text = page.to_bytes().decode().lower()
+    assert "jane%40acme.com" not in text and "jane@acme.com" not in text
+    assert page.anonymous_id == plain and page.properties["url"] == f"https://x.io/signup?email={plain}&ref=1"
+    assert page.properties[plain] is True and page.properties["note"] == f"call {plain} back"
+    group = entry({"type": "group", "messageId": "m11", "userId": "u1", "groupId": "jane@acme.com",
+                   "traits": {"name": "jane@acme.com"}})
+    assert "jane@" not in group.to_bytes().decode().lower()
+    assert pii.scrub(plain, KEY) == plain and pii.scrub(f"see {plain}", KEY) == f"see {plain}"  # idempotent
