@@ -68,9 +68,13 @@ def _recent(state: dict[str, Any]) -> list[list[Any]]:
 
 def remember_touch(state: dict[str, Any], entry: TimelineEvent, side: str) -> None:
     recent = _recent(state)
-    recent.append([utc_ms(entry.event_time), side, entry.channel, (entry.name or "")[:80]])
+    recent.append([utc_ms(entry.event_time), side, entry.channel, (entry.name or "")[:80], _path(entry)[:80]])
     recent.sort(key=lambda r: r[0])
     del recent[:-RECENT_MAX]
+
+
+def _path(entry: TimelineEvent) -> str:
+    return str(entry.properties.get("path") or entry.name or "")
 
 
 def _fire(state: dict[str, Any], out: list[Alert], rule: str, account: str, anchor: str, at_ms: int,
@@ -101,12 +105,22 @@ def on_touch(state: dict[str, Any], entry: TimelineEvent, account: str, side: st
     if switches >= rule.min_switches:
         _fire(state, out, "channel_bounce", account, f"switches:{t // (rule.window_days * DAY_MS):.0f}", t,
               cooldown, f"{switches} switches between self-service and 1:1 in {rule.window_days:g} days", defs)
-    path = str(entry.properties.get("path") or entry.name or "")
-    last_human = max((r[0] for r in _recent(state) if r[1] == "human" and r[0] <= t), default=None)
+    path = _path(entry)
+    recent = _recent(state)
+    last_human = max((r[0] for r in recent if r[1] == "human" and r[0] <= t), default=None)
     if (side == "digital" and last_human is not None and t - last_human <= rule.return_within_days * DAY_MS
             and any(path.startswith(p) for p in rule.evaluation_paths)):
         _fire(state, out, "back_to_research", account, f"after:{last_human}", t, cooldown,
               f"back on {path} {(t - last_human) / HOUR_MS:.0f}h after a sales conversation", defs)
+    if side == "human":  # the conversation reached us after the research that followed it
+        later_human = min((r[0] for r in recent if r[1] == "human" and r[0] > t), default=None)
+        for r in recent:
+            if (r[1] == "digital" and t < r[0] <= t + rule.return_within_days * DAY_MS and len(r) > 4
+                    and (later_human is None or r[0] < later_human)
+                    and any(str(r[4]).startswith(p) for p in rule.evaluation_paths)):
+                _fire(state, out, "back_to_research", account, f"after:{t}", r[0], cooldown,
+                      f"back on {r[4]} {(r[0] - t) / HOUR_MS:.0f}h after a sales conversation", defs)
+                break
     return out
 
 

@@ -132,3 +132,18 @@ def test_rejected_leads_fires_whatever_order_the_outcomes_of_different_leads_arr
             lead, status, hours = outcomes[i]
             fired += alerts.on_lead_outcome(state, "fair", status, hours * 3_600_000, lead, DEFS)
         assert [a.rule for a in fired] == ["rejected_leads"], order
+
+
+def test_back_to_research_fires_the_same_whichever_of_the_call_and_the_page_arrives_first() -> None:
+    call = entry(ev.call(1, "pat@acme.com", account="acme"))
+    page = entry(ev.page(3, user="pat", path="/pricing"))
+    got = []
+    for order in ([call, page], [page, call]):
+        state: dict = {}
+        fired = []
+        for e in order:
+            side = DEFS.channels[e.channel].side
+            alerts.remember_touch(state, e, side)
+            fired += alerts.on_touch(state, e, "acme", side, DEFS, 0)
+        got.append([(a.rule, a.alert_id, a.at_ms) for a in fired if a.rule == "back_to_research"])
+    assert got[0] == got[1] and len(got[0]) == 1
