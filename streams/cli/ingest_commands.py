@@ -97,6 +97,7 @@ def import_file(ctx: click.Context, file: Path, fmt: str | None, event_type: str
     is safe: events and dead letters are deduplicated by id).
     """
     from schemas.definitions import load
+    from schemas.errors import ConfigurationError
     from streams.admin import ensure_topics
     from streams.cli.importing import KafkaError, PresetMismatch, infer_format, run_import
     from streams.cli.presets import PRESETS, Context
@@ -107,7 +108,13 @@ def import_file(ctx: click.Context, file: Path, fmt: str | None, event_type: str
         raise click.UsageError(str(exc)) from exc
     settings = settings_of(ctx)
     mapping = PRESETS[preset] if preset else None
-    context = Context(reps=load(settings.definitions).reps, currency=currency.upper() if currency else None)
+    context = None
+    if mapping is not None:  # owners' rep roles: only a preset needs the definitions file
+        try:
+            reps = load(settings.definitions).reps
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        context = Context(reps=reps, currency=currency.upper() if currency else None)
     with Progress(console=Console(stderr=True), transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
         try:
