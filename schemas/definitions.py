@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from schemas.alerts import ALERT_RULES
 from schemas.decode import json_path
 from schemas.errors import ConfigurationError
-from schemas.events import ConversationOutcome, LeadStatus
+from schemas.events import ConversationOutcome, LeadStatus, RepRole
 from schemas.timeline import CHANNELS
 
 DEFAULT_PATH = Path(__file__).with_name("defaults") / "definitions.yaml"
@@ -249,6 +249,9 @@ class Definitions(_Strict):
     sla: Sla
     alerts: Alerts
     attribution: Attribution = Field(default_factory=Attribution)
+    reps: dict[Annotated[str, Field(min_length=1, max_length=256)], RepRole] = Field(default_factory=dict)
+    """CRM owner (user) id → rep role, for imports of CRM exports (``journeys import --preset``):
+    a Salesforce ``OwnerId``, a HubSpot owner as the export names it. Unlisted owners get ``other``."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Definitions":

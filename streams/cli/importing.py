@@ -29,6 +29,7 @@ from schemas.errors import InvalidEvent, Reason
 from schemas.keys import inbound_key, raw_key
 from streams import topics as t
 from streams.agents.dlq import headers as dlq_headers
+from streams.cli.presets import Cells, Context, Preset, Unmappable
 from streams.headers import SOURCE_HEADER
 from streams.producer import make_producer
 from streams.settings import Settings
@@ -52,6 +53,14 @@ class Summary:
     accepted: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    unmapped_columns: list[str] = field(default_factory=list)
+    """With a preset: the file's columns the preset does not read."""
+    unknown_owners: Counter[str] = field(default_factory=Counter)
+    """With a preset: owners missing from the definitions' ``reps:`` map (imported as ``other``)."""
+
+
+class PresetMismatch(ValueError):
+    """The file lacks columns the preset needs: nothing is imported."""
 
 
 def infer_format(path: Path) -> str:
@@ -91,7 +100,8 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
+def _csv_records(data: bytes) -> tuple[list[str] | None, Iterator[tuple[int, int, str, list[str]]]]:
+    """The header and, lazily, each record: (first line, size in bytes, raw text, cells)."""
     lines = io.StringIO(data.decode("utf-8-sig")).readlines()
     consumed: list[str] = []
 
@@ -102,18 +112,59 @@ def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
 
     reader = csv.reader(feed())
     header = next(reader, None)
-    first = len(consumed) + 1
-    for cells in reader:
-        record = consumed[first - 1 :]
-        raw, size = "".join(record), sum(len(x.encode()) for x in record)
-        line, first = first, len(consumed) + 1
-        if not any(c.strip() for c in cells):
-            continue
-        if header is None or len(cells) != len(header):
-            error = InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header or [])}")])
+
+    def records() -> Iterator[tuple[int, int, str, list[str]]]:
+        first = len(consumed) + 1
+        for cells in reader:
+            record = consumed[first - 1 :]
+            raw, size = "".join(record), sum(len(x.encode()) for x in record)
+            line, first = first, len(consumed) + 1
+            if any(c.strip() for c in cells):
+                yield line, size, raw, cells
+
+    return header, records()
+
+
+def _cell_count_error(cells: list[str], header: list[str] | None) -> InvalidEvent | None:
+    if header is None or len(cells) != len(header):
+        return InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header or [])}")])
+    return None
+
+
+def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
+    header, records = _csv_records(data)
+    for line, size, raw, cells in records:
+        error = _cell_count_error(cells, header)
+        if error is not None:
             yield Row(line, size, raw.rstrip("\r\n").encode(), error)
             continue
-        yield Row(line, size, orjson.dumps(csv_event(dict(zip(header, cells)), event_type)))
+        yield Row(line, size, orjson.dumps(csv_event(dict(zip(header or [], cells, strict=True)), event_type)))
+
+
+def csv_header(data: bytes) -> list[str]:
+    """The header row of a CSV file ([] when the file is empty)."""
+    header, _ = _csv_records(data)
+    return header or []
+
+
+def read_preset(data: bytes, preset: Preset, ctx: Context) -> Iterator[Row]:
+    """A CRM export → events by ``preset``: a row may give several events (same line); a row
+    the preset cannot map is one invalid Row whose value is the export row as a JSON object."""
+    header, records = _csv_records(data)
+    for line, size, raw, cells in records:
+        error = _cell_count_error(cells, header)
+        if error is not None:
+            yield Row(line, size, raw.rstrip("\r\n").encode(), error)
+            continue
+        row = dict(zip(header or [], cells, strict=True))
+        try:
+            events = preset.map_row(Cells(row), ctx)
+        except Unmappable as exc:
+            reason = Reason(f"$.{exc.column}", f"{exc.message} (preset {preset.name})")
+            yield Row(line, size, orjson.dumps(row), InvalidEvent([reason], stage="map"))
+            continue
+        for number, event in enumerate(events):
+            yield Row(line, size if number == 0 else 0, orjson.dumps(event))
 
 
 def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes | None, InvalidEvent | None]:
@@ -132,15 +183,35 @@ def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes
     return (key.encode() if key else None), None
 
 
+def preset_rows(data: bytes, preset: Preset, ctx: Context, summary: Summary) -> Iterator[Row]:
+    """Check the header against ``preset`` (``PresetMismatch`` if required columns are missing),
+    note its unmapped columns in ``summary``, and return the mapped rows."""
+    header = csv_header(data)
+    missing = preset.missing(header)
+    if missing:
+        raise PresetMismatch(f"the file has no column {', '.join(repr(m) for m in missing)} that preset "
+                             f"{preset.name} ({preset.crm} {preset.object}) needs; its header: {', '.join(header)}")
+    summary.unmapped_columns = preset.unmapped(header)
+    return read_preset(data, preset, ctx)
+
+
 def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | None = None,
+               preset: Preset | None = None, context: Context | None = None,
                on_progress: Callable[[int], None] = lambda n: None) -> Summary:
-    """Validate and produce every record of ``path``; raise ``KafkaError`` if the broker fails."""
+    """Validate and produce every record of ``path``; raise ``KafkaError`` if the broker fails.
+    With ``preset`` the file is a CRM export (CSV) mapped by it; ``PresetMismatch`` if the file's
+    header lacks a required column."""
     data = path.read_bytes()
-    rows = read_csv(data, event_type) if fmt == "csv" else read_ndjson(data)
+    summary = Summary()
+    ctx = context or Context()
+    if preset is not None:
+        rows = preset_rows(data, preset, ctx, summary)
+    else:
+        rows = read_csv(data, event_type) if fmt == "csv" else read_ndjson(data)
     inbound, dead = t.name(t.INBOUND, settings.topic_prefix), t.name(t.INBOUND_DLQ, settings.topic_prefix)
     origin = [(SOURCE_HEADER, f"import:{path.name}".encode())]
     max_future = timedelta(seconds=settings.max_future_seconds)
-    summary, pending = Summary(), []
+    pending: list[Any] = []
     producer = make_producer(settings)
     try:
         for row in rows:
@@ -160,6 +231,7 @@ def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | No
         _wait(producer, pending)
     finally:
         producer.close(timeout=10)
+    summary.unknown_owners = ctx.unknown_owners
     return summary
 
 
@@ -170,4 +242,4 @@ def _wait(producer: Any, pending: list[Any]) -> None:
     pending.clear()
 
 
-__all__ = ["KafkaError", "Summary", "infer_format", "run_import", "csv_event", "read_csv", "read_ndjson", "check"]
+__all__ = ["KafkaError", "PresetMismatch", "Summary", "preset_rows", "read_preset", "infer_format", "run_import", "csv_event", "read_csv", "read_ndjson", "check"]

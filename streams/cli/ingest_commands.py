@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -14,6 +15,10 @@ from rich.table import Table
 from streams import topics as t
 from streams.cli.commands import format_option, settings_of
 from streams.cli.output import emit
+
+if TYPE_CHECKING:
+    from streams.cli.importing import Summary
+    from streams.settings import Settings
 
 EXIT_REJECTED = 1
 EXIT_KAFKA = 3
@@ -65,47 +70,88 @@ def schema_export(check: bool, out: Path | None) -> None:
         click.echo(f"wrote {path}")
 
 
+def _preset_names() -> list[str]:
+    from streams.cli.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "ndjson"]), default=None,
               help="File format [default: from the extension: .csv, .ndjson/.jsonl].")
 @click.option("--type", "event_type", default=None, help="Event type for CSV rows without a 'type' column.")
+@click.option("--preset", type=click.Choice(_preset_names()), default=None,
+              help="FILE is a CRM export as the CRM wrote it (CSV); map its columns with this preset "
+                   "(docs/ingestion.md). Owners' rep roles come from the definitions' `reps:` map "
+                   "[definitions file: env JOURNEYS_DEFINITIONS].")
+@click.option("--currency", default=None, help="With --preset: currency (ISO 4217, e.g. USD) of amounts in a "
+                                                "file without a currency column.")
 @click.pass_context
-def import_file(ctx: click.Context, file: Path, fmt: str | None, event_type: str | None) -> None:
+def import_file(ctx: click.Context, file: Path, fmt: str | None, event_type: str | None, preset: str | None,
+                currency: str | None) -> None:
     """Validate and produce the events of a CSV or NDJSON FILE; bad rows go to the dead letters.
 
     Exit status: 0 every row accepted; 1 some rows rejected (dead-lettered, see the summary);
-    3 Kafka failed (re-running is safe: events and dead letters are deduplicated by id).
+    2 usage error (e.g. the export lacks a column the preset needs); 3 Kafka failed (re-running
+    is safe: events and dead letters are deduplicated by id).
     """
+    from schemas.definitions import load
+    from schemas.errors import ConfigurationError
     from streams.admin import ensure_topics
-    from streams.cli.importing import KafkaError, infer_format, run_import
+    from streams.cli.importing import KafkaError, PresetMismatch, infer_format, run_import
+    from streams.cli.presets import PRESETS, Context
 
     try:
-        fmt = fmt or infer_format(file)
+        fmt = "csv" if preset else fmt or infer_format(file)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = settings_of(ctx)
+    mapping = PRESETS[preset] if preset else None
+    context = None
+    if mapping is not None:  # owners' rep roles: only a preset needs the definitions file
+        try:
+            reps = load(settings.definitions).reps
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        context = Context(reps=reps, currency=currency.upper() if currency else None)
     with Progress(console=Console(stderr=True), transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
         try:
             ensure_topics(settings)
-            summary = run_import(settings, file, fmt, event_type=event_type,
+            summary = run_import(settings, file, fmt, event_type=event_type, preset=mapping, context=context,
                                  on_progress=lambda n: progress.update(task, advance=n))
+        except PresetMismatch as exc:
+            raise click.UsageError(str(exc)) from exc
         except KafkaError as exc:
             click.echo(f"Kafka failed: {exc}; nothing is guaranteed stored, re-run the import", err=True)
             sys.exit(EXIT_KAFKA)
         progress.update(task, completed=file.stat().st_size)
+    _print_summary(settings, file, summary, preset)
+    sys.exit(EXIT_REJECTED if summary.rejected else 0)
+
+
+def _print_summary(settings: Settings, file: Path, summary: Summary, preset: str | None) -> None:
     dlq_topic = t.name(t.INBOUND_DLQ, settings.topic_prefix)
-    table = Table(title=f"Import of {file.name}", caption=f"dead letters: topic {dlq_topic}; see `journeys dlq list`"
+    title = f"Import of {file.name}" + (f" (preset {preset})" if preset else "")
+    table = Table(title=title, caption=f"dead letters: topic {dlq_topic}; see `journeys dlq list`"
                   if summary.rejected else None)
     table.add_column("result")
     table.add_column("count", justify="right")
-    table.add_row("accepted", str(summary.accepted))
+    table.add_row("accepted" + (" (events)" if preset else ""), str(summary.accepted))
     table.add_row("rejected (dead-lettered)", str(summary.rejected))
     for reason, count in summary.reasons.most_common(5):
         table.add_row(f"  {reason}", str(count))
+    if preset:
+        unmapped = summary.unmapped_columns
+        table.add_row("unmapped columns (not read)", str(len(unmapped)))
+        if unmapped:
+            table.add_row(f"  {', '.join(unmapped)}", "")
+        owners = summary.unknown_owners
+        table.add_row("owners not in definitions `reps:` (role other)", str(len(owners)))
+        for owner, count in owners.most_common(10):
+            table.add_row(f"  {owner}", f"{count} row(s)")
     Console(width=200).print(table)
-    sys.exit(EXIT_REJECTED if summary.rejected else 0)
 
 
 @click.command("replay")
