@@ -198,13 +198,15 @@ def dead_letters(store: _Queries, limit: int = 100) -> tuple[list[str], list[tup
 
 
 def stats(store: _Queries) -> dict[str, int]:
-    """Visible events and dead letters (deduplicated), for progress checks and health."""
+    """Visible events and dead letters (deduplicated), for progress checks and health, and how
+    many events the reports can see yet (``resolved``: resolved to their accounts, which the store
+    process does right after it writes them — the reports and ``journey_events`` read that)."""
     _, rows = store.query(
         "SELECT (SELECT uniqExact(event_id) FROM timeline), (SELECT count() FROM timeline), "
-        "(SELECT uniqExact(dlq_id) FROM dead_letters)"
+        "(SELECT uniqExact(dlq_id) FROM dead_letters), (SELECT uniqExact(event_id) FROM event_resolution)"
     )
-    events, raw_rows, dead = rows[0]
-    return {"events": int(events), "rows": int(raw_rows), "dead_letters": int(dead)}
+    events, raw_rows, dead, resolved = rows[0]
+    return {"events": int(events), "rows": int(raw_rows), "dead_letters": int(dead), "resolved": int(resolved)}
 
 
 def records(columns: list[str], rows: list[tuple]) -> list[dict[str, Any]]:

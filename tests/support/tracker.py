@@ -136,9 +136,10 @@ class Tracker:
     def wait_for_stored(self, events: int, dead_letters: int = 0, timeout: float = 90) -> dict[str, int]:
         def done() -> bool:
             s = self.stats() or {}
-            return s.get("events", 0) >= events and s.get("dead_letters", 0) >= dead_letters
+            return (s.get("events", 0) >= events and s.get("dead_letters", 0) >= dead_letters
+                    and s.get("resolved", 0) >= s.get("events", 0))  # the reports see them too
 
-        self.wait_until(done, timeout, f"{events} events and {dead_letters} dead letters stored")
+        self.wait_until(done, timeout, f"{events} events and {dead_letters} dead letters stored (and resolved)")
         return self.stats() or {}
 
     def journeys(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
