@@ -23,6 +23,7 @@ class Topology:
     def __init__(self, bootstrap: str, tmp: Path, prefix: str):
         self.bootstrap, self.tmp, self.prefix = bootstrap, tmp, prefix
         self.procs: list[h.Proc] = []
+        h.TRACE = lambda ids: h.trace_ids(bootstrap, prefix, ids)  # a failed check names the losing hop
 
     def add(self, roles: str = "stream,store", **env: str) -> h.Proc:
         proc = h.Proc(self.bootstrap, self.tmp, self.prefix, index=len(self.procs), roles=roles, env=env)

@@ -363,6 +363,39 @@ def lag(bootstrap: str, procs: list[Proc], prefix: str) -> dict[str, int]:
         admin.close()
 
 
+def trace_ids(bootstrap: str, prefix: str, ids: Iterable[str]) -> str:
+    """Where lost events got to: every topic under ``prefix`` read from the start, and per topic
+    how many of ``ids`` it holds (their quoted id in a record's bytes). Said in a failure so
+    that the hop which lost them is named in the CI log, not guessed at afterwards."""
+    wanted = {f'"{i}"'.encode(): i for i in ids}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000, enable_auto_commit=False)
+    try:
+        seen: dict[str, set[str]] = {}
+        topics = sorted(t for t in consumer.topics() if t.startswith(prefix))
+        tps = [TopicPartition(t, n) for t in topics for n in (consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(consumer.position(tp) < end for tp, end in ends.items()):
+            for tp, records in consumer.poll(timeout_ms=1000, max_records=5000).items():
+                for rec in records:
+                    value = rec.value or b""
+                    for needle, event_id in wanted.items():
+                        if needle in value:
+                            seen.setdefault(tp.topic[len(prefix):], set()).add(event_id)
+        held = ", ".join(f"{t} {len(v)}" for t, v in sorted(seen.items())) or "no topic"
+        return f"the {len(wanted)} missing ids are in: {held}"
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
+        return f"(could not trace the missing ids: {type(exc).__name__}: {exc})"
+    finally:
+        consumer.close()
+
+
+TRACE: Callable[[set[str]], str] | None = None
+"""Set by the fault fixtures to :func:`trace_ids` on their broker and topic prefix."""
+
+
 def wait_drained(bootstrap: str, procs: list[Proc], prefix: str, *, expect_events: int, expect_dead: int,
                  timeout: float = 240, store: Proc | None = None, settle: float = 1.0) -> dict[str, Any]:
     """Until the pipeline is quiet: every consumer group caught up with every topic its role
@@ -563,9 +596,10 @@ def verify(result: Result, found: dict[str, Any], recs: list[Rec], *, journeys: 
     result.duplicates_visible = found["visible"] - found["visible_uniq"]
     result.raw_rows = found["raw_rows"]
     if stored != accepted:
+        trace = f" ({TRACE(accepted - stored)})" if TRACE is not None and accepted - stored else ""
         result.problems.append(f"stored ids differ: {len(accepted - stored)} missing "
                                f"{sorted(accepted - stored)[:5]}, {len(stored - accepted)} unexpected "
-                               f"{sorted(stored - accepted)[:5]}")
+                               f"{sorted(stored - accepted)[:5]}{trace}")
     if visible != accepted:
         result.problems.append(f"visible ids differ: {len(accepted - visible)} missing "
                                f"{sorted(accepted - visible)[:5]}, {len(visible - accepted)} unexpected")
