@@ -11,6 +11,7 @@ a cooldown per account and rule stops repeats of the same condition.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -165,18 +166,30 @@ def on_tick(state: dict[str, Any], account: str, now_ms: int, defs: Definitions)
 
 
 def next_due_ms(state: dict[str, Any], defs: Definitions) -> int:
-    """When a timer rule could next fire for this account (0: never)."""
+    """When a timer rule could next fire for this account (0: never): when its condition is met,
+    or when the rule's cooldown ends if that is later (an account held back by a cooldown is not
+    ticked, and its state rewritten, every tick until then)."""
     due = []
     fired = set(state.get("fired", []))
+    last_fired = state.get("last_fired", {})
     account = state.get("account", "")
     mql_at, last = state.get("mql_at_ms", 0), state.get("last_touch_ms", 0)
     if (_at(state, defs, "qualified") and mql_at and state.get("last_human_ms", 0) < mql_at
             and alert_id(account, "missed_handoff", f"mql:{mql_at}") not in fired):
-        due.append(mql_at + int(defs.sla.mql_first_touch_hours * HOUR_MS))
+        due.append(_after_cooldown(last_fired, "missed_handoff", mql_at + int(defs.sla.mql_first_touch_hours * HOUR_MS),
+                                   defs.alerts.missed_handoff_cooldown_hours * HOUR_MS))
     if (_at(state, defs, "opportunity") and last
             and alert_id(account, "stalled_opportunity", f"idle-since:{last}") not in fired):
-        due.append(last + int(defs.alerts.stalled_opportunity_days * DAY_MS))
+        stall_ms = defs.alerts.stalled_opportunity_days * DAY_MS
+        due.append(_after_cooldown(last_fired, "stalled_opportunity", last + int(stall_ms), stall_ms))
     return min(due) if due else 0
+
+
+def _after_cooldown(last_fired: dict[str, int], rule: str, due_ms: int, cooldown_ms: float) -> int:
+    """``due_ms``, or the end of the rule's cooldown if it fired and that is later."""
+    if rule not in last_fired:
+        return due_ms
+    return max(due_ms, last_fired[rule] + math.ceil(cooldown_ms))
 
 
 class DueIndex:
