@@ -116,3 +116,9 @@ def test_a_collector_with_the_placeholder_key_exits_at_start(tmp_path: Path) -> 
     assert proc.returncode == EXIT_CONFIG, proc.stderr[-2000:]
     assert "the collector refuses to start: JOURNEYS_COLLECTOR__WRITE_KEYS" in proc.stderr
     assert "change-me-write-key" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_other_commands_still_run_with_the_worker_settings_of_a_container(tmp_path: Path) -> None:
+    """Only `journeys worker` serves the API: the CLI in the same container (same env) is not refused."""
+    proc = run_journeys("schema", "--help", JOURNEYS_WEB_HOST="0.0.0.0", JOURNEYS_DATA_DIR=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
