@@ -24,6 +24,8 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/journeys --she
  && chown journeys:journeys /var/lib/journeys
 
 # glibc reads MALLOC_ARENA_MAX at start-up; the worker also applies JOURNEYS_MALLOC_ARENA_MAX (docs/operations.md)
+# JOURNEYS_WEB_HOST=0.0.0.0 so a published port reaches the worker: it then refuses to start without
+# JOURNEYS_API_TOKEN (docs/operations.md "Exposing the API"); `docker run -e JOURNEYS_API_TOKEN=...`.
 ENV MALLOC_ARENA_MAX=2 \
     JOURNEYS_DATA_DIR=/var/lib/journeys \
     JOURNEYS_WEB_HOST=0.0.0.0 \

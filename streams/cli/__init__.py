@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import Any
 
 from faust.cli.faust import cli
 
@@ -10,9 +12,30 @@ from streams.cli import doctor
 from streams.cli import (
     analytics_commands, commands, identity_commands, ingest_commands, privacy_commands, sql_commands,
 )
+from streams.exposure import Exposure, web_exposure
 
 
 def main() -> None:
+    """The console script; a configuration error ends it with its message and status 78
+    (``EX_CONFIG``), not a traceback."""
+    from schemas.errors import ConfigurationError
+    from streams.exposure import EXIT_CONFIG
+
+    try:
+        _main()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"journeys: configuration error: {exc}\n")
+        sys.exit(EXIT_CONFIG)
+
+
+def worker_exposure(settings: Any) -> Exposure:
+    """Whether this worker may serve its web server as configured (:mod:`streams.exposure`)."""
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    return web_exposure(settings.web_host, settings.web_port, token, settings.web_open_without_token)
+
+
+def _main() -> None:
+    from schemas.errors import ConfigurationError
     from streams.app import create_app
     from streams.settings import Settings
 
@@ -21,6 +44,9 @@ def main() -> None:
     if worker:
         from streams.malloc import limit_arenas, set_mmap_threshold
 
+        exposure = worker_exposure(settings)
+        if exposure.error:
+            raise ConfigurationError(f"the worker refuses to start: {exposure.error}")
         limit_arenas(settings.malloc_arena_max)  # before create_app starts threads (fence, chDB)
         set_mmap_threshold(settings.malloc_mmap_threshold_kb)
     for command in (commands.ALL + ingest_commands.ALL + identity_commands.ALL + analytics_commands.ALL
@@ -31,6 +57,13 @@ def main() -> None:
     app = create_app(settings)
     if worker:
         from streams.admin import ensure_topics
+
+        if exposure.warning:
+            warning = exposure.warning
+
+            @app.task
+            async def warn_open_web() -> None:  # in the worker's log, once its logging is set up
+                logging.getLogger("streams.exposure").warning(warning)
 
         ensure_topics(settings)
     app.main()

@@ -29,9 +29,12 @@ def stored_form(kind: str, value: str, key: bytes | None) -> str:
     the email key (a user id that is an address too, as the ingest stage does)."""
     value = value.strip()
     if kind == "email":
-        if not pii.is_email(value):
+        address = pii.address_of(value)  # ``Jane Doe <jane@acme.com>`` too
+        if not address:
             raise click.BadParameter(f"{value!r} is not an email address", param_hint="--email")
-        return pii.pseudonymize_email(value, key) if key else value.lower()
+        return pii.pseudonymize_email(address, key) if key else address
+    if kind == "user_id" and value.endswith(">"):  # as the ingest stage stores it: the address
+        value = pii.address_of(value) or value
     if kind == "user_id" and key and pii.is_email(value):
         return pii.pseudonymize_email(value, key)
     return value

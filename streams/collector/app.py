@@ -17,9 +17,11 @@ from datetime import datetime, timedelta, timezone
 import orjson
 from aiohttp import web
 
+from schemas.errors import ConfigurationError
 from streams.collector import handling
 from streams.collector.kafka_out import BrokerUnavailable, KafkaOut, records_for
 from streams.collector.settings import key_id
+from streams.exposure import MIN_SECRET_CHARS, weak_write_keys
 from streams.settings import Settings
 
 log = logging.getLogger("journeys.collector")
@@ -115,10 +117,22 @@ def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Applicatio
     return app
 
 
+def refuse_weak_keys(settings: Settings) -> None:
+    """Refuse to start with a write key that is no secret (:func:`streams.exposure.weak_write_keys`):
+    a placeholder copied from an example would let anyone post events."""
+    keys = {k.get_secret_value(): name for k, name in settings.collector.write_keys.items()}
+    problems = weak_write_keys(keys)
+    if problems:
+        raise ConfigurationError(
+            "the collector refuses to start: JOURNEYS_COLLECTOR__WRITE_KEYS: " + "; ".join(problems)
+            + f". Use random keys of at least {MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 16`)")
+
+
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Run the collector until SIGINT/SIGTERM (creates missing topics first if it can)."""
     cfg = settings.collector
     host, port = host or cfg.host, port or cfg.port
+    refuse_weak_keys(settings)
     _ensure_topics_briefly(settings)
     sources = ", ".join(f"{name}[{key_id(k.get_secret_value())}]" for k, name in cfg.write_keys.items())
     log.info("collector on http://%s:%d, sources: %s", host, port, sources or "NONE (every request gets 401)")

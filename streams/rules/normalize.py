@@ -89,13 +89,16 @@ def _segment(event: SegmentCall) -> dict[str, Any]:
         if event.context.page.path:
             props.setdefault("path", event.context.page.path)
     side = "digital"
+    user_id = event.userId or ""
+    if user_id.rstrip().endswith(">"):  # ``Jane Doe <jane@acme.com>``: the person is the address
+        user_id = pii.address_of(user_id) or user_id
     channel = digital_channel(event)
     if isinstance(event, (Identify, Group, Alias)):
         channel = "identity"
     return dict(
         name=name or "", channel=channel, side=side, anonymous_id=event.anonymousId or "",
-        user_id=event.userId or "", email=email, group_id=group_id, properties=props,
-        contact_id=event.userId or email, account_id=group_id,
+        user_id=user_id, email=email, group_id=group_id, properties=props,
+        contact_id=user_id or email, account_id=group_id,
     )  # fmt: skip
 
 

@@ -21,11 +21,18 @@ from urllib.parse import unquote
 
 PREFIX = "hmac:"
 STAFF_KEYS = frozenset({"repId", "ownerId", "changedBy"})  # our own reps: not pseudonymised
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NOT_IN_ADDRESS = r"@\s:/?#<>()\[\],;\""
+_EMAIL = re.compile(rf"^(?:{PREFIX})?[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+\.[^{_NOT_IN_ADDRESS}]+$")
+"""A whole value that is an address (or a pseudonym). Not a URL that contains one
+(``https://x.io/?e=jane@acme.com``, ``mailto:jane@acme.com``): those are scanned for it."""
 
-
-_EMBEDDED = re.compile(r"[A-Za-z0-9._+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", re.IGNORECASE)
-"""An address inside a longer string: a URL's query (``%40``-encoded too), free text, a key."""
+_EMBEDDED = re.compile(
+    r"(?<!%)(?<!%[0-9A-F])"  # not from inside a %-escape (``%3Djane%40acme.com``: the address is jane's)
+    r"(?:[A-Z0-9._+-]|%2B)+(?:@|%40)[A-Z0-9-]+(?:\.[A-Z0-9-]+)*\.[A-Z]{2,}",
+    re.IGNORECASE,
+)
+"""An address inside a longer string: a URL's query (``%40``-encoded too, ``%2B`` for a plus),
+free text, a key."""
 
 
 def is_email(value: Any) -> bool:
@@ -38,13 +45,10 @@ def address_of(value: Any) -> str:
     if not isinstance(value, str) or "@" not in value or len(value) > 400:
         return ""
     text = value.strip()
-    if is_email(text):
-        return text.lower()
     if text.endswith(">") and "<" in text:
         _, address = parseaddr(text)
-        if is_email(address):
-            return address.strip().lower()
-    return ""
+        return address.strip().lower() if is_email(address) else ""
+    return text.lower() if is_email(text) else ""
 
 
 def pseudonymize_email(email: str, key: bytes) -> str:

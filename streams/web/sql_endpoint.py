@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import ipaddress
 import json
 import logging
 import uuid
@@ -40,6 +39,7 @@ from mode import Service
 
 from schemas.errors import ConfigurationError
 from sinks.clickhouse.embedded_sql import AnalystSession, EngineError, Limits, Refused
+from streams.exposure import loopback, weak_secret
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
 
@@ -140,13 +140,6 @@ def build(session: AnalystSession, token: str | None, timezone: str = "UTC") -> 
     return app
 
 
-def loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def limits_of(settings: Settings) -> Limits:
     sql = settings.sql
     return Limits(sql.max_execution_seconds, sql.max_result_rows, sql.max_result_mb * 1024**2,
@@ -189,7 +182,12 @@ class SqlEndpoint(Service):
 
 def register(app: faust.App, settings: Settings, handle: StoreHandle) -> None:
     """Serve the endpoint from this (store) process; refuse a non-loopback bind without a token."""
-    if not loopback(settings.sql.host) and settings.api_token is None:
-        raise ConfigurationError(f"JOURNEYS_SQL__HOST={settings.sql.host} exposes the store beyond this machine: "
-                                 "set JOURNEYS_API_TOKEN (clients send it as their password)")
+    if not loopback(settings.sql.host):
+        if settings.api_token is None:
+            raise ConfigurationError(f"JOURNEYS_SQL__HOST={settings.sql.host} exposes the store beyond this machine: "
+                                     "set JOURNEYS_API_TOKEN (clients send it as their password)")
+        why = weak_secret(settings.api_token.get_secret_value())
+        if why:
+            raise ConfigurationError(f"JOURNEYS_SQL__HOST={settings.sql.host}: JOURNEYS_API_TOKEN {why}: use a random "
+                                     "one (e.g. `openssl rand -hex 32`)")
     app.service(SqlEndpoint(settings, handle))  # type: ignore[arg-type]  # an instance is accepted too

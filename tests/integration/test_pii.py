@@ -44,4 +44,12 @@ def test_worker_with_an_email_key_stores_pseudonyms_and_still_stitches(tracker_f
     assert "lee.park@" not in text and "lee.park" not in text and "lee park" not in text
     assert {r["email"] for r in rows if r["email"]} == {expected}
     assert any(r["rep_id"] == "rep-7" for r in rows)
+    # the whole stored rows (properties too), read through the analysts' SQL endpoint
+    stored = json.loads(tracker.journeys("sql", "SELECT event_id, user_id, anonymous_id, properties FROM timeline",
+                                         "--format", "json").stdout)
+    assert len({r["event_id"] for r in stored}) == len(events)
+    assert "lee.park" not in json.dumps(stored).lower() and "lee park" not in json.dumps(stored).lower()
+    signup = next(r for r in stored if r["event_id"] == events[-1]["messageId"])
+    assert signup["user_id"] == expected  # Lee Park <Lee.Park@PiiCorp.com>: the same person as the plain address
+    assert json.loads(signup["properties"])["url"] == f"https://piicorp.example/s?e={expected}"
     assert tracker.journeys("timeline", "domain:piicorp.com", "--format", "json").returncode == 0

@@ -9,9 +9,11 @@ leaves them out. The assertions below hold for both.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +25,27 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 CORE = {"kafka", "clickhouse", "tracker", "collector"}
 
 
-def compose_config(*args: str) -> dict[str, Any]:
+REQUIRED = {"JOURNEYS_API_TOKEN": "3f1c9a7be2d84c0f9e61a5b7c2d8e4f0", "COLLECTOR_WRITE_KEY": "wk_5d2a8c1e9b7f4a36"}
+"""The variables the file requires (no defaults: docs/docker.md), as a user's .env would give them."""
+
+
+def run_config(*args: str, required: dict[str, str] = REQUIRED) -> subprocess.CompletedProcess:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose is not on PATH: run `make tools` (make test does it)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    proc = subprocess.run(
-        [exe, "-f", str(COMPOSE_FILE), *args, "config"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in REQUIRED}
+    with tempfile.NamedTemporaryFile(suffix=".env") as empty:  # never a developer's .env
+        return subprocess.run(
+            [exe, "-f", str(COMPOSE_FILE), "--env-file", empty.name, *args, "config"],
+            cwd=ROOT,
+            env={**env, **required},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def compose_config(*args: str) -> dict[str, Any]:
+    proc = run_config(*args)
     assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
     return yaml.safe_load(proc.stdout)
 
@@ -122,7 +133,34 @@ def test_collector(default_config: dict[str, Any]) -> None:
     assert "collector" in str(collector["command"])
     assert env["JOURNEYS_COLLECTOR__HOST"] == "0.0.0.0"
     assert env["JOURNEYS_COLLECTOR__PORT"] == "8088"
-    assert yaml.safe_load(env["JOURNEYS_COLLECTOR__WRITE_KEYS"])  # a JSON object
+    assert json.loads(env["JOURNEYS_COLLECTOR__WRITE_KEYS"]) == {REQUIRED["COLLECTOR_WRITE_KEY"]: "website"}
+
+
+def test_every_worker_gets_the_api_token_it_needs_on_0_0_0_0(scale_config: dict[str, Any]) -> None:
+    """The workers serve their API on 0.0.0.0, which they refuse without a token (streams.exposure)."""
+    for name, service in scale_config["services"].items():
+        if "worker" in str(service.get("command")):
+            env = env_of(service)
+            assert env["JOURNEYS_WEB_HOST"] == "0.0.0.0"
+            assert env["JOURNEYS_API_TOKEN"] == REQUIRED["JOURNEYS_API_TOKEN"], name
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_the_token_and_the_write_key_are_required_with_a_message(missing: str) -> None:
+    """No default a user could leave in place: `config` (and so `up`) stops and names the variable."""
+    proc = run_config(required={k: v for k, v in REQUIRED.items() if k != missing})
+    assert proc.returncode != 0
+    assert f"set {missing}, e.g. in .env - see docs/docker.md" in proc.stderr
+
+
+def test_the_compose_file_holds_no_secret_the_tracker_would_accept() -> None:
+    """Whatever literal key or token the file carries is refused at start-up (there is none now)."""
+    from streams.exposure import weak_secret
+
+    text = COMPOSE_FILE.read_text()
+    assert "change-me-write-key" not in text
+    for literal in ("change-me", "<secret-key>"):
+        assert weak_secret(literal), literal
 
 
 def test_scale_profile_adds_two_stream_workers_and_one_store(scale_config: dict[str, Any]) -> None:

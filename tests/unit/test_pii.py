@@ -97,3 +97,36 @@ def test_addresses_inside_urls_keys_group_names_and_anonymous_ids_are_pseudonymi
                    "traits": {"name": "jane@acme.com"}})
     assert "jane@" not in group.to_bytes().decode().lower()
     assert pii.scrub(plain, KEY) == plain and pii.scrub(f"see {plain}", KEY) == f"see {plain}"  # idempotent
+
+
+def test_encoded_and_bracketed_addresses_are_the_persons_pseudonym_and_urls_keep_their_shape():
+    jane = pii.pseudonymize_email("jane@acme.com", KEY)
+    cases = {
+        '"Doe, Jane" <jane@acme.com>': jane,  # a quoted display name with a comma
+        "<Jane@Acme.com>": jane,
+        "https://x.io/s?e=JANE%40ACME.COM": f"https://x.io/s?e={jane}",
+        "https://x.io/s?e=jane@acme.com&x=1": f"https://x.io/s?e={jane}&x=1",  # a URL is not an address
+        "mailto:jane@acme.com": f"mailto:{jane}",
+        "https://x.io/?next=%2Fy%3Femail%3Djane%40acme.com": f"https://x.io/?next=%2Fy%3Femail%3D{jane}",
+        "https://x.io/?e=jane%2Bnews%40acme.com": f"https://x.io/?e={pii.pseudonymize_email('jane+news@acme.com', KEY)}",
+        "Jane <jane@acme.com>, bob@x.io": f"Jane <{jane}>, {pii.pseudonymize_email('bob@x.io', KEY)}",
+    }
+    for raw, expected in cases.items():
+        assert pii.scrub(raw, KEY) == expected, raw
+    assert pii.scrub("Jane Doe <not an address>", KEY) == "Jane Doe <not an address>"
+    assert pii.is_email(jane) and not pii.is_email("https://x.io/?e=jane@acme.com")
+
+
+def test_without_a_key_the_name_addr_form_stitches_with_the_plain_address():
+    from streams.rules.identity import IdentityConfig, person_key
+
+    cfg = IdentityConfig()
+    track = entry({"type": "track", "messageId": "m12", "userId": "Jane Doe <Jane@Acme.com>", "event": "Demo"}, key=None)
+    form = entry({"type": "identify", "messageId": "m13", "anonymousId": "d1",
+                  "traits": {"email": "Jane Doe <jane@acme.com>"}}, key=None)
+    call = entry({"type": "conversation", "conversationId": "c3", "channel": "call", "repId": "sdr1",
+                  "repRole": "SDR", "direction": "outbound", "startedAt": "2026-10-01T00:00:00Z",
+                  "contactEmails": ["jane@acme.com"]}, key=None)
+    assert person_key(track, cfg) == person_key(form, cfg) == person_key(call, cfg) == "jane@acme.com"
+    assert form.domain == call.domain == "acme.com"
+    assert entry({"type": "track", "messageId": "m14", "userId": "U-42", "event": "x"}, key=None).user_id == "U-42"

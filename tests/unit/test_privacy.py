@@ -87,3 +87,10 @@ def test_retention_plan_sets_changes_and_removes_ttls_only_when_needed() -> None
         "ALTER TABLE dead_letters REMOVE TTL",
     ]
     assert retention.plan(want, want) == []
+
+
+def test_forget_accepts_the_name_addr_form_as_ingest_stores_it() -> None:
+    assert stored_form("email", "Ann Lee <Ann@Acme.com>", None) == "ann@acme.com"
+    assert stored_form("email", "Ann Lee <ann@acme.com>", KEY) == pii.pseudonymize_email("ann@acme.com", KEY)
+    assert stored_form("user_id", "Ann Lee <ann@acme.com>", KEY) == pii.pseudonymize_email("ann@acme.com", KEY)
+    assert stored_form("user_id", "Ann Lee <ann@acme.com>", None) == "ann@acme.com"
