@@ -9,6 +9,7 @@ leaves them out. The assertions below hold for both.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from streams.collector.settings import CollectorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -122,7 +125,8 @@ def test_collector(default_config: dict[str, Any]) -> None:
     assert "collector" in str(collector["command"])
     assert env["JOURNEYS_COLLECTOR__HOST"] == "0.0.0.0"
     assert env["JOURNEYS_COLLECTOR__PORT"] == "8088"
-    assert yaml.safe_load(env["JOURNEYS_COLLECTOR__WRITE_KEYS"])  # a JSON object
+    keys = CollectorSettings(write_keys=json.loads(env["JOURNEYS_COLLECTOR__WRITE_KEYS"])).write_keys
+    assert keys and all(entry.allow == {"segment"} for entry in keys.values())  # the browser key is scoped
 
 
 def test_scale_profile_adds_two_stream_workers_and_one_store(scale_config: dict[str, Any]) -> None:
