@@ -15,6 +15,7 @@ All times must carry a UTC offset (naive datetimes are rejected), lie between 19
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
@@ -160,10 +161,30 @@ class Alias(SegmentCall):
     userId: Id  # required for alias
 
 
+DERIVED_PREFIX = "derived-"
+"""Prefix of the message ids the tracker derives for CRM records sent without one."""
+
+
 def _derived_id(*parts: object) -> str:
     """Deterministic message id for sources that have a natural key but no messageId."""
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
-    return f"derived-{digest}"
+    return f"{DERIVED_PREFIX}{digest}"
+
+
+def derived_id(event: CrmEvent, scope: str | None = None) -> str:
+    """The id of a CRM record sent without ``messageId``, from its natural key.
+
+    Without ``scope`` it is the id the record gets when it is validated (the same since the
+    first release, so a re-sent record keeps its id). With ``scope`` (the collector passes the
+    write key's source name) the id is namespaced by it: the same natural key posted under
+    another source gets another id, so it cannot take the place of the real record in the
+    first-receipt-wins deduplication.
+    """
+    parts = event.natural_key()
+    if scope is None:
+        return _derived_id(*parts)
+    scoped = json.dumps(["source", scope, *(str(p) for p in parts)], ensure_ascii=False)
+    return f"{DERIVED_PREFIX}{hashlib.sha256(scoped.encode()).hexdigest()[:32]}"
 
 
 RepRole = Literal["SDR", "BDR", "AE", "CSM", "SE", "AM", "other"]
@@ -199,10 +220,12 @@ class Conversation(_Strict):
         if not (self.contactEmails or self.crmContactId or self.crmAccountId):
             raise ValueError("one of contactEmails, crmContactId or crmAccountId is required")
         if self.messageId is None:
-            object.__setattr__(
-                self, "messageId", _derived_id("conversation", self.conversationId)
-            )
+            object.__setattr__(self, "messageId", _derived_id(*self.natural_key()))
         return self
+
+    def natural_key(self) -> tuple[object, ...]:
+        """What identifies the record when it has no ``messageId`` (:func:`derived_id`)."""
+        return ("conversation", self.conversationId)
 
 
 LeadStatus = Literal["new", "mql", "accepted", "rejected", "sql", "recycled", "disqualified"]
@@ -228,12 +251,12 @@ class LeadStatusChange(_Strict):
         if self.status == "rejected" and not self.reason:
             raise ValueError("a rejected lead needs a reason")
         if self.messageId is None:
-            object.__setattr__(
-                self,
-                "messageId",
-                _derived_id("lead_status", self.leadId, self.status, self.changedAt.isoformat()),
-            )
+            object.__setattr__(self, "messageId", _derived_id(*self.natural_key()))
         return self
+
+    def natural_key(self) -> tuple[object, ...]:
+        """What identifies the record when it has no ``messageId`` (:func:`derived_id`)."""
+        return ("lead_status", self.leadId, self.status, self.changedAt.isoformat())
 
 
 class OpportunityUpdate(_Strict):
@@ -256,18 +279,12 @@ class OpportunityUpdate(_Strict):
         if self.amount is not None and self.currency is None:
             raise ValueError("amount needs a currency")
         if self.messageId is None:
-            object.__setattr__(
-                self,
-                "messageId",
-                _derived_id(
-                    "opportunity",
-                    self.opportunityId,
-                    self.action,
-                    self.stage,
-                    self.changedAt.isoformat(),
-                ),
-            )
+            object.__setattr__(self, "messageId", _derived_id(*self.natural_key()))
         return self
+
+    def natural_key(self) -> tuple[object, ...]:
+        """What identifies the record when it has no ``messageId`` (:func:`derived_id`)."""
+        return ("opportunity", self.opportunityId, self.action, self.stage, self.changedAt.isoformat())
 
 
 SegmentEvent = Union[Track, Page, Identify, Group, Alias]

@@ -31,7 +31,8 @@ EXIT_KAFKA = 3
 def collector(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the HTTP collector (Segment HTTP Tracking API + /v1/crm) in front of Kafka.
 
-    Write keys: JOURNEYS_COLLECTOR__WRITE_KEYS='{"<key>": "<source name>"}'.
+    Write keys: JOURNEYS_COLLECTOR__WRITE_KEYS='{"<key>": "<source name>"}', or per key
+    {"source": …, "allow": ["segment"|"crm"], "origins": [...]}: scope browser keys to segment.
     """
     import logging
 

@@ -1,11 +1,13 @@
 """aiohttp routes of the collector: auth, size limit, then handling → Kafka → response.
 
-Authentication comes before any work: a Basic-auth key is checked before the body is read, and
-a body without one is scanned (not parsed) for a known ``writeKey`` before it is parsed.
+Authentication comes before any work: a Basic-auth key is checked (known, allowed this endpoint
+and origin) before the body is read, and a body without one is scanned (not parsed) for a known
+``writeKey`` that may post here before it is parsed; the key the body names is checked again.
 
 Responses (JSON): 200 ``{"success": true}`` once the broker acknowledged every write;
 400/413 with ``accepted`` and ``rejected`` (valid events of the request are still produced,
-rejected ones are dead-lettered); 401 for a missing/unknown write key (nothing is stored);
+rejected ones are dead-lettered); 401 for a missing/unknown write key and 403 for a key that may
+not post to this endpoint or from this ``Origin`` (:mod:`streams.collector.access`): nothing is stored;
 503 when Kafka is unreachable or slow (nothing may be assumed stored: retry).
 """
 
@@ -18,9 +20,9 @@ import orjson
 from aiohttp import web
 
 from schemas.errors import ConfigurationError
-from streams.collector import handling
+from streams.collector import access, handling
 from streams.collector.kafka_out import BrokerUnavailable, KafkaOut, records_for
-from streams.collector.settings import key_id
+from streams.collector.settings import CollectorSettings, Source, key_id
 from streams.exposure import MIN_SECRET_CHARS, weak_write_keys
 from streams.settings import Settings
 
@@ -62,20 +64,27 @@ async def collect(request: web.Request) -> web.Response:
     received_at = datetime.now(timezone.utc)
     limit = handling.body_limit(endpoint, limits)
     header_key = handling.basic_auth_user(request.headers.get("Authorization"))
-    if header_key is not None and cfg.source_for(header_key) is None:  # refuse before reading the body
-        return _unauthorized(endpoint, header_key)
+    origin = request.headers.get("Origin")
+    if header_key is not None:  # refuse before reading the body
+        checked = _check_key(cfg, endpoint, header_key, origin)
+        if isinstance(checked, web.Response):
+            return checked
     body, over = await read_limited(request, limit)
-    if header_key is None and not any(cfg.source_for(k) for k in handling.body_write_keys(body)):
-        return _unauthorized(endpoint, None)  # no known key in the body: refuse before parsing it
+    if header_key is None:  # refuse before parsing
+        refused = _scan_body_keys(cfg, endpoint, body, origin)
+        if refused is not None:
+            return refused
     if over:
-        rejected = handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)
-        handled = handling.Handled([rejected], None, too_large=True)
+        parsed: handling.Parsed | handling.Handled = handling.Handled(
+            [handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)], None, too_large=True)
     else:
-        handled = handling.handle(body, endpoint, received_at=received_at, limits=limits)
-    presented = header_key if header_key is not None else handled.write_key
-    source = cfg.source_for(presented)
-    if source is None:
-        return _unauthorized(endpoint, presented)
+        parsed = handling.parse(body, endpoint, limits=limits)
+    checked = _check_key(cfg, endpoint, header_key if header_key is not None else parsed.write_key, origin)
+    if isinstance(checked, web.Response):
+        return checked
+    source = checked
+    handled = parsed if isinstance(parsed, handling.Handled) else handling.split(
+        parsed, body, endpoint, received_at=received_at, limits=limits, id_scope=source.id_scope)
     try:
         await out.send_all(records_for(handled, source, settings.topic_prefix), cfg.produce_timeout_seconds)
     except BrokerUnavailable as exc:
@@ -86,6 +95,34 @@ async def collect(request: web.Request) -> web.Response:
         log.info("%d on /v1/%s from %s[%s]: %d accepted, %d rejected", status, endpoint, source.name,
                  source.key_id, payload["accepted"], len(payload["rejected"]))
     return _json(payload, status)
+
+
+def _check_key(cfg: CollectorSettings, endpoint: str, key: str | None, origin: str | None) -> Source | web.Response:
+    """The key's source, or the answer refusing it: 401 unknown, 403 not allowed here (:mod:`.access`)."""
+    source = cfg.source_for(key)
+    if source is None:
+        return _unauthorized(endpoint, key)
+    refused = access.refusal(source, endpoint, origin)
+    return source if refused is None else _forbidden(endpoint, source, refused)
+
+
+def _scan_body_keys(cfg: CollectorSettings, endpoint: str, body: bytes, origin: str | None) -> web.Response | None:
+    """Refuse a body without a Basic-auth key before parsing it when no ``writeKey`` found by
+    scanning it is known (401) or none that is may post here (403). The key the parsed body
+    names is checked after (:func:`_check_key`): the scan only avoids work for a hopeless body."""
+    known = [s for s in map(cfg.source_for, handling.body_write_keys(body)) if s is not None]
+    if not known:
+        return _unauthorized(endpoint, None)
+    refusals = [access.refusal(s, endpoint, origin) for s in known]
+    first = refusals[0]
+    if first is not None and all(refusals):
+        return _forbidden(endpoint, known[0], first)
+    return None
+
+
+def _forbidden(endpoint: str, source: Source, refused: access.Refusal) -> web.Response:
+    log.info("%d on /v1/%s from %s[%s]: %s", refused.status, endpoint, source.name, source.key_id, refused.code)
+    return _error(refused.status, refused.code, refused.message)
 
 
 def _unauthorized(endpoint: str, presented: str | None) -> web.Response:
@@ -120,7 +157,7 @@ def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Applicatio
 def refuse_weak_keys(settings: Settings) -> None:
     """Refuse to start with a write key that is no secret (:func:`streams.exposure.weak_write_keys`):
     a placeholder copied from an example would let anyone post events."""
-    keys = {k.get_secret_value(): name for k, name in settings.collector.write_keys.items()}
+    keys = {k.get_secret_value(): entry.source for k, entry in settings.collector.write_keys.items()}
     problems = weak_write_keys(keys)
     if problems:
         raise ConfigurationError(
@@ -134,7 +171,8 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     host, port = host or cfg.host, port or cfg.port
     refuse_weak_keys(settings)
     _ensure_topics_briefly(settings)
-    sources = ", ".join(f"{name}[{key_id(k.get_secret_value())}]" for k, name in cfg.write_keys.items())
+    sources = ", ".join(f"{entry.source}[{key_id(k.get_secret_value())}]:{'+'.join(sorted(entry.allow))}"
+                        for k, entry in cfg.write_keys.items())
     log.info("collector on http://%s:%d, sources: %s", host, port, sources or "NONE (every request gets 401)")
     web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
 

@@ -16,6 +16,10 @@ Contract of :func:`handle`:
 * Segment calls are stamped ``receivedAt`` (the server's clock) before validation; the client's
   ``timestamp``/``sentAt`` are kept so :func:`schemas.decode.event_time` corrects clock skew.
   CRM records are not stamped: they are strict and carry their own ``startedAt``/``changedAt``.
+* Ids: a ``messageId`` starting with ``derived-`` is rejected (those are the tracker's own). A
+  CRM record without one gets, given an ``id_scope`` (the write key's source), the id derived
+  from its natural key *and* that scope, written into the forwarded record
+  (:func:`schemas.events.derived_id`); without a scope the worker derives the unscoped id.
 * Every item becomes exactly one :class:`Accepted` (its re-serialised JSON) or :class:`Rejected`
   (its re-serialised JSON, or the original bytes when the body could not be parsed).
 """
@@ -33,13 +37,24 @@ import orjson
 
 from schemas.decode import check_not_future, event_time, parse_json, too_deep, validate
 from schemas.errors import InvalidEvent, Reason
-from schemas.events import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_DEPTH, MAX_EVENT_BYTES
+from schemas.events import (
+    DERIVED_PREFIX,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ITEMS,
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    Conversation,
+    LeadStatusChange,
+    OpportunityUpdate,
+    derived_id,
+)
 from schemas.keys import inbound_key, raw_key
 
 SEGMENT_TYPES = ("track", "page", "identify", "group", "alias")
 CRM_TYPES = ("conversation", "lead_status", "opportunity")
 ENDPOINTS = (*SEGMENT_TYPES, "batch", "crm")
 _BATCH_DEFAULTS = ("sentAt", "integrations")
+CRM_EVENTS = (Conversation, LeadStatusChange, OpportunityUpdate)
 
 
 @dataclass(frozen=True)
@@ -146,8 +161,17 @@ def too_many(body: bytes, count: int, limit: int, keep: int) -> Rejected:
     return Rejected(None, None, redact_write_keys(body[:keep]), InvalidEvent([reason], stage="decode", oversized=True))
 
 
-def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits) -> Handled:
-    """Split and validate one request body posted to ``/v1/<endpoint>``."""
+@dataclass(frozen=True)
+class Parsed:
+    """A body that is JSON: the object (``writeKey`` taken out) and that key."""
+
+    obj: Any
+    write_key: str | None
+
+
+def parse(body: bytes, endpoint: str, *, limits: Limits) -> Parsed | Handled:
+    """Step one of :func:`handle`: the body as JSON and its ``writeKey``, or the rejection of a
+    body too large or not JSON (a :class:`Handled` with no key)."""
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}")
     limit = body_limit(endpoint, limits)
@@ -159,11 +183,17 @@ def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits)
     except InvalidEvent as exc:
         return Handled([Rejected(None, None, redact_write_keys(body), exc)])
     write_key = obj.pop("writeKey", None) if isinstance(obj, dict) else None
-    write_key = write_key if isinstance(write_key, str) else None
+    return Parsed(obj, write_key if isinstance(write_key, str) else None)
+
+
+def split(parsed: Parsed, body: bytes, endpoint: str, *, received_at: datetime, limits: Limits,
+          id_scope: str | None = None) -> Handled:
+    """Step two of :func:`handle`: the parsed body → one accepted or rejected item per call."""
+    obj, write_key = parsed.obj, parsed.write_key
     if endpoint in SEGMENT_TYPES:
-        return Handled([_item(0, obj, {}, endpoint, SEGMENT_TYPES, received_at, limits)], write_key)
+        return Handled([_item(0, obj, {}, endpoint, SEGMENT_TYPES, received_at, limits, id_scope)], write_key)
     if endpoint == "crm" and not (isinstance(obj, dict) and "batch" in obj and "type" not in obj):
-        return Handled([_item(0, obj, {}, None, CRM_TYPES, received_at, limits)], write_key)
+        return Handled([_item(0, obj, {}, None, CRM_TYPES, received_at, limits, id_scope)], write_key)
     if not isinstance(obj, dict) or not isinstance(obj.get("batch"), list):
         error = InvalidEvent([Reason("$.batch", "required: a JSON list of calls")])
         return Handled([Rejected(None, None, redact_write_keys(body), error)], write_key)
@@ -172,8 +202,20 @@ def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits)
                        too_large=True)
     defaults = _defaults(obj) if endpoint == "batch" else {}
     allowed = SEGMENT_TYPES if endpoint == "batch" else CRM_TYPES
-    items = [_item(i, it, defaults, None, allowed, received_at, limits) for i, it in enumerate(obj["batch"])]
+    items = [_item(i, it, defaults, None, allowed, received_at, limits, id_scope) for i, it in enumerate(obj["batch"])]
     return Handled(items, write_key)
+
+
+def handle(body: bytes, endpoint: str, *, received_at: datetime, limits: Limits,
+           id_scope: str | None = None) -> Handled:
+    """Split and validate one request body posted to ``/v1/<endpoint>``.
+
+    ``id_scope``: the namespace of the ids derived for CRM records sent without ``messageId``
+    (:func:`schemas.events.derived_id`; the write key's source), written into the record."""
+    parsed = parse(body, endpoint, limits=limits)
+    if isinstance(parsed, Handled):
+        return parsed
+    return split(parsed, body, endpoint, received_at=received_at, limits=limits, id_scope=id_scope)
 
 
 def _defaults(envelope: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +235,8 @@ def _enrich(item: dict[str, Any], defaults: dict[str, Any], received_at: datetim
 
 
 def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, allowed: tuple[str, ...],
-          received_at: datetime, limits: Limits) -> Item:
+          received_at: datetime, limits: Limits, id_scope: str | None = None) -> Item:
+    own_id = isinstance(item, dict) and item.get("messageId") is not None
     if isinstance(item, dict):
         item.pop("writeKey", None)
         if forced is not None:
@@ -208,6 +251,7 @@ def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, a
             raise InvalidEvent([Reason(deep, f"nested deeper than {limits.max_depth} levels (the nesting limit)")],
                                stage="decode")
         _check_type(item, forced, allowed)
+        _check_own_id(item)
         if len(value) > limits.max_event_bytes:
             raise InvalidEvent([Reason("$", f"event is {len(value)} bytes; the limit is {limits.max_event_bytes}")],
                                stage="decode", oversized=True)
@@ -215,8 +259,20 @@ def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, a
         check_not_future(event_time(event, received_at), received_at, limits.max_future)
     except InvalidEvent as exc:
         return Rejected(index, key.encode() if key else None, value, exc)
+    if id_scope is not None and not own_id and isinstance(event, CRM_EVENTS):
+        item["messageId"] = derived_id(event, id_scope)  # the scoped id travels with the record
+        value = orjson.dumps(item)
     key = inbound_key(event)
     return Accepted(index, key.encode() if key else None, value)
+
+
+def _check_own_id(item: Any) -> None:
+    """Ids with the ``derived-`` prefix are the tracker's: a sender may not choose one (it could
+    name another source's record and take its place in the deduplication)."""
+    own = item.get("messageId") if isinstance(item, dict) else None
+    if isinstance(own, str) and own.startswith(DERIVED_PREFIX):
+        raise InvalidEvent([Reason("$.messageId", f"ids starting with {DERIVED_PREFIX!r} are reserved for the ids "
+                                                  "the tracker derives: send your own id, or none")])
 
 
 def _dump(item: Any, max_depth: int) -> bytes:

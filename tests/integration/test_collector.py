@@ -8,8 +8,12 @@ import json
 import orjson
 import pytest
 import requests
+from kafka import KafkaConsumer, TopicPartition
 from segment.analytics import Client
 
+from schemas.decode import validate
+from schemas.events import derived_id
+from streams.collector.settings import key_id
 from tests.support.collector import Collector
 
 pytestmark = pytest.mark.integration
@@ -86,3 +90,65 @@ def test_bad_requests_get_clear_answers_and_dead_letters(stack) -> None:
     assert any(r.startswith("$.timestamp: Input should be a valid datetime") for r in reasons)
     assert any(r.startswith("$: request body is") for r in reasons)
     assert any(r == "$.event: Input should be a valid string" for r in reasons)
+
+
+def topic_records(tracker, name: str) -> list:
+    """Every record on one of the tracker's topics (read from the beginning, no consumer group)."""
+    topic = tracker.topic(name)
+    consumer = KafkaConsumer(bootstrap_servers=tracker.bootstrap, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends, records = consumer.end_offsets(tps), []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=5000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def test_write_key_scopes_refuse_crm_records_from_a_browser_key(tracker_factory) -> None:
+    """Issue 20: the public browser key posted a closed-won opportunity to /v1/crm and got 200;
+    a forged CRM record without messageId also suppressed the real one (same derived id)."""
+    browser, crm, other_crm = "wk_browser_71", "wk_salesforce_72", "wk_gong_73"
+    tracker = tracker_factory().start()
+    collector = Collector(tracker, {
+        browser: {"source": "website", "allow": ["segment"], "origins": ["https://www.initech.example"]},
+        crm: {"source": "salesforce", "allow": ["crm"]},
+        other_crm: {"source": "gong", "allow": ["crm"]},
+    }).start()
+    try:
+        won = {"type": "opportunity", "opportunityId": "006-1", "crmAccountId": ACCOUNT, "action": "closed_won",
+               "stage": "Won", "amount": "1000000.00", "currency": "EUR", "changedAt": "2026-10-20T16:45:00Z"}
+        resp = requests.post(collector.url + "/v1/crm", json=won, headers=auth(browser), timeout=10)
+        assert resp.status_code == 403 and resp.json()["code"] == "scope_not_allowed"
+        resp = requests.post(collector.url + "/v1/crm", json={**won, "writeKey": browser}, timeout=10)
+        assert resp.status_code == 403
+        track = {"type": "track", "messageId": "m-web-1", "userId": "u-1", "event": "Viewed"}
+        resp = requests.post(collector.url + "/v1/track", json=track, timeout=10,
+                             headers={**auth(browser), "Origin": "https://evil.example"})
+        assert resp.status_code == 403 and resp.json()["code"] == "origin_not_allowed"
+        assert topic_records(tracker, "journeys-inbound-v1") == []  # a 403 is stored nowhere
+        assert topic_records(tracker, "journeys-inbound-v1-dlq") == []
+
+        # the same record from another CRM source first, then the real one: both arrive, apart
+        for key in (other_crm, crm):
+            resp = requests.post(collector.url + "/v1/crm", json=won, headers=auth(key), timeout=10)
+            assert resp.status_code == 200, resp.text
+        inbound = topic_records(tracker, "journeys-inbound-v1")
+        tags = {dict(r.headers)["journeys.source"]: (dict(r.headers), orjson.loads(r.value)) for r in inbound}
+        assert sorted(tags) == [b"gong", b"salesforce"]
+        headers, record = tags[b"salesforce"]
+        assert headers["journeys.write_key_id"] == key_id(crm).encode()
+        assert record["messageId"] == derived_id(validate(dict(won)), "salesforce")
+        assert tags[b"gong"][1]["messageId"] != record["messageId"]
+
+        stats = tracker.wait_for_stored(events=2)
+        assert stats["events"] == 2 and stats["dead_letters"] == 0
+        rows = json.loads(tracker.journeys("timeline", ACCOUNT, "--format", "json").stdout)
+        stored = {r["source"]: r["event_id"] for r in rows if r["event_type"] == "opportunity"}
+        assert stored == {"salesforce": record["messageId"], "gong": tags[b"gong"][1]["messageId"]}
+    finally:
+        collector.stop()

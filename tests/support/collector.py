@@ -16,7 +16,8 @@ from tests.support.tracker import ROOT, Tracker, free_port
 class Collector:
     """A collector process sharing ``tracker``'s environment (broker, topic prefix)."""
 
-    def __init__(self, tracker: Tracker, write_keys: dict[str, str]):
+    def __init__(self, tracker: Tracker, write_keys: dict[str, object]):
+        """``write_keys``: as JOURNEYS_COLLECTOR__WRITE_KEYS (key → source, or → {"source", "allow", …})."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tracker.log_path.with_name(f"collector-{self.port}.log")

@@ -229,6 +229,7 @@ def test_unknown_keys_are_refused_before_the_body_is_parsed(monkeypatch: pytest.
         raise AssertionError("the body was handled before authentication")
 
     monkeypatch.setattr(handling, "handle", no_parsing)
+    monkeypatch.setattr(handling, "parse", no_parsing)
     out = FakeOut()
     zeros = b'{"batch":[' + b",".join([b"0"] * 200_000) + b"]}"
     assert post(out, "/v1/batch", zeros, auth="wrong")[0] == 401

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.collector.settings import CollectorSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CORE = {"kafka", "clickhouse", "tracker", "collector"}
@@ -133,7 +135,9 @@ def test_collector(default_config: dict[str, Any]) -> None:
     assert "collector" in str(collector["command"])
     assert env["JOURNEYS_COLLECTOR__HOST"] == "0.0.0.0"
     assert env["JOURNEYS_COLLECTOR__PORT"] == "8088"
-    assert json.loads(env["JOURNEYS_COLLECTOR__WRITE_KEYS"]) == {REQUIRED["COLLECTOR_WRITE_KEY"]: "website"}
+    keys = CollectorSettings(write_keys=json.loads(env["JOURNEYS_COLLECTOR__WRITE_KEYS"])).write_keys
+    assert [k.get_secret_value() for k in keys] == [REQUIRED["COLLECTOR_WRITE_KEY"]]
+    assert all(entry.allow == {"segment"} for entry in keys.values())  # the browser key is scoped
 
 
 def test_every_worker_gets_the_api_token_it_needs_on_0_0_0_0(scale_config: dict[str, Any]) -> None:
