@@ -4,7 +4,9 @@ Three guards on Faust's consumer, installed once per process by :func:`install`:
 
 * **acks** (B7) — a record Faust skipped is never marked committable;
 * **fetch continuity** (B10) — a record is never handed on past records the fetch skipped;
-* **commit head** (B10) — a commit never moves past an unacked record at its head.
+* **commit head** (B10) — a commit never moves past an unacked record at its head;
+* **start of an uncommitted partition** (B11) — read from its first offset, never from wherever
+  the client's position was left.
 
 B7, the ack guard:
 
@@ -119,13 +121,35 @@ async def _seek_back(consumer: Consumer, tp: TP, offset: int) -> None:
 
 
 async def _tracked_perform_seek(self: Consumer) -> None:
+    global rewound
     await _original_perform_seek(self)
     expected, _ = _state(self)
+    uncommitted = []
     for tp, offset in list(self._read_offset.items()):  # the committed offsets: the next to read
-        if offset is None:
-            expected.pop(tp, None)  # no commit yet: where the stream starts is the broker's choice
-        else:
+        if offset is not None:
             expected[tp] = offset
+        elif self.app.topics.acks_enabled_for(tp.topic):
+            uncommitted.append(tp)
+        else:
+            expected.pop(tp, None)
+    # B11: a partition with no commit yet is left where the client's position happens to be by
+    # aiokafka's seek_to_committed. Records fetched there while flow was off (table recovery)
+    # were dropped by Faust and the position had moved past them: a restarted worker read
+    # inbound[1] from offset 30, and 30 events never went further (fault suite, kill -9 of the
+    # stream worker before its first commit on that partition). Nothing committed means "from
+    # the start" (auto_offset_reset=earliest): seek there, so nothing before it is skipped.
+    if uncommitted:
+        starts = await self.earliest_offsets(*uncommitted)
+        for tp in uncommitted:
+            start = starts.get(tp)
+            if start is None or start < 0:
+                expected.pop(tp, None)
+                continue
+            await _seek_back(self, tp, start)
+            expected[tp] = start
+            _starts(self)[tp] = start
+            rewound += 1
+            log.info("%s[%d] has no committed offset: reading it from its start (%d)", tp.topic, tp.partition, start)
 
 
 async def _tracked_seek(self: Consumer, partition: TP, offset: int) -> None:
@@ -147,9 +171,16 @@ async def _tracked_revoked(self: Consumer, revoked: set[TP]) -> None:
 # truthy, so one unacked record right at the head (e.g. a record whose ack the B7 guard refused)
 # is committed past. Here any hole at the head, not covered by a gap, stops the commit.
 
+def _starts(consumer: Consumer) -> dict[TP, int]:
+    """First offset of each partition that had no commit when it was assigned (B11)."""
+    return consumer.__dict__.setdefault("_journeys_starts", {})
+
+
 def _guarded_new_offset(self: Consumer, tp: TP) -> Optional[int]:
     committed = self._committed_offset.get(tp)
     acked = self._acked.get(tp)
+    if committed is None and acked and tp in _starts(self):
+        committed = _starts(self)[tp]  # nothing committed yet: the first commit starts at the start
     if committed is not None and acked:
         head = min(acked)
         gaps: Any = self._gap.get(tp)

@@ -112,7 +112,7 @@ def topic_records(tracker, name: str) -> list:
 def test_write_key_scopes_refuse_crm_records_from_a_browser_key(tracker_factory) -> None:
     """Issue 20: the public browser key posted a closed-won opportunity to /v1/crm and got 200;
     a forged CRM record without messageId also suppressed the real one (same derived id)."""
-    browser, crm, other_crm = "wk_browser_71", "wk_salesforce_72", "wk_gong_73"
+    browser, crm, other_crm = "wk_browser_71a9c2e04d", "wk_salesforce_72b8d1f3", "wk_gong_73c6e5a9b2d4"
     tracker = tracker_factory().start()
     collector = Collector(tracker, {
         browser: {"source": "website", "allow": ["segment"], "origins": ["https://www.initech.example"]},

@@ -155,3 +155,31 @@ def test_a_commit_never_passes_an_unacked_record_at_its_head():
     consumer.track_message(handled)
     consumer.ack(handled)
     assert consumer._new_offset(tp) == 14
+
+
+def test_a_partition_with_no_commit_is_read_from_its_start(monkeypatch):
+    """B11: seek_to_committed leaves an uncommitted partition where the client's position was
+    (records fetched during recovery and dropped: the fault suite saw a restarted worker start
+    inbound[1] at 30). The guard seeks it to its first offset and holds commits until it is read."""
+    consumer = _consumer()
+    tp = TP(TOPIC, 0)
+    seeks = _fetches(monkeypatch, consumer, [[30, 31], [0, 1, 2]])
+    consumer._read_offset[tp] = None  # no commit for this partition yet
+
+    async def earliest(*partitions):
+        return {p: 0 for p in partitions}
+
+    monkeypatch.setattr(consumer, "earliest_offsets", earliest)
+    asyncio.run(_seek_done(consumer))
+    assert seeks == [(tp, 0)]
+    assert _drain(consumer, 2) == [0, 1, 2]  # 30, 31 (fetched before the seek) withheld, read again later
+    # and a commit never starts past the start: 30 acked alone is not committable
+    late = _message(30, tracked=True)
+    consumer.track_message(late)
+    consumer.ack(late)
+    assert consumer._new_offset(tp) is None
+    for offset in range(30):
+        message = _message(offset, tracked=True)
+        consumer.track_message(message)
+        consumer.ack(message)
+    assert consumer._new_offset(tp) == 31
