@@ -21,14 +21,26 @@ from streams.rules.journey import new_journey, on_journey_event
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
 
+# Each event on the account(s) the one resolution gives it (event_resolution: retroactive
+# stitching, merges, unmerges — what every report reads), not the account the stream happened to
+# know when it processed the event: an anonymous or early touch processed before its person's
+# account was known has an empty journey_account_id in the timeline, and would be left out.
 EVENTS_SQL = """
-SELECT event_id, event_type, name, channel, side, event_time, received_at, anonymous_id, user_id, email,
-       contact_id, account_id, group_id, domain, rep_id, rep_role, source, properties, person_id,
-       journey_account_id
-FROM timeline FINAL
-WHERE journey_account_id != '' AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}
-ORDER BY event_time, event_id
-LIMIT 1 BY event_id
+SELECT t.event_id AS event_id, t.event_type AS event_type, t.name AS name, t.channel AS channel, t.side AS side,
+       t.event_time AS event_time, t.received_at AS received_at, t.anonymous_id AS anonymous_id,
+       t.user_id AS user_id, t.email AS email, t.contact_id AS contact_id, t.account_id AS account_id,
+       t.group_id AS group_id, t.domain AS domain, t.rep_id AS rep_id, t.rep_role AS rep_role, t.source AS source,
+       t.properties AS properties, t.person_id AS person_id, r.account AS journey_account_id
+FROM (
+  SELECT event_id, account FROM event_resolution FINAL ARRAY JOIN accounts AS account
+  WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}
+) AS r
+INNER JOIN (
+  SELECT * FROM timeline FINAL
+  WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}
+  ORDER BY event_id, version DESC LIMIT 1 BY event_id
+) AS t ON t.event_id = r.event_id
+ORDER BY event_time, event_id, journey_account_id
 """
 
 
@@ -44,7 +56,8 @@ def run_backfill(settings: Settings, version_file: Path, start: datetime, end: d
     def compute(store) -> list[dict[str, Any]]:
         cols, rows = store.query(EVENTS_SQL, {"start": start, "end": end})
         _, recorded = store.query(
-            "SELECT to_stage, uniqExact(account_id) FROM stage_changes_v "
+            "SELECT to_stage, uniqExact(account_id) FROM stage_changes_resolved "  # canonical accounts, as recomputed
+            
             "WHERE at >= {start:DateTime64(3)} AND at < {end:DateTime64(3)} GROUP BY to_stage",
             {"start": start, "end": end},
         )
