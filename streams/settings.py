@@ -194,6 +194,13 @@ class Settings(BaseSettings):
         None, description="Bearer token required by the JSON API and the web UI's data calls when set "
         "(health and metrics stay open); the CLI sends it too."
     )
+    api_query_seconds: float = Field(
+        30.0, gt=0, description="Longest one query of the JSON API or web UI (and so the CLI with a worker up) may run on the store (then 503): "
+        "with the embedded store a query holds the writer's connection, so this bounds how long it can stall inserts.",
+    )
+    api_query_memory_mb: int = Field(
+        2048, ge=16, description="Most memory one query of the JSON API or web UI may use (then 503), MB.",
+    )
     max_future_seconds: int = Field(
         300, ge=0, description="Events stamped further than this in the future are rejected."
     )

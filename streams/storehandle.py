@@ -13,8 +13,10 @@ log = logging.getLogger(__name__)
 
 class StoreHandle:
     def __init__(self, url: str, faults: FaultHooks | None = None, reader_url: str | None = None,
-                 channels: list[tuple] | None = None, retention_days: tuple[int, int] | None = None) -> None:
+                 channels: list[tuple] | None = None, retention_days: tuple[int, int] | None = None,
+                 read_limits: dict | None = None) -> None:
         self.url = url
+        self.read_limits = read_limits  # caps on every read (client.read_limits)
         self.retention_days = retention_days  # (events, dead letters): the store process sets the TTLs
         self.channels = channels or []  # ddl.channel_rows of the definitions, written on open
         self.faults = faults  # fault injection (tests/faults only)
@@ -62,8 +64,8 @@ class StoreHandle:
             with self._lock:
                 if self._reader_store is None:
                     self._reader_store = Store(self.reader_url)
-                return ReadOnlyStore(self._reader_store)
-        return ReadOnlyStore(self.get())
+                return ReadOnlyStore(self._reader_store, self.read_limits)
+        return ReadOnlyStore(self.get(), self.read_limits)
 
     def close(self) -> None:
         with self._lock:

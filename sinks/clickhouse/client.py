@@ -150,6 +150,30 @@ class Store:
 # ClickHouse's own guard: reads (and settings) only, whatever the SQL says.
 READ_ONLY_SETTINGS = {"readonly": 2}
 
+# ClickHouse error codes of a query stopped by a limit (not a fault of the store): timeout,
+# memory, result size.
+_LIMIT_CODES = {159: "ran longer than its time limit", 241: "needed more memory than its limit",
+                396: "returned more than its result limit"}
+
+
+class QueryLimitExceeded(RuntimeError):
+    """A read stopped by one of its limits (:func:`read_limits`); the message says which."""
+
+
+def read_limits(seconds: float, memory_mb: int) -> dict[str, Any]:
+    """The caps on every API, UI and CLI read (``JOURNEYS_API_QUERY_SECONDS`` / ``_MEMORY_MB``)."""
+    return {"max_execution_time": seconds, "timeout_overflow_mode": "throw",
+            "max_memory_usage": memory_mb * 1024**2}
+
+
+def limit_exceeded(exc: Exception) -> str | None:
+    """What limit stopped a query, from the engine's error text (None: not a limit)."""
+    text = str(exc)
+    for code, what in _LIMIT_CODES.items():
+        if f"Code: {code}." in text or f"code: {code}" in text.lower():
+            return what
+    return None
+
 
 class ReadOnlyStore:
     """What the API, the web UI and the analyst CLI get: ``query`` only, every statement run with
@@ -157,8 +181,9 @@ class ReadOnlyStore:
     user too (``JOURNEYS_READER_CLICKHOUSE_URL``; ``journeys db grants`` prints its role), which
     also keeps dead-letter payloads (PII) out of reach."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limits: dict[str, Any] | None = None) -> None:
         self._store = store
+        self._settings = {**READ_ONLY_SETTINGS, **(limits or {})}
 
     @property
     def url(self) -> str:
@@ -169,7 +194,17 @@ class ReadOnlyStore:
         return self._store.embedded
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
-        return self._store.query(sql, parameters, settings=READ_ONLY_SETTINGS)
+        try:
+            return self._store.query(sql, parameters, settings=self._settings)
+        except Exception as exc:  # noqa: BLE001 - only a limit is re-raised as our own error
+            what = limit_exceeded(exc)
+            if what is None:
+                raise
+            raise QueryLimitExceeded(
+                f"the query {what} (JOURNEYS_API_QUERY_SECONDS={self._settings.get('max_execution_time', '-')}, "
+                f"JOURNEYS_API_QUERY_MEMORY_MB="
+                f"{int(self._settings.get('max_memory_usage', 0)) // 1024**2 or '-'}): narrow it "
+                "(an account, a shorter period, a smaller limit)") from exc
 
 
 def _connect(url: str) -> Any:

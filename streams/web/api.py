@@ -7,19 +7,30 @@ from importlib import resources
 
 import faust
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from sinks.clickhouse import privacy, queries
+from sinks.clickhouse.client import QueryLimitExceeded
 from streams import reports
 from streams.definitions_source import DefinitionsSource
 from streams.storehandle import StoreHandle
 from streams.web import auth
 
 
+async def read(handle: StoreHandle, fn, *args):
+    """``fn(reader, *args)`` off the loop; a read stopped by its limits
+    (``JOURNEYS_API_QUERY_SECONDS`` / ``_MEMORY_MB``) is a 503 ``{"error": …}`` that says which."""
+    try:
+        return await asyncio.to_thread(fn, handle.reader(), *args)
+    except QueryLimitExceeded as exc:
+        raise ServiceUnavailable(str(exc)) from exc
+
+
 def register(app: faust.App, handle: StoreHandle, definitions: DefinitionsSource | None = None) -> None:
     auth.install(app)  # bearer token (JOURNEYS_API_TOKEN) on /api/, read-only /api/ and /ui/
 
     async def run(fn, *args):
-        return await asyncio.to_thread(fn, handle.reader(), *args)
+        return await read(handle, fn, *args)
 
     def limit_of(request: Request, default: int = 1000) -> int:
         raw = request.query.get("limit", str(default))
@@ -56,7 +67,7 @@ def register(app: faust.App, handle: StoreHandle, definitions: DefinitionsSource
                 return self.json({"error": "no definitions loaded"}, status=503)
             params = dict(request.query)
             try:
-                records = await asyncio.to_thread(reports.run, name, handle.reader(), definitions.current, params)
+                records = await run(lambda reader: reports.run(name, reader, definitions.current, params))
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"report": name, "params": params, "rows": records})
