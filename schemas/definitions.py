@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from schemas.decode import json_path
 from schemas.errors import ConfigurationError
+from schemas.events import LeadStatus, RepRole
 from schemas.timeline import CHANNELS
 
 DEFAULT_PATH = Path(__file__).with_name("defaults") / "definitions.yaml"
@@ -183,6 +184,27 @@ class Attribution(_Strict):
         return self
 
 
+class Reps(_Strict):
+    """CRM owners → rep roles, for imports of CRM exports (``journeys import --preset``)."""
+
+    default_role: RepRole = "AE"
+    """The role of an owner not listed in ``owners`` (the import reports each such owner)."""
+    owners: dict[str, RepRole] = Field(default_factory=dict)
+    """Owner id (Salesforce User id, HubSpot owner id, name or email as the export shows it) → role."""
+
+
+class CrmValues(_Strict):
+    """Your CRM's picklist values → ours, on top of the presets' defaults (matched case-insensitively)."""
+
+    lead_status: dict[str, LeadStatus] = Field(default_factory=dict)
+    """A lead status or lifecycle stage (Salesforce Lead ``Status``, HubSpot ``Lead Status``/``Lifecycle Stage``)."""
+    opportunity_stage: dict[str, Literal["open", "won", "lost"]] = Field(default_factory=dict)
+    """A stage (Salesforce ``StageName``, HubSpot ``Deal Stage``): still open, closed won or closed lost."""
+    call_outcome: dict[str, Literal["connected", "no_answer", "voicemail", "meeting_booked", "meeting_held",
+                                    "replied", "no_show", "disqualified", "other"]] = Field(default_factory=dict)
+    """A call result or meeting outcome (Salesforce ``CallDisposition``, HubSpot ``Call outcome``/``Meeting outcome``)."""
+
+
 class Definitions(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     activated_at: AwareDatetime
@@ -195,6 +217,8 @@ class Definitions(_Strict):
     sla: Sla
     alerts: Alerts
     attribution: Attribution = Field(default_factory=Attribution)
+    reps: Reps = Field(default_factory=Reps)
+    crm_values: CrmValues = Field(default_factory=CrmValues)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Definitions":

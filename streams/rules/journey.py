@@ -383,7 +383,9 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
     state["engagement"], state["ref_ms"] = _add_decayed(state["engagement"], state["ref_ms"], points, t,
                                                         defs.scoring.half_life_days)
     _update_contact(state, entry, points, t, defs)
-    if entry.event_type == "group":
+    if entry.event_type == "group" and any(rule.trait in entry.properties for rule in defs.icp):
+        # a group call that names no ICP trait (a CRM contact's link to its account) says
+        # nothing about the fit: it keeps the fit the account's own traits gave
         state["account_fit"] = _icp_fit(entry.properties, defs)
     state["fit"] = state["account_fit"] + persona_fit(state, defs)
     channel = defs.channels.get(entry.channel)

@@ -144,3 +144,14 @@ def test_outputs_lost_in_a_crash_are_re_sent_by_the_redelivered_event_late_ones_
             else:
                 apply(out)
         assert as_stored(stored.values()) == as_stored(in_order)
+
+
+def test_a_group_call_without_icp_traits_keeps_the_account_fit() -> None:
+    """A CRM contact's link to its account (a group call with no traits) says nothing about the
+    fit: the fit the account's own traits gave stands."""
+    state, _ = run([ev.group(1, "acct", "acme", traits={"employees": 1200, "industry": "software"}),
+                    ev.group(2, "jane", "acme")])
+    assert state["account_fit"] == 25
+    state, _ = run([ev.group(1, "acct", "acme", traits={"employees": 1200, "industry": "software"}),
+                    ev.group(2, "acct", "acme", traits={"employees": 50})])
+    assert state["account_fit"] == 0  # a call that names ICP traits still sets the fit
