@@ -9,6 +9,9 @@ is dead-lettered with ``source_kind="import"`` and ``source="import:<file name>:
   absent; ``contactEmails`` is ``;``-separated; a dotted column (``properties.plan``) nests.
   Values stay strings (pydantic coerces ``"540"`` and ``"48000.00"``). The value produced or
   dead-lettered is the row as a JSON object (a bare CSV line is meaningless without its header).
+* CSV through a preset (``--preset salesforce-task``, :mod:`streams.cli.presets`): a CRM export
+  as its tool wrote it; each row becomes zero or more events; a row the preset cannot map is
+  dead-lettered as the row's JSON object with the column and reason.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from schemas.errors import InvalidEvent, Reason
 from schemas.keys import inbound_key, raw_key
 from streams import topics as t
 from streams.agents.dlq import headers as dlq_headers
+from streams.cli.presets import Cells, Context, Preset, Unmappable
 from streams.headers import SOURCE_HEADER
 from streams.producer import make_producer
 from streams.settings import Settings
@@ -45,6 +49,8 @@ class Row:
     size: int
     value: bytes
     error: InvalidEvent | None = None
+    skip: bool = False
+    """Nothing to produce (a row the preset skips); only its size counts for progress."""
 
 
 @dataclass
@@ -91,7 +97,9 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
+def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str]]]:
+    """(first line, size in bytes, raw text, cells) of every record, the header first; a
+    quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped."""
     lines = io.StringIO(data.decode("utf-8-sig")).readlines()
     consumed: list[str] = []
 
@@ -100,13 +108,18 @@ def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
             consumed.append(text)
             yield text
 
-    reader = csv.reader(feed())
-    header = next(reader, None)
-    first = len(consumed) + 1
-    for cells in reader:
+    first = 1
+    for cells in csv.reader(feed()):
         record = consumed[first - 1 :]
         raw, size = "".join(record), sum(len(x.encode()) for x in record)
-        line, first = first, len(consumed) + 1
+        yield first, size, raw, cells
+        first = len(consumed) + 1
+
+
+def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
+    records = _csv_records(data)
+    header = next(records, (0, 0, "", None))[3]
+    for line, size, raw, cells in records:
         if not any(c.strip() for c in cells):
             continue
         if header is None or len(cells) != len(header):
@@ -114,6 +127,56 @@ def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
             yield Row(line, size, raw.rstrip("\r\n").encode(), error)
             continue
         yield Row(line, size, orjson.dumps(csv_event(dict(zip(header, cells)), event_type)))
+
+
+class MissingColumns(ValueError):
+    """The file lacks columns the preset requires: nothing is imported."""
+
+
+@dataclass
+class PresetReport:
+    """What a preset made of the file besides the events: columns it does not read, rows that
+    are no buyer touch, owners missing from the definitions' ``reps:`` map."""
+
+    preset: str
+    unmapped: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def preset_header(data: bytes, preset: Preset) -> tuple[dict[int, str], list[str]]:
+    """(position → column, unmapped header names); ``MissingColumns`` when required ones are absent."""
+    header = next(_csv_records(data), (0, 0, "", []))[3]
+    positions, missing, unmapped = preset.resolve(header)
+    if missing:
+        raise MissingColumns(f"{preset.name}: the file has no column {', '.join(repr(m) for m in missing)} "
+                             f"(required); its columns: {', '.join(header) or 'none'}")
+    return positions, unmapped
+
+
+def read_preset(data: bytes, preset: Preset, ctx: Context, report: PresetReport) -> Iterator[Row]:
+    """Each CSV row through ``preset``: one Row per event; a row the preset cannot map is one
+    invalid Row holding the row as a JSON object under its original column names."""
+    positions, report.unmapped = preset_header(data, preset)
+    records = _csv_records(data)
+    header = next(records)[3]
+    for line, size, raw, cells in records:
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            error = InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header)}")])
+            yield Row(line, size, raw.rstrip("\r\n").encode(), error)
+            continue
+        try:
+            events = preset.build(Cells({positions[i]: c for i, c in enumerate(cells) if i in positions}), ctx)
+        except Unmappable as exc:
+            original = orjson.dumps({name: cell for name, cell in zip(header, cells, strict=True) if cell})
+            yield Row(line, size, original, InvalidEvent([Reason(f"$.{exc.column}", str(exc))]))
+            continue
+        if not events:
+            report.skipped += 1
+            yield Row(line, size, b"", skip=True)
+        for n, event in enumerate(events):
+            yield Row(line, size if n == 0 else 0, orjson.dumps(event))
 
 
 def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes | None, InvalidEvent | None]:
@@ -133,10 +196,19 @@ def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes
 
 
 def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | None = None,
+               preset: Preset | None = None, ctx: Context | None = None, report: PresetReport | None = None,
                on_progress: Callable[[int], None] = lambda n: None) -> Summary:
-    """Validate and produce every record of ``path``; raise ``KafkaError`` if the broker fails."""
+    """Validate and produce every record of ``path``; raise ``KafkaError`` if the broker fails.
+
+    With ``preset`` the file is a CRM export read through it (``MissingColumns`` before anything
+    is produced when it lacks a required column); ``report`` receives what the preset noticed."""
     data = path.read_bytes()
-    rows = read_csv(data, event_type) if fmt == "csv" else read_ndjson(data)
+    if preset is not None:
+        report = report if report is not None else PresetReport(preset.name)
+        preset_header(data, preset)
+        rows = read_preset(data, preset, ctx or Context(), report)
+    else:
+        rows = read_csv(data, event_type) if fmt == "csv" else read_ndjson(data)
     inbound, dead = t.name(t.INBOUND, settings.topic_prefix), t.name(t.INBOUND_DLQ, settings.topic_prefix)
     origin = [(SOURCE_HEADER, f"import:{path.name}".encode())]
     max_future = timedelta(seconds=settings.max_future_seconds)
@@ -144,6 +216,9 @@ def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | No
     producer = make_producer(settings)
     try:
         for row in rows:
+            if row.skip:
+                on_progress(row.size)
+                continue
             key, error = check(row, datetime.now(timezone.utc), max_future)
             if error is None:
                 pending.append(producer.send(inbound, key=key, value=row.value, headers=origin))
@@ -170,4 +245,5 @@ def _wait(producer: Any, pending: list[Any]) -> None:
     pending.clear()
 
 
-__all__ = ["KafkaError", "Summary", "infer_format", "run_import", "csv_event", "read_csv", "read_ndjson", "check"]
+__all__ = ["KafkaError", "MissingColumns", "PresetReport", "Summary", "infer_format", "run_import", "csv_event",
+           "read_csv", "read_ndjson", "read_preset", "check"]
