@@ -37,6 +37,9 @@ LEAD_STATUS = {
 }  # fmt: skip
 """``Lead Status`` (``hs_lead_status``) values and labels → ours (``crm_values.lead_status``)."""
 
+FORWARD = {"new": 0, "mql": 1, "accepted": 2, "sql": 3}
+"""The forward lead statuses in order: a Lead Status the lifecycle dates already passed is left out."""
+
 STAGE = {"closedwon": "won", "Closed Won": "won", "closedlost": "lost", "Closed Lost": "lost"}
 """``Deal Stage`` → won / lost (default pipeline's ids and labels); others are open."""
 
@@ -78,7 +81,8 @@ def _lead_status(value: str, ctx: Context, column: str, table: dict[str, str]) -
 
 def contact(r: Cells, ctx: Context) -> list[dict[str, Any]]:
     """identify (email, name, job title) + group (primary company) + lead statuses: one per
-    "Became a … Date" column, else the lifecycle stage; then the ``Lead Status`` (sales' view)."""
+    "Became a … Date" column, else the lifecycle stage; then the ``Lead Status`` (sales' view)
+    at "Last Modified Date", unless it is a forward status the lifecycle already passed."""
     person, created = key("contact", r.need("Record ID")), when(r.need("Create Date"), "Create Date")
     version = r.get("Last Modified Date") or created
     company = key("company", _first(r, "Associated Company IDs")) if r.get("Associated Company IDs") else ""
@@ -102,7 +106,11 @@ def contact(r: Cells, ctx: Context) -> list[dict[str, Any]]:
             statuses.append((last, status))
     if r.get("Lead Status"):
         status = _lead_status(r.get("Lead Status"), ctx, "Lead Status", LEAD_STATUS)
-        statuses.append((max([last, *(t for t, _ in statuses)]), status))
+        # its time is unknown (Last Modified Date at best): a status the lifecycle already passed
+        # (In Progress after Sales Qualified Lead) would move the journey back, so it is left out
+        passed = any(FORWARD.get(s, -1) >= FORWARD[status] for _, s in statuses) if status in FORWARD else False
+        if not passed:
+            statuses.append((max([last, *(t for t, _ in statuses)]), status))
     for at, status in statuses:
         events.append({**base, "status": status, "changedAt": at,
                        **({"reason": r.get("Lead Status") or "rejected"} if status == "rejected" else {})})
