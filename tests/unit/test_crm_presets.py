@@ -286,7 +286,17 @@ def test_variant_salesforce_tasks_with_short_form_reps() -> None:
                               ("call", "outbound", "other", "voicemail", "35")]  # unlisted owner: other
     assert out[0]["crmContactId"] == "0035g00000DANA01AAA" and out[0]["subject"] == "Discovery call"
     assert ctx.unknown_owners == {"0055g00000XXX999AAA": 1}
-    assert report.unmapped == ["ActivityDate", "Status"]
+    assert report.unmapped == ["ActivityDate"]
+
+
+@pytest.mark.parametrize("change", [{"TaskSubtype": "Task", "Type": "Other"}, {"Status": "Not Started"},
+                                    {"CallType": "Internal"}])
+def test_salesforce_tasks_that_are_no_conversation_are_skipped(change: dict[str, str]) -> None:
+    row = {"Id": "00T1", "WhoId": "003A", "OwnerId": "005A", "CreatedDate": "2026-09-08T15:00:00.000Z",
+           "TaskSubtype": "Call", "Type": "Call", "Status": "Completed", "CallType": "Outbound", **change}
+    data = (",".join(row) + "\n" + ",".join(row.values()) + "\n").encode()
+    rows, report, _ = mapped("salesforce-task", data)
+    assert [r.skip for r in rows] == [True] and report.skipped == 1
 
 
 def test_salesforce_task_with_a_bad_date_is_unmappable() -> None:

@@ -190,10 +190,16 @@ TASK_CHANNELS = {"call": "call", "email": "email", "listemail": "email", "meetin
 
 def task(r: Cells, ctx: Context) -> list[dict[str, Any]]:
     """A call (``TaskSubtype = Call`` or ``Type = Call``) or an email task → a conversation at
-    ``CompletedDateTime``, else ``CreatedDate``; other tasks (to-dos) are skipped."""
+    ``CompletedDateTime``, else ``CreatedDate``; other tasks (to-dos), tasks whose ``Status`` (when
+    exported) is not ``Completed`` (planned, not yet happened) and internal calls
+    (``CallType = Internal``, rep to rep) are skipped."""
     kind = (r.get("TaskSubtype") if r.get("TaskSubtype").lower() not in ("", "task") else r.get("Type")).lower()
     channel = TASK_CHANNELS.get(kind)
     if channel is None:
+        return []
+    if r.get("Status") and r.get("Status").lower() != "completed":
+        return []
+    if channel == "call" and r.get("CallType").lower() == "internal":
         return []
     started = when(r.get("CompletedDateTime") or r.need("CreatedDate"), "CreatedDate")
     event = _conversation(r, ctx, channel, started)
@@ -280,7 +286,7 @@ PRESETS = (
         ("OpportunityId", "Opportunity.AccountId", "Field", "NewValue", "CreatedDate"), opportunity_field_history),
     Preset("salesforce-task", "Task: calls and emails", _columns(
         "Id", "TaskSubtype", "Type", "Subject", "WhoId", "WhatId", "AccountId", "OwnerId", "CreatedDate",
-        "CompletedDateTime", "CallType", "CallDurationInSeconds", "CallDisposition"),
+        "CompletedDateTime", "Status", "CallType", "CallDurationInSeconds", "CallDisposition"),
         ("Id", "WhoId", "OwnerId", "CreatedDate"), task),
     Preset("salesforce-event", "Event: meetings", _columns(
         "Id", "Subject", "WhoId", "WhatId", "AccountId", "OwnerId", "StartDateTime", "EndDateTime",
