@@ -333,6 +333,12 @@ def test_variant_hubspot_calls() -> None:
     assert out[0]["startedAt"] == "2026-09-05T14:00:00.000Z" and out[0]["crmAccountId"] == "hubspot-company-5101"
 
 
+def test_hubspot_call_owner_alias() -> None:
+    data = b"Record ID,Activity date,Call owner,Associated Company IDs\n1,2026-10-01T10:00:00Z,Sam Sdr,9\n"
+    rows, report, _ = mapped("hubspot-calls", data)
+    assert report.unmapped == [] and orjson.loads(rows[0].value)["repId"] == "Sam Sdr"
+
+
 def test_missing_required_columns_are_all_named() -> None:
     with pytest.raises(MissingColumns, match="'Status', 'CreatedDate'"):
         mapped("salesforce-lead", b"Id,Email\n00Q1,a@b.example\n")

@@ -227,7 +227,7 @@ ASSOCIATED_CONTACTS = ("Associated Contact IDs", "Associated Contact IDs (Primar
 ASSOCIATED_COMPANIES = ("Associated Company IDs (Primary)", "Associated Company ID", "associatedcompanyid",
                         "Primary Associated Company ID")
 ACTIVITY = {"Record ID": ("hs_object_id",), "Activity date": ("hs_timestamp",),
-            "Activity assigned to": ("hubspot_owner_id",), "Associated Contact IDs": ASSOCIATED_CONTACTS[1:],
+            "Activity assigned to": ("hubspot_owner_id", "Call owner", "HubSpot owner"), "Associated Contact IDs": ASSOCIATED_CONTACTS[1:],
             "Associated Company IDs": ASSOCIATED_COMPANIES}
 ACTIVITY_REQUIRED = ("Record ID", "Activity date", "Activity assigned to")
 
