@@ -237,6 +237,37 @@ class Attribution(_Strict):
         return self
 
 
+class Reps(_Strict):
+    """CRM owners → rep roles, for imports of CRM exports (``journeys import --preset``).
+
+    Two spellings load: ``{default_role: AE, owners: {OWNER: ROLE, ...}}``, or the short form
+    ``{OWNER: ROLE, ...}`` (owners only, ``default_role`` stays ``other``). A mapping whose keys
+    are only ``default_role``/``owners`` is the long form."""
+
+    default_role: RepRole = "other"
+    """The role of an owner not listed in ``owners`` (the import reports each such owner)."""
+    owners: dict[Annotated[str, Field(min_length=1, max_length=256)], RepRole] = Field(default_factory=dict)
+    """Owner id (Salesforce User id, HubSpot owner id, name or email as the export shows it) → role."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: object) -> object:
+        if isinstance(data, dict) and not set(data) <= {"default_role", "owners"}:
+            return {"owners": data}
+        return data
+
+
+class CrmValues(_Strict):
+    """Your CRM's picklist values → ours, on top of the presets' defaults (matched case-insensitively)."""
+
+    lead_status: dict[str, LeadStatus] = Field(default_factory=dict)
+    """A lead status or lifecycle stage (Salesforce Lead ``Status``, HubSpot ``Lead Status``/``Lifecycle Stage``)."""
+    opportunity_stage: dict[str, Literal["open", "won", "lost"]] = Field(default_factory=dict)
+    """A stage (Salesforce ``StageName``, HubSpot ``Deal Stage``): still open, closed won or closed lost."""
+    call_outcome: dict[str, ConversationOutcome] = Field(default_factory=dict)
+    """A call result or meeting outcome (Salesforce ``CallDisposition``, HubSpot ``Call outcome``/``Meeting outcome``)."""
+
+
 class Definitions(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     activated_at: AwareDatetime
@@ -249,9 +280,8 @@ class Definitions(_Strict):
     sla: Sla
     alerts: Alerts
     attribution: Attribution = Field(default_factory=Attribution)
-    reps: dict[Annotated[str, Field(min_length=1, max_length=256)], RepRole] = Field(default_factory=dict)
-    """CRM owner (user) id → rep role, for imports of CRM exports (``journeys import --preset``):
-    a Salesforce ``OwnerId``, a HubSpot owner as the export names it. Unlisted owners get ``other``."""
+    reps: Reps = Field(default_factory=Reps)
+    crm_values: CrmValues = Field(default_factory=CrmValues)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Definitions":

@@ -9,6 +9,9 @@ is dead-lettered with ``source_kind="import"`` and ``source="import:<file name>:
   absent; ``contactEmails`` is ``;``-separated; a dotted column (``properties.plan``) nests.
   Values stay strings (pydantic coerces ``"540"`` and ``"48000.00"``). The value produced or
   dead-lettered is the row as a JSON object (a bare CSV line is meaningless without its header).
+* CSV through a preset (``--preset salesforce-task``, :mod:`streams.cli.presets`): a CRM export
+  as its tool wrote it; each row becomes zero or more events; a row the preset cannot map is
+  dead-lettered as the row's JSON object with the column and reason.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Row:
     size: int
     value: bytes
     error: InvalidEvent | None = None
+    skip: bool = False
+    """Nothing to produce (a row the preset skips); only its size counts for progress."""
 
 
 @dataclass
@@ -53,14 +58,6 @@ class Summary:
     accepted: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
-    unmapped_columns: list[str] = field(default_factory=list)
-    """With a preset: the file's columns the preset does not read."""
-    unknown_owners: Counter[str] = field(default_factory=Counter)
-    """With a preset: owners missing from the definitions' ``reps:`` map (imported as ``other``)."""
-
-
-class PresetMismatch(ValueError):
-    """The file lacks columns the preset needs: nothing is imported."""
 
 
 def infer_format(path: Path) -> str:
@@ -100,8 +97,9 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _csv_records(data: bytes) -> tuple[list[str] | None, Iterator[tuple[int, int, str, list[str]]]]:
-    """The header and, lazily, each record: (first line, size in bytes, raw text, cells)."""
+def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str]]]:
+    """(first line, size in bytes, raw text, cells) of every record, the header first; a
+    quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped."""
     lines = io.StringIO(data.decode("utf-8-sig")).readlines()
     consumed: list[str] = []
 
@@ -110,61 +108,75 @@ def _csv_records(data: bytes) -> tuple[list[str] | None, Iterator[tuple[int, int
             consumed.append(text)
             yield text
 
-    reader = csv.reader(feed())
-    header = next(reader, None)
-
-    def records() -> Iterator[tuple[int, int, str, list[str]]]:
+    first = 1
+    for cells in csv.reader(feed()):
+        record = consumed[first - 1 :]
+        raw, size = "".join(record), sum(len(x.encode()) for x in record)
+        yield first, size, raw, cells
         first = len(consumed) + 1
-        for cells in reader:
-            record = consumed[first - 1 :]
-            raw, size = "".join(record), sum(len(x.encode()) for x in record)
-            line, first = first, len(consumed) + 1
-            if any(c.strip() for c in cells):
-                yield line, size, raw, cells
-
-    return header, records()
-
-
-def _cell_count_error(cells: list[str], header: list[str] | None) -> InvalidEvent | None:
-    if header is None or len(cells) != len(header):
-        return InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header or [])}")])
-    return None
 
 
 def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
-    header, records = _csv_records(data)
+    records = _csv_records(data)
+    header = next(records, (0, 0, "", None))[3]
     for line, size, raw, cells in records:
-        error = _cell_count_error(cells, header)
-        if error is not None:
+        if not any(c.strip() for c in cells):
+            continue
+        if header is None or len(cells) != len(header):
+            error = InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header or [])}")])
             yield Row(line, size, raw.rstrip("\r\n").encode(), error)
             continue
-        yield Row(line, size, orjson.dumps(csv_event(dict(zip(header or [], cells, strict=True)), event_type)))
+        yield Row(line, size, orjson.dumps(csv_event(dict(zip(header, cells, strict=True)), event_type)))
 
 
-def csv_header(data: bytes) -> list[str]:
-    """The header row of a CSV file ([] when the file is empty)."""
-    header, _ = _csv_records(data)
-    return header or []
+class MissingColumns(ValueError):
+    """The file lacks columns the preset requires: nothing is imported."""
 
 
-def read_preset(data: bytes, preset: Preset, ctx: Context) -> Iterator[Row]:
-    """A CRM export → events by ``preset``: a row may give several events (same line); a row
-    the preset cannot map is one invalid Row whose value is the export row as a JSON object."""
-    header, records = _csv_records(data)
+@dataclass
+class PresetReport:
+    """What a preset made of the file besides the events: columns it does not read, rows that
+    are no buyer touch, owners missing from the definitions' ``reps:`` map."""
+
+    preset: str
+    unmapped: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def preset_header(data: bytes, preset: Preset) -> tuple[dict[int, str], list[str]]:
+    """(position → column, unmapped header names); ``MissingColumns`` when required ones are absent."""
+    header = next(_csv_records(data), (0, 0, "", []))[3]
+    positions, missing, unmapped = preset.resolve(header)
+    if missing:
+        raise MissingColumns(f"{preset.name}: the file has no column {', '.join(repr(m) for m in missing)} "
+                             f"(required); its columns: {', '.join(header) or 'none'}")
+    return positions, unmapped
+
+
+def read_preset(data: bytes, preset: Preset, ctx: Context, report: PresetReport) -> Iterator[Row]:
+    """Each CSV row through ``preset``: one Row per event; a row the preset cannot map is one
+    invalid Row holding the row as a JSON object under its original column names."""
+    positions, report.unmapped = preset_header(data, preset)
+    records = _csv_records(data)
+    header = next(records)[3]
     for line, size, raw, cells in records:
-        error = _cell_count_error(cells, header)
-        if error is not None:
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            error = InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header)}")])
             yield Row(line, size, raw.rstrip("\r\n").encode(), error)
             continue
-        row = dict(zip(header or [], cells, strict=True))
         try:
-            events = preset.map_row(Cells(row), ctx)
+            events = preset.build(Cells({positions[i]: c for i, c in enumerate(cells) if i in positions}), ctx)
         except Unmappable as exc:
-            reason = Reason(f"$.{exc.column}", f"{exc.message} (preset {preset.name})")
-            yield Row(line, size, orjson.dumps(row), InvalidEvent([reason], stage="map"))
+            original = orjson.dumps({name: cell for name, cell in zip(header, cells, strict=True) if cell})
+            yield Row(line, size, original, InvalidEvent([Reason(f"$.{exc.column}", str(exc))]))
             continue
-        for number, event in enumerate(events):
-            yield Row(line, size if number == 0 else 0, orjson.dumps(event))
+        if not events:
+            report.skipped += 1
+            yield Row(line, size, b"", skip=True)
+        for n, event in enumerate(events):
+            yield Row(line, size if n == 0 else 0, orjson.dumps(event))
 
 
 def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes | None, InvalidEvent | None]:
@@ -183,38 +195,30 @@ def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes
     return (key.encode() if key else None), None
 
 
-def preset_rows(data: bytes, preset: Preset, ctx: Context, summary: Summary) -> Iterator[Row]:
-    """Check the header against ``preset`` (``PresetMismatch`` if required columns are missing),
-    note its unmapped columns in ``summary``, and return the mapped rows."""
-    header = csv_header(data)
-    missing = preset.missing(header)
-    if missing:
-        raise PresetMismatch(f"the file has no column {', '.join(repr(m) for m in missing)} that preset "
-                             f"{preset.name} ({preset.crm} {preset.object}) needs; its header: {', '.join(header)}")
-    summary.unmapped_columns = preset.unmapped(header)
-    return read_preset(data, preset, ctx)
-
-
 def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | None = None,
-               preset: Preset | None = None, context: Context | None = None,
+               preset: Preset | None = None, ctx: Context | None = None, report: PresetReport | None = None,
                on_progress: Callable[[int], None] = lambda n: None) -> Summary:
     """Validate and produce every record of ``path``; raise ``KafkaError`` if the broker fails.
-    With ``preset`` the file is a CRM export (CSV) mapped by it; ``PresetMismatch`` if the file's
-    header lacks a required column."""
+
+    With ``preset`` the file is a CRM export read through it (``MissingColumns`` before anything
+    is produced when it lacks a required column); ``report`` receives what the preset noticed."""
     data = path.read_bytes()
-    summary = Summary()
-    ctx = context or Context()
     if preset is not None:
-        rows = preset_rows(data, preset, ctx, summary)
+        report = report if report is not None else PresetReport(preset.name)
+        preset_header(data, preset)
+        rows = read_preset(data, preset, ctx or Context(), report)
     else:
         rows = read_csv(data, event_type) if fmt == "csv" else read_ndjson(data)
     inbound, dead = t.name(t.INBOUND, settings.topic_prefix), t.name(t.INBOUND_DLQ, settings.topic_prefix)
     origin = [(SOURCE_HEADER, f"import:{path.name}".encode())]
     max_future = timedelta(seconds=settings.max_future_seconds)
-    pending: list[Any] = []
+    summary, pending = Summary(), []
     producer = make_producer(settings)
     try:
         for row in rows:
+            if row.skip:
+                on_progress(row.size)
+                continue
             key, error = check(row, datetime.now(timezone.utc), max_future)
             if error is None:
                 pending.append(producer.send(inbound, key=key, value=row.value, headers=origin))
@@ -231,7 +235,6 @@ def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | No
         _wait(producer, pending)
     finally:
         producer.close(timeout=10)
-    summary.unknown_owners = ctx.unknown_owners
     return summary
 
 
@@ -242,4 +245,5 @@ def _wait(producer: Any, pending: list[Any]) -> None:
     pending.clear()
 
 
-__all__ = ["KafkaError", "PresetMismatch", "Summary", "preset_rows", "read_preset", "infer_format", "run_import", "csv_event", "read_csv", "read_ndjson", "check"]
+__all__ = ["KafkaError", "MissingColumns", "PresetReport", "Summary", "infer_format", "run_import", "csv_event",
+           "read_csv", "read_ndjson", "read_preset", "check"]

@@ -15,10 +15,14 @@ from rich.table import Table
 from streams import topics as t
 from streams.cli.commands import format_option, settings_of
 from streams.cli.output import emit
+from streams.cli.presets import PRESETS as _PRESETS
 
 if TYPE_CHECKING:
-    from streams.cli.importing import Summary
+    from streams.cli.importing import PresetReport, Summary
+    from streams.cli.presets import Context
     from streams.settings import Settings
+
+PRESET_NAMES = tuple(_PRESETS)
 
 EXIT_REJECTED = 1
 EXIT_KAFKA = 3
@@ -82,57 +86,63 @@ def _preset_names() -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["csv", "ndjson"]), default=None,
               help="File format [default: from the extension: .csv, .ndjson/.jsonl].")
 @click.option("--type", "event_type", default=None, help="Event type for CSV rows without a 'type' column.")
-@click.option("--preset", type=click.Choice(_preset_names()), default=None,
-              help="FILE is a CRM export as the CRM wrote it (CSV); map its columns with this preset "
-                   "(docs/ingestion.md). Owners' rep roles come from the definitions' `reps:` map "
-                   "[definitions file: env JOURNEYS_DEFINITIONS].")
-@click.option("--currency", default=None, help="With --preset: currency (ISO 4217, e.g. USD) of amounts in a "
-                                                "file without a currency column.")
+@click.option("--preset", default=None, type=click.Choice(sorted(PRESET_NAMES)), metavar="NAME",
+              help="Read FILE as a CRM export of this kind (see docs/ingestion.md): "
+                   + ", ".join(sorted(PRESET_NAMES)) + ".")
+@click.option("--currency", default=None, metavar="ISO",
+              help="With --preset: the currency of amounts when the export has no currency column.")
 @click.pass_context
 def import_file(ctx: click.Context, file: Path, fmt: str | None, event_type: str | None, preset: str | None,
                 currency: str | None) -> None:
     """Validate and produce the events of a CSV or NDJSON FILE; bad rows go to the dead letters.
 
+    With --preset, FILE is a Salesforce Data Loader or HubSpot export as exported; owners get
+    their rep role from the definitions file's `reps:` map (JOURNEYS_DEFINITIONS).
+
     Exit status: 0 every row accepted; 1 some rows rejected (dead-lettered, see the summary);
-    2 usage error (e.g. the export lacks a column the preset needs); 3 Kafka failed (re-running
-    is safe: events and dead letters are deduplicated by id).
+    2 usage error (a preset's required column missing); 3 Kafka failed (re-running is safe:
+    events and dead letters are deduplicated by id).
     """
     from schemas.definitions import load
     from schemas.errors import ConfigurationError
     from streams.admin import ensure_topics
-    from streams.cli.importing import KafkaError, PresetMismatch, infer_format, run_import
-    from streams.cli.presets import PRESETS, Context
+    from streams.cli.importing import KafkaError, MissingColumns, PresetReport, infer_format, run_import
+    from streams.cli.presets import Context, get
 
     try:
-        fmt = "csv" if preset else fmt or infer_format(file)
+        fmt = fmt or ("csv" if preset else infer_format(file))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if preset and fmt != "csv":
+        raise click.UsageError("--preset reads CSV exports; drop --format ndjson")
     settings = settings_of(ctx)
-    mapping = PRESETS[preset] if preset else None
-    context = None
-    if mapping is not None:  # owners' rep roles: only a preset needs the definitions file
+    chosen, context, report = None, None, None
+    if preset:  # owners' rep roles and value maps: only a preset needs the definitions file
         try:
-            reps = load(settings.definitions).reps
+            definitions = load(settings.definitions)
         except ConfigurationError as exc:
             raise click.ClickException(str(exc)) from exc
-        context = Context(reps=reps, currency=currency.upper() if currency else None)
+        chosen = get(preset)
+        context = Context(reps=definitions.reps, values=definitions.crm_values, currency=currency)
+        report = PresetReport(preset)
     with Progress(console=Console(stderr=True), transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
         try:
             ensure_topics(settings)
-            summary = run_import(settings, file, fmt, event_type=event_type, preset=mapping, context=context,
-                                 on_progress=lambda n: progress.update(task, advance=n))
-        except PresetMismatch as exc:
+            summary = run_import(settings, file, fmt, event_type=event_type, preset=chosen, ctx=context,
+                                 report=report, on_progress=lambda n: progress.update(task, advance=n))
+        except MissingColumns as exc:
             raise click.UsageError(str(exc)) from exc
         except KafkaError as exc:
             click.echo(f"Kafka failed: {exc}; nothing is guaranteed stored, re-run the import", err=True)
             sys.exit(EXIT_KAFKA)
         progress.update(task, completed=file.stat().st_size)
-    _print_summary(settings, file, summary, preset)
+    _print_summary(settings, file, summary, preset, report, context)
     sys.exit(EXIT_REJECTED if summary.rejected else 0)
 
 
-def _print_summary(settings: Settings, file: Path, summary: Summary, preset: str | None) -> None:
+def _print_summary(settings: Settings, file: Path, summary: Summary, preset: str | None,
+                   report: PresetReport | None, context: Context | None) -> None:
     dlq_topic = t.name(t.INBOUND_DLQ, settings.topic_prefix)
     title = f"Import of {file.name}" + (f" (preset {preset})" if preset else "")
     table = Table(title=title, caption=f"dead letters: topic {dlq_topic}; see `journeys dlq list`"
@@ -143,16 +153,21 @@ def _print_summary(settings: Settings, file: Path, summary: Summary, preset: str
     table.add_row("rejected (dead-lettered)", str(summary.rejected))
     for reason, count in summary.reasons.most_common(5):
         table.add_row(f"  {reason}", str(count))
-    if preset:
-        unmapped = summary.unmapped_columns
-        table.add_row("unmapped columns (not read)", str(len(unmapped)))
-        if unmapped:
-            table.add_row(f"  {', '.join(unmapped)}", "")
-        owners = summary.unknown_owners
-        table.add_row("owners not in definitions `reps:` (role other)", str(len(owners)))
-        for owner, count in owners.most_common(10):
-            table.add_row(f"  {owner}", f"{count} row(s)")
+    if report is not None and context is not None:
+        _preset_rows(table, report, context)
     Console(width=200).print(table)
+
+
+def _preset_rows(table: Table, report: PresetReport, context: Context) -> None:
+    table.add_row("rows skipped (no buyer touch)", str(report.skipped))
+    table.add_row("unmapped columns (not read)", str(len(report.unmapped)))
+    if report.unmapped:
+        table.add_row(f"  {', '.join(report.unmapped)}"[:190], "")
+    table.add_row(f"owners not in reps: (role {context.reps.default_role})", str(len(context.unknown_owners)))
+    for owner, rows in context.unknown_owners.most_common(10):
+        table.add_row(f"  {owner}", str(rows))
+    if context.dropped_amounts:
+        table.add_row("amounts dropped (no currency; pass --currency)", str(context.dropped_amounts))
 
 
 @click.command("replay")

@@ -1,5 +1,6 @@
-"""``journeys import --preset``: a Salesforce lead + opportunity + task export set for one account,
-through the real broker, worker and chDB; the journey is read back through the CLI."""
+"""``journeys import --preset``: a Salesforce lead + opportunity + task export set for one account
+(the h2-crm fixtures: another variant of those exports), with the short ``reps:`` form in the
+definitions, through the real broker, worker and chDB; the journey is read back through the CLI."""
 
 from __future__ import annotations
 
@@ -23,20 +24,20 @@ def test_salesforce_exports_build_the_journey(tracker_factory, tmp_path) -> None
     tracker = tracker_factory(JOURNEYS_DEFINITIONS=str(definitions)).start()
 
     lead = tracker.journeys("import", "--preset", "salesforce-lead", str(FIXTURES / "salesforce_lead.csv"))
-    assert "unmapped columns" in lead.stdout and "FirstName, LastName, Company, Title, IsConverted" in lead.stdout
+    assert "unmapped columns" in lead.stdout and "ConvertedContactId" in lead.stdout
     tracker.journeys("import", "--preset", "salesforce-opportunity", str(FIXTURES / "salesforce_opportunity.csv"))
     task = tracker.journeys("import", "--preset", "salesforce-task", str(FIXTURES / "salesforce_task.csv"))
     assert "0055g00000XXX999AAA" in task.stdout  # an owner the reps map does not know: reported
     bad = tmp_path / "leads.csv"
-    bad.write_text("Id,Status,LastModifiedDate,ConvertedAccountId\n00Q9,Nurture,2026-09-01T00:00:00Z,"
+    bad.write_text("Id,Status,CreatedDate,ConvertedAccountId\n00Q9,Nurture,2026-09-01T00:00:00Z,"
                    f"{ACME}\n")
     out = tracker.journeys("import", "--preset", "salesforce-lead", str(bad), check=False)
-    assert out.returncode == 1 and "$.Status: 'Nurture' has no mapping" in out.stdout
+    assert out.returncode == 1 and "$.Status: lead status 'Nurture' has no mapping" in out.stdout
     missing = tracker.journeys("import", "--preset", "salesforce-task", str(FIXTURES / "salesforce_lead.csv"),
                                check=False)
-    assert missing.returncode == 2 and "TaskSubtype" in missing.stderr
+    assert missing.returncode == 2 and "WhoId" in missing.stderr
 
-    tracker.wait_for_stored(events=3 + 4 + 3, dead_letters=1)
+    tracker.wait_for_stored(events=3 * 2 + 4 + 3, dead_letters=1)  # a lead: identify + lead_status
     rows = json.loads(tracker.journeys("timeline", ACME, "--format", "json").stdout)
     by_type: dict[str, list[dict]] = {}
     for row in rows:

@@ -1,120 +1,302 @@
-"""Salesforce Data Loader / Data Export CSVs: API field names as headers (Lead, Opportunity, Task).
+"""Salesforce Data Loader exports (API field names) → events. Pure.
 
-Field names from Salesforce's Object Reference and Field Reference (developer.salesforce.com:
-Lead, Opportunity, OpportunityHistory, Task, "Call Centers and the API"); see docs/ingestion.md.
+Field names as in Salesforce's Object Reference (Lead, LeadHistory, Opportunity,
+OpportunityHistory, OpportunityFieldHistory, Task, Event, Contact, Account). Salesforce ids
+are unique across objects, so they are used as they are: a Contact's ``Id`` is its person, an
+``AccountId`` its account, a Lead's ``Id`` the lead's person until it is converted.
+History objects hold only their parent's id: export the parent's account with a relationship
+column (``Opportunity.AccountId``, ``Lead.ConvertedAccountId``) in the Data Loader query.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from streams.cli.presets.common import (
-    Cells,
-    Context,
-    Preset,
-    Unmappable,
-    amount,
-    deal_events,
-    flag,
-    timestamp,
-)
+from streams.cli.presets.core import Cells, Context, Preset, Unmappable, amount, lookup, truthy, when
+
+SOURCE = "salesforce"
 
 LEAD_STATUS = {
-    # Salesforce's default Lead Status picklist → our lead statuses.
-    "open - not contacted": "mql",  # handed to sales, not yet touched: the handoff SLA starts
-    "working - contacted": "accepted",
-    "closed - converted": "sql",
-    "closed - not converted": "rejected",
-}
+    # the four values of a new org's Lead Status picklist
+    "Open - Not Contacted": "new",
+    "Working - Contacted": "accepted",
+    "Closed - Converted": "sql",
+    "Closed - Not Converted": "rejected",
+    # values many orgs add
+    "Open": "new", "New": "new", "Contacted": "accepted", "Working": "accepted", "Qualified": "sql",
+    "Unqualified": "disqualified", "Disqualified": "disqualified", "Nurturing": "recycled",
+    "Recycled": "recycled", "MQL": "mql", "Marketing Qualified": "mql", "SQL": "sql",
+}  # fmt: skip
+"""Lead ``Status`` → ours; a status mapped to ``rejected`` is its own reason. Extend or override
+with ``crm_values.lead_status`` in the definitions file."""
+
+STAGE = {"Closed Won": "won", "Closed Lost": "lost"}
+"""``StageName`` → won / lost; any other stage is open (``crm_values.opportunity_stage``)."""
+
+CALL_RESULT = {
+    "Connected": "connected", "Left Voicemail": "voicemail", "Left Message": "voicemail",
+    "Left live message": "voicemail", "No Answer": "no_answer", "Busy": "no_answer",
+    "Wrong Number": "other", "Meeting Booked": "meeting_booked", "Meeting Scheduled": "meeting_booked",
+    "Not Interested": "disqualified",
+}  # fmt: skip
+"""``CallDisposition`` (free text in Salesforce) → outcome; unknown results are ``other``."""
 
 
-def lead(cells: Cells, ctx: Context) -> list[dict[str, Any]]:
-    """A Lead row → one ``lead_status`` event at its last modification."""
-    raw = cells.need("Status")
-    status = LEAD_STATUS.get(raw.lower())
+def _stage(value: str, ctx: Context, is_closed: str = "", is_won: str = "") -> str:
+    if is_closed:
+        return ("won" if truthy(is_won) else "lost") if truthy(is_closed) else "open"
+    return lookup(STAGE, ctx.values.opportunity_stage, value) or "open"
+
+
+def _lead_status(value: str, ctx: Context, column: str) -> str:
+    status = lookup(LEAD_STATUS, ctx.values.lead_status, value)
     if status is None:
-        raise Unmappable("Status", f"{raw!r} has no mapping (known: {', '.join(sorted(LEAD_STATUS))})")
-    converted = cells.get("ConvertedAccountId")
-    event: dict[str, Any] = {
-        "type": "lead_status",
-        "leadId": cells.need("Id"),
-        "status": status,
-        "changedAt": timestamp(cells.get("LastModifiedDate", "CreatedDate"), "LastModifiedDate"),
-        "changedBy": cells.get("LastModifiedById", "OwnerId"),
-        "email": cells.get("Email"),
-        "crmContactId": cells.get("ConvertedContactId"),
-        "crmAccountId": converted,
-        "leadSource": cells.get("LeadSource"),
-    }
-    if event["changedAt"] is None:
-        raise Unmappable("LastModifiedDate", "empty (and no CreatedDate): no time for the status")
+        raise Unmappable(column, f"lead status {value!r} has no mapping; add it under crm_values.lead_status "
+                                 "in the definitions file")
+    return status
+
+
+def _lead_event(lead_id: str, status: str, label: str, at: str, by: str, account: str,
+                source: str = "") -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "lead_status", "leadId": lead_id, "status": status, "changedAt": at,
+                             "crmContactId": lead_id}
     if status == "rejected":
-        event["reason"] = raw
-    return [{k: v for k, v in event.items() if v is not None}]
+        event["reason"] = label
+    for name, value in (("changedBy", by), ("crmAccountId", account), ("leadSource", source)):
+        if value:
+            event[name] = value
+    return event
 
 
-def opportunity(cells: Cells, ctx: Context) -> list[dict[str, Any]]:
-    """An Opportunity row → ``created`` plus ``stage_changed`` or ``closed_won``/``closed_lost``."""
-    stage = cells.get("StageName")
-    closed = None
-    if flag(cells.get("IsClosed")) or (stage or "").lower() in ("closed won", "closed lost"):
-        won = flag(cells.get("IsWon")) or (stage or "").lower() == "closed won"
-        closed = "closed_won" if won else "closed_lost"
-    money = {"amount": amount(cells.get("Amount"), "Amount")}
-    if money["amount"] is not None:
-        money["currency"] = cells.get("CurrencyIsoCode") or ctx.currency
-    modified = timestamp(cells.get("LastModifiedDate"), "LastModifiedDate")
-    return deal_events(
-        deal_id=cells.need("Id"), account=cells.need("AccountId"), stage=stage, closed=closed,
-        created=timestamp(cells.get("CreatedDate"), "CreatedDate"), modified=modified,
-        closed_at=modified or timestamp(cells.get("CloseDate"), "CloseDate"), money=money,
-        owner=cells.get("OwnerId"))
+def _opportunity(opp_id: str, account: str, action: str, at: str, stage: str, owner: str) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "opportunity", "opportunityId": opp_id, "crmAccountId": account,
+                             "action": action, "changedAt": at}
+    if stage:
+        event["stage"] = stage
+    if owner:
+        event["ownerId"] = owner
+    return event
 
 
-CHANNELS = {"call": "call", "email": "email"}
-OUTCOMES = (("voicemail", "voicemail"), ("left message", "voicemail"), ("no answer", "no_answer"),
-            ("meeting", "meeting_booked"), ("connected", "connected"), ("spoke", "connected"))
+ACTIONS = {"won": "closed_won", "lost": "closed_lost", "open": "stage_changed"}
 
 
-def task(cells: Cells, ctx: Context) -> list[dict[str, Any]]:
-    """A completed call or email Task → one ``conversation`` (the rep is the task's owner)."""
-    subtype = cells.get("TaskSubtype")
-    channel = CHANNELS.get((subtype or "").lower())
+# -- Lead, LeadHistory -------------------------------------------------------------------------
+
+
+def lead(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """The lead as a person (identify, email kept unless converted: the contact carries it then)
+    and its current status (at ``ConvertedDate`` when converted, else ``LastModifiedDate``)."""
+    lead_id, created = r.need("Id"), when(r.need("CreatedDate"), "CreatedDate")
+    converted = truthy(r.get("IsConverted"))
+    status = _lead_status(r.need("Status"), ctx, "Status")
+    changed = r.get("ConvertedDate") if converted and r.get("ConvertedDate") else r.get("LastModifiedDate")
+    changed_at = max(created, when(changed, "LastModifiedDate")) if changed else created
+    traits = {"firstName": r.get("FirstName"), "lastName": r.get("LastName"), "title": r.get("Title"),
+              "company": r.get("Company"), "email": "" if converted else r.get("Email")}
+    identify = {"type": "identify", "messageId": f"{SOURCE}:Lead:{lead_id}:{r.get('LastModifiedDate') or created}",
+                "userId": lead_id, "timestamp": created, "traits": {k: v for k, v in traits.items() if v}}
+    account = r.get("ConvertedAccountId") if converted else ""
+    return [identify, _lead_event(lead_id, status, r.get("Status"), changed_at, r.get("OwnerId"), account,
+                                  r.get("LeadSource"))]
+
+
+def lead_history(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """``Field = Status`` rows → a status change; ``created`` → new; ``leadConverted`` → sql."""
+    field = r.need("Field")
+    if field.lower() == "status":
+        label = r.need("NewValue")
+        status = _lead_status(label, ctx, "NewValue")
+    elif field.lower() == "created":
+        label, status = "created", "new"
+    elif field.lower() == "leadconverted":
+        label, status = "converted", "sql"
+    else:
+        return []
+    return [_lead_event(r.need("LeadId"), status, label, when(r.need("CreatedDate"), "CreatedDate"),
+                        r.get("CreatedById"), r.get("Lead.ConvertedAccountId"))]
+
+
+# -- Opportunity, OpportunityHistory, OpportunityFieldHistory ----------------------------------
+
+
+def opportunity(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """Created at ``CreatedDate``; then closed won/lost at ``CloseDate`` (from ``IsClosed``/
+    ``IsWon`` when exported, else the stage), or the open stage at ``LastModifiedDate``."""
+    opp_id, account, owner = r.need("Id"), r.need("AccountId"), r.get("OwnerId")
+    created = when(r.need("CreatedDate"), "CreatedDate")
+    stage_name = r.get("StageName")
+    state = _stage(stage_name, ctx, r.get("IsClosed"), r.get("IsWon"))
+    events = [_opportunity(opp_id, account, "created", created, "", owner)]
+    if state != "open":
+        closed = when(r.get("CloseDate") or r.get("LastModifiedDate") or r.need("CloseDate"), "CloseDate")
+        events.append(_opportunity(opp_id, account, ACTIONS[state], max(created, closed), stage_name, owner))
+    elif stage_name and r.get("LastModifiedDate"):
+        changed = when(r.get("LastModifiedDate"), "LastModifiedDate")
+        events.append(_opportunity(opp_id, account, "stage_changed", max(created, changed), stage_name, owner))
+    amount(events[-1], r.get("Amount"), r.get("CurrencyIsoCode"), ctx)
+    return events
+
+
+def opportunity_history(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """One stage snapshot: closed won/lost when the stage says so, else a stage change."""
+    stage_name = r.need("StageName")
+    event = _opportunity(r.need("OpportunityId"), r.need("Opportunity.AccountId"),
+                         ACTIONS[_stage(stage_name, ctx)], when(r.need("CreatedDate"), "CreatedDate"),
+                         stage_name, r.get("CreatedById"))
+    amount(event, r.get("Amount"), r.get("CurrencyIsoCode"), ctx)
+    return [event]
+
+
+def opportunity_field_history(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """``Field = StageName`` rows → stage changes; ``created`` → created; other fields skipped."""
+    field = r.need("Field").lower()
+    if field not in ("stagename", "created"):
+        return []
+    stage_name = r.need("NewValue") if field == "stagename" else ""
+    action = ACTIONS[_stage(stage_name, ctx)] if stage_name else "created"
+    return [_opportunity(r.need("OpportunityId"), r.need("Opportunity.AccountId"), action,
+                         when(r.need("CreatedDate"), "CreatedDate"), stage_name, r.get("CreatedById"))]
+
+
+# -- Task (calls, emails), Event (meetings) ----------------------------------------------------
+
+
+def _who(r: Cells) -> dict[str, str]:
+    ids = {}
+    if r.get("WhoId"):
+        ids["crmContactId"] = r.get("WhoId")
+    account = r.get("AccountId") or (r.get("WhatId") if r.get("WhatId").startswith("001") else "")
+    if account:
+        ids["crmAccountId"] = account
+    if not ids:
+        raise Unmappable("WhoId", "names no contact or lead, and neither AccountId nor WhatId names an account")
+    return ids
+
+
+def _conversation(r: Cells, ctx: Context, channel: str, started: str) -> dict[str, Any]:
+    owner = r.need("OwnerId")
+    event: dict[str, Any] = {"type": "conversation", "conversationId": r.need("Id"), "channel": channel,
+                             "repId": owner, "repRole": ctx.role(owner), "direction": "outbound",
+                             "startedAt": started, "source": SOURCE, **_who(r)}
+    if r.get("Subject"):
+        event["subject"] = r.get("Subject")[:1024]
+    return event
+
+
+TASK_CHANNELS = {"call": "call", "email": "email", "listemail": "email", "meeting": "meeting"}
+
+
+def task(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """A call (``TaskSubtype = Call`` or ``Type = Call``) or an email task → a conversation at
+    ``CompletedDateTime``, else ``CreatedDate``; other tasks (to-dos), tasks whose ``Status`` (when
+    exported) is not ``Completed`` (planned, not yet happened) and internal calls
+    (``CallType = Internal``, rep to rep) are skipped."""
+    kind = (r.get("TaskSubtype") if r.get("TaskSubtype").lower() not in ("", "task") else r.get("Type")).lower()
+    channel = TASK_CHANNELS.get(kind)
     if channel is None:
-        raise Unmappable("TaskSubtype", f"{subtype!r} is not a call or email task (Call, Email)")
-    status = cells.get("Status")
-    if status is not None and status.lower() != "completed":
-        raise Unmappable("Status", f"{status!r}: only completed tasks are conversations that happened")
-    call_type = (cells.get("CallType") or "outbound").lower()
-    if call_type not in ("inbound", "outbound"):
-        raise Unmappable("CallType", f"{call_type!r}: an internal call is not a buyer conversation")
-    disposition = (cells.get("CallDisposition") or "").lower()
-    outcome = next((ours for key, ours in OUTCOMES if key in disposition), "other" if disposition else None)
-    who = cells.get("WhoId")
-    owner = cells.need("OwnerId")
-    started = timestamp(cells.get("CreatedDate"), "CreatedDate") or timestamp(cells.get("ActivityDate"),
-                                                                               "ActivityDate")
-    if started is None:
-        raise Unmappable("CreatedDate", "empty (and no ActivityDate): no time for the conversation")
-    event: dict[str, Any] = {
-        "type": "conversation", "conversationId": cells.need("Id"), "channel": channel,
-        "repId": owner, "repRole": ctx.role(owner), "direction": call_type, "startedAt": started,
-        "durationSeconds": cells.get("CallDurationInSeconds"), "outcome": outcome,
-        "subject": cells.get("Subject"), "crmContactId": who, "crmAccountId": cells.get("AccountId"),
-        "source": "salesforce",
-    }
-    return [{k: v for k, v in event.items() if v is not None}]
+        return []
+    if r.get("Status") and r.get("Status").lower() != "completed":
+        return []
+    if channel == "call" and r.get("CallType").lower() == "internal":
+        return []
+    started = when(r.get("CompletedDateTime") or r.need("CreatedDate"), "CreatedDate")
+    event = _conversation(r, ctx, channel, started)
+    if channel == "call":
+        if r.get("CallType").lower() == "inbound":
+            event["direction"] = "inbound"
+        if r.get("CallDurationInSeconds"):
+            event["durationSeconds"] = r.get("CallDurationInSeconds")
+        if r.get("CallDisposition"):
+            event["outcome"] = lookup(CALL_RESULT, ctx.values.call_outcome, r.get("CallDisposition")) or "other"
+    return [event]
+
+
+def event(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """A calendar event → a meeting at ``StartDateTime`` (``ActivityDateTime``, ``CreatedDate``).
+    Salesforce records no attendance: a logged past meeting counts as held (``meeting_held``)."""
+    start = r.get("StartDateTime") or r.get("ActivityDateTime") or r.need("CreatedDate")
+    conversation = _conversation(r, ctx, "meeting", when(start, "StartDateTime"))
+    conversation["outcome"] = "meeting_held"
+    if r.get("DurationInMinutes").isdigit():
+        conversation["durationSeconds"] = int(r.get("DurationInMinutes")) * 60
+    elif r.get("StartDateTime") and r.get("EndDateTime"):
+        span = datetime.fromisoformat(when(r.get("EndDateTime"), "EndDateTime").replace("Z", "+00:00")) - \
+            datetime.fromisoformat(conversation["startedAt"].replace("Z", "+00:00"))
+        conversation["durationSeconds"] = max(0, int(span.total_seconds()))
+    return [conversation]
+
+
+# -- Contact, Account --------------------------------------------------------------------------
+
+
+def contact(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """A contact as a person (identify: email, name, title) in its account (group, no traits)."""
+    contact_id, created = r.need("Id"), when(r.need("CreatedDate"), "CreatedDate")
+    version = r.get("LastModifiedDate") or created
+    traits = {"email": r.get("Email"), "firstName": r.get("FirstName"), "lastName": r.get("LastName"),
+              "title": r.get("Title")}
+    events: list[dict[str, Any]] = [{"type": "identify", "messageId": f"{SOURCE}:Contact:{contact_id}:{version}",
+                                     "userId": contact_id, "timestamp": created,
+                                     "traits": {k: v for k, v in traits.items() if v}}]
+    if r.get("AccountId"):
+        events.append({"type": "group", "messageId": f"{SOURCE}:Contact:{contact_id}:group:{version}",
+                       "userId": contact_id, "groupId": r.get("AccountId"), "timestamp": created})
+    return events
+
+
+def account(r: Cells, ctx: Context) -> list[dict[str, Any]]:
+    """An account's traits (name, industry, employees, website) as a group call; its user is the
+    account record itself (``userId`` = the account ``Id``), which touches nothing."""
+    account_id = r.need("Id")
+    created = when(r.need("CreatedDate"), "CreatedDate")
+    traits: dict[str, Any] = {"name": r.get("Name"), "industry": r.get("Industry"), "website": r.get("Website"),
+                              "type": r.get("Type")}
+    if r.get("NumberOfEmployees"):
+        traits["employees"] = r.get("NumberOfEmployees")
+    return [{"type": "group", "messageId": f"{SOURCE}:Account:{account_id}:{r.get('LastModifiedDate') or created}",
+             "userId": account_id, "groupId": account_id, "timestamp": created,
+             "traits": {k: v for k, v in traits.items() if v}}]
+
+
+def _columns(*names: str) -> dict[str, tuple[str, ...]]:
+    return {n: () for n in names}
 
 
 PRESETS = (
-    Preset("salesforce-lead", "Salesforce", "Lead", required=("Id", "Status", "LastModifiedDate"),
-           optional=("Email", "LeadSource", "OwnerId", "ConvertedAccountId", "ConvertedContactId",
-                     "LastModifiedById", "CreatedDate"), map_row=lead),
-    Preset("salesforce-opportunity", "Salesforce", "Opportunity",
-           required=("Id", "AccountId", "StageName", "CreatedDate"),
-           optional=("Amount", "CurrencyIsoCode", "CloseDate", "IsClosed", "IsWon", "OwnerId", "LastModifiedDate"),
-           map_row=opportunity),
-    Preset("salesforce-task", "Salesforce", "Task", required=("Id", "OwnerId", "TaskSubtype", "CreatedDate"),
-           optional=("WhoId", "AccountId", "Subject", "CallType", "CallDurationInSeconds", "CallDisposition",
-                     "ActivityDate", "Status"), map_row=task),
+    Preset("salesforce-lead", "Lead: identify + current status", _columns(
+        "Id", "FirstName", "LastName", "Email", "Title", "Company", "Status", "LeadSource", "OwnerId",
+        "CreatedDate", "LastModifiedDate", "IsConverted", "ConvertedDate", "ConvertedAccountId"),
+        ("Id", "Status", "CreatedDate"), lead),
+    Preset("salesforce-lead-history", "LeadHistory: status changes", _columns(
+        "Id", "LeadId", "Field", "OldValue", "NewValue", "CreatedById", "CreatedDate", "Lead.ConvertedAccountId"),
+        ("LeadId", "Field", "NewValue", "CreatedDate"), lead_history),
+    Preset("salesforce-opportunity", "Opportunity: created + current stage or close", _columns(
+        "Id", "AccountId", "Name", "StageName", "Amount", "CurrencyIsoCode", "CloseDate", "IsClosed", "IsWon",
+        "OwnerId", "CreatedDate", "LastModifiedDate"),
+        ("Id", "AccountId", "StageName", "CloseDate", "CreatedDate"), opportunity),
+    Preset("salesforce-opportunity-history", "OpportunityHistory: stage snapshots", _columns(
+        "Id", "OpportunityId", "Opportunity.AccountId", "StageName", "Amount", "CurrencyIsoCode", "CloseDate",
+        "CreatedById", "CreatedDate"),
+        ("OpportunityId", "Opportunity.AccountId", "StageName", "CreatedDate"), opportunity_history),
+    Preset("salesforce-opportunity-field-history", "OpportunityFieldHistory: StageName changes", _columns(
+        "Id", "OpportunityId", "Opportunity.AccountId", "Field", "OldValue", "NewValue", "CreatedById",
+        "CreatedDate"),
+        ("OpportunityId", "Opportunity.AccountId", "Field", "NewValue", "CreatedDate"), opportunity_field_history),
+    Preset("salesforce-task", "Task: calls and emails", _columns(
+        "Id", "TaskSubtype", "Type", "Subject", "WhoId", "WhatId", "AccountId", "OwnerId", "CreatedDate",
+        "CompletedDateTime", "Status", "CallType", "CallDurationInSeconds", "CallDisposition"),
+        ("Id", "WhoId", "OwnerId", "CreatedDate"), task),
+    Preset("salesforce-event", "Event: meetings", _columns(
+        "Id", "Subject", "WhoId", "WhatId", "AccountId", "OwnerId", "StartDateTime", "EndDateTime",
+        "ActivityDateTime", "DurationInMinutes", "CreatedDate"),
+        ("Id", "WhoId", "OwnerId", "CreatedDate"), event),
+    Preset("salesforce-contact", "Contact: identify + account", _columns(
+        "Id", "AccountId", "FirstName", "LastName", "Email", "Title", "OwnerId", "CreatedDate", "LastModifiedDate"),
+        ("Id", "AccountId", "Email", "CreatedDate"), contact),
+    Preset("salesforce-account", "Account: group traits", _columns(
+        "Id", "Name", "Industry", "NumberOfEmployees", "Website", "Type", "OwnerId", "CreatedDate",
+        "LastModifiedDate"),
+        ("Id", "Name", "CreatedDate"), account),
 )
