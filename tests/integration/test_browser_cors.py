@@ -6,6 +6,8 @@ stores nothing. The records are read back from Kafka."""
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -118,3 +120,51 @@ def test_a_page_on_an_allowed_origin_posts_and_reads_answers_another_cannot(trac
         collector.stop()
         site.shutdown()
         evil.shutdown()
+
+
+# -- the real analytics.js (opt-in: no npm dependency in `make test`) ----------------------------
+ANALYTICS_JS = os.environ.get("JOURNEYS_TEST_ANALYTICS_JS", "")
+LOADER = """<!doctype html><html><head><title>Pricing</title><script src="/analytics.js"></script><script>
+const writeKey = "%(key)s", collector = {apiHost: "%(host)s/v1", protocol: "http"};
+window.ajs = AnalyticsNext.AnalyticsBrowser.load(
+  {writeKey, cdnSettings: {integrations: {"Segment.io": {apiKey: writeKey, ...collector}}, metrics: {sampleRate: 0}}},
+  {integrations: {"Segment.io": collector}});
+</script></head><body>pricing</body></html>"""
+CALLS = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const sent = [];
+  for (const call of [() => ajs.page("Pricing"), () => ajs.track("Pricing Viewed", {plan: "enterprise"}),
+                      () => ajs.identify("u-ajs", {email: "ann@initech.example"}),
+                      () => ajs.group("acct-ajs", {name: "Initech"}), () => ajs.alias("u-ajs-2")]) {
+    const ctx = await call();
+    sent.push([ctx.event.type, ctx.event.messageId]);
+  }
+  return sent;
+})().then(done, (e) => done(String(e)));
+"""
+
+
+@pytest.mark.skipif(not ANALYTICS_JS, reason="set JOURNEYS_TEST_ANALYTICS_JS to @segment/analytics-next's "
+                    "dist/umd/index.js (npm pack @segment/analytics-next) to run the real library")
+def test_the_real_analytics_js_with_the_documented_settings(tracker_factory, chromium, tmp_path: Path) -> None:
+    """docs/ingestion.md "From a web page": analytics.js, settings inline (no Segment CDN), apiHost
+    pointing at the collector; every call lands on Kafka, none retried."""
+    shutil.copy(ANALYTICS_JS, tmp_path / "analytics.js")
+    site, site_url = serve_page(tmp_path)
+    tracker = tracker_factory()
+    collector = Collector(tracker, {KEY: {"source": "website", "allow": ["segment"], "origins": [site_url]}}).start()
+    try:
+        (tmp_path / "index.html").write_text(LOADER % {"key": KEY, "host": collector.url.removeprefix("http://")})
+        chromium.get(site_url + "/index.html")
+        sent = chromium.execute_async_script(CALLS)
+        assert [kind for kind, _ in sent] == ["page", "track", "identify", "group", "alias"], sent
+        ids = {message_id for _, message_id in sent}
+        assert inbound_ids(tracker, ids) == ids
+        time.sleep(2)  # a failed send would be retried from analytics.js's queue: none is
+        records = [orjson.loads(r.value) for r in topic_records(tracker, "journeys-inbound-v1")]
+        assert len(records) == 5 and all(r["context"]["library"]["name"] == "analytics.js" for r in records)
+        assert topic_records(tracker, "journeys-inbound-v1-dlq") == []
+    finally:
+        collector.stop()
+        site.shutdown()
