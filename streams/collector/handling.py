@@ -63,6 +63,8 @@ SINGLE = (*SEGMENT_TYPES, "screen")
 ENDPOINTS = (*SINGLE, "batch", "crm")
 SHORT_PATHS = {"t": "track", "p": "page", "i": "identify", "g": "group", "a": "alias", "s": "screen", "b": "batch"}
 """analytics.js posts to ``{apiHost}/<first letter of the type>`` and, batching, to ``/b``."""
+_BATCH_DEFAULTS = ("sentAt", "integrations")
+CRM_EVENTS = (Conversation, LeadStatusChange, OpportunityUpdate)
 SCREEN_UNSUPPORTED = ("screen calls (mobile app screens) are not supported: a web page sends page calls "
                       "(/v1/page, /v1/p)")
 
@@ -71,8 +73,6 @@ def endpoint_for(path: str) -> str | None:
     """The endpoint a ``/v1/<path>`` names (a short path → its long name), or None: unknown."""
     endpoint = SHORT_PATHS.get(path, path)
     return endpoint if endpoint in ENDPOINTS else None
-_BATCH_DEFAULTS = ("sentAt", "integrations")
-CRM_EVENTS = (Conversation, LeadStatusChange, OpportunityUpdate)
 
 
 @dataclass(frozen=True)
