@@ -11,11 +11,21 @@ to keep.
   one. A request without the header (a server, an SDK outside a browser) is not refused: the
   header is a browser's statement, not a credential.
 
-:func:`origin_allowed` is what a CORS answer (``Access-Control-Allow-Origin``) would echo.
+:func:`origin_allowed` is also what a CORS answer (``Access-Control-Allow-Origin``) echoes:
+
+* **Preflight** (``OPTIONS``, sent by a browser before a request it may not send unasked, e.g.
+  one with ``Authorization`` or ``Content-Type: application/json``): it carries no key, so it is
+  answered for an origin that *any* key allowed the endpoint allows (:func:`preflight_allowed`).
+* **Request**: its answer carries the CORS headers when its key allows the origin
+  (:func:`cors_allowed`); the key↔origin check itself is :func:`refusal`'s.
+* A key without ``origins`` allows any origin, browsers included (as it always accepted
+  requests with any ``Origin``); the origin ``null`` (sandboxed frames, ``file:``) is never
+  echoed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.collector.settings import Source, normalize_origin
@@ -54,3 +64,33 @@ def refusal(source: Source, endpoint: str, origin: str | None) -> Refusal | None
         return Refusal("origin_not_allowed",
                        f"origin {origin[:200]!r} may not use this write key (source {source.name!r})")
     return None
+
+
+CORS_METHODS = "POST, OPTIONS"
+CORS_HEADERS = "Content-Type, Authorization"
+CORS_MAX_AGE = "600"
+
+
+def _echoable(origin: str) -> bool:
+    return normalize_origin(origin) not in ("", "null")
+
+
+def cors_allowed(source: Source, origin: str) -> bool:
+    """May the answer to a request with this key, from this ``Origin``, be read by the page?"""
+    return _echoable(origin) and origin_allowed(source, origin)
+
+
+def preflight_allowed(sources: Iterable[Source], endpoint: str, origin: str) -> bool:
+    """Answer a preflight for ``/v1/<endpoint>`` from ``origin``: does any key that may post
+    there allow the origin? (The request itself is checked against its own key.)"""
+    needed = scope_of(endpoint)
+    return _echoable(origin) and any(needed in s.allow and origin_allowed(s, origin) for s in sources)
+
+
+def cors_headers(origin: str, *, preflight: bool = False) -> dict[str, str]:
+    """The CORS headers of an answer to ``origin`` (echoed as sent, ``Vary: Origin``)."""
+    headers = {"Access-Control-Allow-Origin": origin.strip(), "Vary": "Origin"}
+    if preflight:
+        headers |= {"Access-Control-Allow-Methods": CORS_METHODS, "Access-Control-Allow-Headers": CORS_HEADERS,
+                    "Access-Control-Max-Age": CORS_MAX_AGE}
+    return headers

@@ -4,6 +4,11 @@ Authentication comes before any work: a Basic-auth key is checked (known, allowe
 and origin) before the body is read, and a body without one is scanned (not parsed) for a known
 ``writeKey`` that may post here before it is parsed; the key the body names is checked again.
 
+Paths: ``/v1/{track,page,identify,group,alias,screen,batch,crm}`` and analytics.js's short
+``/v1/{t,p,i,g,a,s,b}`` (:data:`handling.SHORT_PATHS`). Bodies are JSON whatever the
+``Content-Type`` (analytics.js and ``sendBeacon`` send ``text/plain``). CORS: ``OPTIONS``
+preflights and ``Access-Control-Allow-Origin`` for origins the keys allow (:mod:`.access`).
+
 Responses (JSON): 200 ``{"success": true}`` once the broker acknowledged every write;
 400/413 with ``accepted`` and ``rejected`` (valid events of the request are still produced,
 rejected ones are dead-lettered); 401 for a missing/unknown write key and 403 for a key that may
@@ -29,6 +34,7 @@ from streams.settings import Settings
 log = logging.getLogger("journeys.collector")
 SETTINGS = web.AppKey("settings", Settings)
 OUT = web.AppKey("out", KafkaOut)
+SOURCES = web.AppKey("sources", list)
 _CHUNK = 64 * 1024
 
 
@@ -54,11 +60,42 @@ async def read_limited(request: web.Request, limit: int) -> tuple[bytes, bool]:
 
 
 async def collect(request: web.Request) -> web.Response:
+    """``POST /v1/<endpoint>`` (long or short path); CORS headers when the origin may read the answer."""
+    endpoint = handling.endpoint_for(request.match_info["endpoint"])
+    if endpoint is None:
+        return _error(404, "not_found", f"unknown endpoint /v1/{request.match_info['endpoint'][:100]}")
+    response, source = await _collect(request, endpoint)
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        # no source: the key is unknown (401: readable wherever a preflight would pass) or refused
+        # (403: no CORS headers, so a page from a refused origin learns nothing)
+        allowed = (access.cors_allowed(source, origin) if source is not None else response.status == 401
+                   and access.preflight_allowed(request.app[SOURCES], endpoint, origin))
+        response.headers.update(access.cors_headers(origin) if allowed else {"Vary": "Origin"})
+    return response
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """``OPTIONS /v1/<endpoint>``: a browser's CORS preflight. It carries no key, so it is answered
+    for an origin some key allowed this endpoint allows (:func:`access.preflight_allowed`)."""
+    path = request.match_info["endpoint"]
+    endpoint = handling.endpoint_for(path)
+    if endpoint is None:
+        return _error(404, "not_found", f"unknown endpoint /v1/{path[:100]}")
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a CORS preflight
+        return web.Response(status=204, headers={"Allow": access.CORS_METHODS})
+    if not access.preflight_allowed(request.app[SOURCES], endpoint, origin):
+        log.info("403 on preflight of /v1/%s: origin %r allowed by no key", endpoint, origin[:200])
+        return _error(403, "origin_not_allowed",
+                      f"origin {origin[:200]!r} may not post to /v1/{path[:100]}", Vary="Origin")
+    return web.Response(status=204, headers=access.cors_headers(origin, preflight=True))
+
+
+async def _collect(request: web.Request, endpoint: str) -> tuple[web.Response, Source | None]:
+    """The answer to a POST and the key's source (None: no key known or allowed)."""
     settings, out = request.app[SETTINGS], request.app[OUT]
     cfg = settings.collector
-    endpoint = request.match_info["endpoint"]
-    if endpoint not in handling.ENDPOINTS:
-        return _error(404, "not_found", f"unknown endpoint /v1/{endpoint}")
     limits = handling.Limits(cfg.max_request_bytes, cfg.max_event_bytes, timedelta(seconds=settings.max_future_seconds),
                              settings.max_event_depth, cfg.max_batch_items)
     received_at = datetime.now(timezone.utc)
@@ -68,12 +105,12 @@ async def collect(request: web.Request) -> web.Response:
     if header_key is not None:  # refuse before reading the body
         checked = _check_key(cfg, endpoint, header_key, origin)
         if isinstance(checked, web.Response):
-            return checked
+            return checked, None
     body, over = await read_limited(request, limit)
     if header_key is None:  # refuse before parsing
         refused = _scan_body_keys(cfg, endpoint, body, origin)
         if refused is not None:
-            return refused
+            return refused, None
     if over:
         parsed: handling.Parsed | handling.Handled = handling.Handled(
             [handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)], None, too_large=True)
@@ -81,7 +118,7 @@ async def collect(request: web.Request) -> web.Response:
         parsed = handling.parse(body, endpoint, limits=limits)
     checked = _check_key(cfg, endpoint, header_key if header_key is not None else parsed.write_key, origin)
     if isinstance(checked, web.Response):
-        return checked
+        return checked, None
     source = checked
     handled = parsed if isinstance(parsed, handling.Handled) else handling.split(
         parsed, body, endpoint, received_at=received_at, limits=limits, id_scope=source.id_scope)
@@ -89,12 +126,13 @@ async def collect(request: web.Request) -> web.Response:
         await out.send_all(records_for(handled, source, settings.topic_prefix), cfg.produce_timeout_seconds)
     except BrokerUnavailable as exc:
         log.warning("503 on /v1/%s from %s: %s", endpoint, source.name, exc)
-        return _error(503, "kafka_unavailable", f"events not stored, retry later: {exc}", **{"Retry-After": "5"})
+        unavailable = _error(503, "kafka_unavailable", f"events not stored, retry later: {exc}", **{"Retry-After": "5"})
+        return unavailable, source
     status, payload = handling.response(handled)
     if status != 200:
         log.info("%d on /v1/%s from %s[%s]: %d accepted, %d rejected", status, endpoint, source.name,
                  source.key_id, payload["accepted"], len(payload["rejected"]))
-    return _json(payload, status)
+    return _json(payload, status), source
 
 
 def _check_key(cfg: CollectorSettings, endpoint: str, key: str | None, origin: str | None) -> Source | web.Response:
@@ -139,6 +177,7 @@ def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Applicatio
     """The collector's aiohttp application (the producer starts and stops with it)."""
     app = web.Application(client_max_size=settings.collector.max_request_bytes + 1)
     app[SETTINGS] = settings
+    app[SOURCES] = settings.collector.sources()
     app[OUT] = out or KafkaOut.from_settings(settings, linger_ms=settings.collector.linger_ms)
 
     async def on_startup(app: web.Application) -> None:
@@ -150,6 +189,7 @@ def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Applicatio
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/{endpoint}", collect)
+    app.router.add_route("OPTIONS", "/v1/{endpoint}", preflight)
     app.router.add_get("/health", health)
     return app
 

@@ -7,6 +7,12 @@ Contract of :func:`handle`:
 * ``/v1/batch``: ``{"batch": [...], "sentAt", "context", "integrations", "writeKey"}``; each item
   is a Segment call with its own ``type``; the batch's ``sentAt``/``context``/``integrations`` fill
   what an item lacks (the item wins). CRM records are rejected here (post them to ``/v1/crm``).
+* ``/v1/screen`` (``/v1/s``): every call is rejected (400, dead-lettered): screen calls are
+  mobile-app screens, which the tracker does not model; a web page sends ``page`` calls.
+* Short paths (analytics.js, the browser SDK): ``/v1/t|p|i|g|a|s|b`` are
+  track/page/identify/group/alias/screen/batch (:data:`SHORT_PATHS`, :func:`endpoint_for`).
+  The body is parsed as JSON whatever its ``Content-Type`` (analytics.js and ``sendBeacon``
+  send ``text/plain``).
 * ``/v1/crm``: one CRM record (conversation, lead_status, opportunity) or ``{"batch": [...]}``.
 * ``writeKey`` is taken out of the body (returned for auth) and never forwarded; in a body kept
   whole as a dead letter (malformed, oversized) its value is replaced by ``[redacted]``.
@@ -52,9 +58,21 @@ from schemas.keys import inbound_key, raw_key
 
 SEGMENT_TYPES = ("track", "page", "identify", "group", "alias")
 CRM_TYPES = ("conversation", "lead_status", "opportunity")
-ENDPOINTS = (*SEGMENT_TYPES, "batch", "crm")
+SINGLE = (*SEGMENT_TYPES, "screen")
+"""Endpoints whose body is one call (limit ``max_event_bytes``); screen calls are all rejected."""
+ENDPOINTS = (*SINGLE, "batch", "crm")
+SHORT_PATHS = {"t": "track", "p": "page", "i": "identify", "g": "group", "a": "alias", "s": "screen", "b": "batch"}
+"""analytics.js posts to ``{apiHost}/<first letter of the type>`` and, batching, to ``/b``."""
 _BATCH_DEFAULTS = ("sentAt", "integrations")
 CRM_EVENTS = (Conversation, LeadStatusChange, OpportunityUpdate)
+SCREEN_UNSUPPORTED = ("screen calls (mobile app screens) are not supported: a web page sends page calls "
+                      "(/v1/page, /v1/p)")
+
+
+def endpoint_for(path: str) -> str | None:
+    """The endpoint a ``/v1/<path>`` names (a short path → its long name), or None: unknown."""
+    endpoint = SHORT_PATHS.get(path, path)
+    return endpoint if endpoint in ENDPOINTS else None
 
 
 @dataclass(frozen=True)
@@ -145,7 +163,7 @@ def basic_auth_user(header: str | None) -> str | None:
 
 
 def body_limit(endpoint: str, limits: Limits) -> int:
-    return limits.max_event_bytes if endpoint in SEGMENT_TYPES else limits.max_request_bytes
+    return limits.max_event_bytes if endpoint in SINGLE else limits.max_request_bytes
 
 
 def too_large(prefix: bytes, size: int | None, limit: int, keep: int) -> Rejected:
@@ -177,7 +195,7 @@ def parse(body: bytes, endpoint: str, *, limits: Limits) -> Parsed | Handled:
     limit = body_limit(endpoint, limits)
     if len(body) > limit:
         return Handled([too_large(body, len(body), limit, limits.max_event_bytes)], None, too_large=True)
-    single = endpoint in SEGMENT_TYPES
+    single = endpoint in SINGLE
     try:  # a batch's items are checked for depth one by one (_item), so one deep item costs only itself
         obj = parse_json(body, limit=limit, max_depth=limits.max_depth if single else None)
     except InvalidEvent as exc:
@@ -192,6 +210,11 @@ def split(parsed: Parsed, body: bytes, endpoint: str, *, received_at: datetime, 
     obj, write_key = parsed.obj, parsed.write_key
     if endpoint in SEGMENT_TYPES:
         return Handled([_item(0, obj, {}, endpoint, SEGMENT_TYPES, received_at, limits, id_scope)], write_key)
+    if endpoint == "screen":
+        key = raw_key(obj)
+        error = InvalidEvent([Reason("$.type", SCREEN_UNSUPPORTED)])
+        return Handled([Rejected(0, key.encode() if key else None, redact_write_keys(_dump(obj, limits.max_depth)),
+                                 error)], write_key)
     if endpoint == "crm" and not (isinstance(obj, dict) and "batch" in obj and "type" not in obj):
         return Handled([_item(0, obj, {}, None, CRM_TYPES, received_at, limits, id_scope)], write_key)
     if not isinstance(obj, dict) or not isinstance(obj.get("batch"), list):
@@ -296,6 +319,8 @@ def _cut(value: Any, levels: int) -> Any:
 
 def _check_type(item: Any, forced: str | None, allowed: tuple[str, ...]) -> None:
     kind = item.get("type") if isinstance(item, dict) else None
+    if kind == "screen":
+        raise InvalidEvent([Reason("$.type", SCREEN_UNSUPPORTED)])
     if not isinstance(kind, str) or kind not in (*SEGMENT_TYPES, *CRM_TYPES):
         return  # missing or unknown types get validate()'s own reasons
     if forced is not None and kind != forced:

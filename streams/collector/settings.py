@@ -149,6 +149,10 @@ class CollectorSettings(BaseModel):
             parsed[plain] = parse_write_key(plain, entry)
         return parsed
 
+    def sources(self) -> list[Source]:
+        """What every configured key may do (for the CORS preflight, which carries no key)."""
+        return [entry.source_for(secret.get_secret_value()) for secret, entry in self.write_keys.items()]
+
     def source_for(self, write_key: str | None) -> Source | None:
         """The source a write key belongs to, or None (compared in constant time per key)."""
         if not write_key:

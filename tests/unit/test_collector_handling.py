@@ -162,8 +162,9 @@ def test_routes_auth_and_status_codes() -> None:
     assert post(out, "/v1/track", with_key, auth=None)[0] == 200
     assert post(out, "/v1/track", b"{nope")[0] == 400
     assert post(out, "/v1/batch", b" " * 600_000)[0] == 413
-    assert post(out, "/v1/screen", good)[0] == 404
-    assert len([r for r in out.sent if r.topic.endswith("-dlq")]) == 2
+    assert post(out, "/v1/nope", good)[0] == 404
+    assert post(out, "/v1/screen", good)[0] == 400  # screen calls: rejected, dead-lettered (issue 21)
+    assert len([r for r in out.sent if r.topic.endswith("-dlq")]) == 3
     status, payload = post(FakeOut(fail=True), "/v1/track", good)
     assert status == 503 and payload["code"] == "kafka_unavailable"
 
