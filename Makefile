@@ -24,8 +24,13 @@ venv: $(STAMP)
 
 # docker-compose (Debian package; needs no Docker engine) validates docker-compose.yml in
 # tests/unit/test_compose.py; chromium + chromium-driver run the web UI tests (Selenium,
-# tests/integration/test_ui.py). Installed only when missing; apt-get update only if the
-# install fails.
+# tests/integration/test_ui.py); npm fetches analytics.js for tests/integration/test_browser_cors.py.
+# Installed only when missing; apt-get update only if the install fails.
+# Segment's analytics.js from npm (no CDN) for the browser test (tests/integration/test_browser_cors.py).
+ANALYTICS_JS_VERSION := 1.84.3
+ANALYTICS_JS_DIR := .cache/npm/analytics-next-$(ANALYTICS_JS_VERSION)
+ANALYTICS_JS := $(ANALYTICS_JS_DIR)/package/dist/umd/index.js
+
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -37,6 +42,14 @@ tools:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $$sudo apt-get install -y --no-install-recommends chromium chromium-driver \
 	  || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium chromium-driver; }; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y --no-install-recommends npm \
+	  || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends npm; }; }
+	@[ -f $(ANALYTICS_JS) ] || { \
+	  mkdir -p $(ANALYTICS_JS_DIR) && cd $(ANALYTICS_JS_DIR) && npm pack --silent @segment/analytics-next@$(ANALYTICS_JS_VERSION) >/dev/null \
+	  && tar xzf segment-analytics-next-$(ANALYTICS_JS_VERSION).tgz && rm segment-analytics-next-$(ANALYTICS_JS_VERSION).tgz; }
 
 broker-start:
 	@PYTHON=$(abspath $(BIN)/python) $(KAFKA) start

@@ -122,8 +122,10 @@ def test_a_page_on_an_allowed_origin_posts_and_reads_answers_another_cannot(trac
         evil.shutdown()
 
 
-# -- the real analytics.js (opt-in: no npm dependency in `make test`) ----------------------------
-ANALYTICS_JS = os.environ.get("JOURNEYS_TEST_ANALYTICS_JS", "")
+# -- the real analytics.js: `make tools` fetches it from npm (Makefile ANALYTICS_JS) ---------------
+ANALYTICS_JS = os.environ.get("JOURNEYS_TEST_ANALYTICS_JS") or str(
+    Path(__file__).resolve().parents[2] / ".cache" / "npm" / "analytics-next-1.84.3" / "package" / "dist" / "umd"
+    / "index.js")
 LOADER = """<!doctype html><html><head><title>Pricing</title><script src="/analytics.js"></script><script>
 const writeKey = "%(key)s", collector = {apiHost: "%(host)s/v1", protocol: "http"};
 window.ajs = AnalyticsNext.AnalyticsBrowser.load(
@@ -145,11 +147,10 @@ const done = arguments[arguments.length - 1];
 """
 
 
-@pytest.mark.skipif(not ANALYTICS_JS, reason="set JOURNEYS_TEST_ANALYTICS_JS to @segment/analytics-next's "
-                    "dist/umd/index.js (npm pack @segment/analytics-next) to run the real library")
 def test_the_real_analytics_js_with_the_documented_settings(tracker_factory, chromium, tmp_path: Path) -> None:
     """docs/ingestion.md "From a web page": analytics.js, settings inline (no Segment CDN), apiHost
     pointing at the collector; every call lands on Kafka, none retried."""
+    assert Path(ANALYTICS_JS).is_file(), f"{ANALYTICS_JS} is missing: `make tools` fetches it (npm pack)"
     shutil.copy(ANALYTICS_JS, tmp_path / "analytics.js")
     site, site_url = serve_page(tmp_path)
     tracker = tracker_factory()
