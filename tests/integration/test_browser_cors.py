@@ -6,6 +6,7 @@ stores nothing. The records are read back from Kafka."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -166,6 +167,19 @@ def test_the_real_analytics_js_with_the_documented_settings(tracker_factory, chr
         records = [orjson.loads(r.value) for r in topic_records(tracker, "journeys-inbound-v1")]
         assert len(records) == 5 and all(r["context"]["library"]["name"] == "analytics.js" for r in records)
         assert topic_records(tracker, "journeys-inbound-v1-dlq") == []
+
+        # a worker stitches them: the anonymous page and track (before identify) are on the
+        # account's timeline with the group call. (The identify names a work email, so it is on
+        # the email domain's account: a group call, unlike a CRM record, does not merge that
+        # domain into its account — noted in the closing note of the session that wrote this.)
+        tracker.start()
+        tracker.wait_for_stored(events=5)
+        rows = json.loads(tracker.journeys("timeline", "acct-ajs", "--format", "json").stdout)
+        by_type = {kind: message_id for kind, message_id in sent}
+        on_timeline = {r["event_id"] for r in rows}
+        assert {by_type[k] for k in ("page", "track", "group", "alias")} <= on_timeline, (sent, rows)
+        anonymous = [r for r in rows if r["event_id"] == by_type["page"]]
+        assert anonymous and anonymous[0]["anonymous_id"] and not anonymous[0]["user_id"]  # stitched, not tagged
     finally:
         collector.stop()
         site.shutdown()
