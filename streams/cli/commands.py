@@ -155,4 +155,39 @@ def demo(ctx: click.Context, keep_running: bool, account: str) -> None:
     sys.exit(run_demo(settings_of(ctx), keep_running=keep_running, account=account))
 
 
-ALL = [timeline, accounts, dlq, db, replay, demo]
+@click.command()
+@click.option("--host", default=None, metavar="HOST", help="Bind address [default: JOURNEYS_WEB_HOST].")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), metavar="PORT",
+              help="Port [default: JOURNEYS_WEB_PORT].")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the JSON API and the web UI without a stream worker, read-only (for analysts'
+    machines): against JOURNEYS_CLICKHOUSE_URL (JOURNEYS_READER_CLICKHOUSE_URL if set), or the
+    embedded store when no worker holds it. Beyond loopback JOURNEYS_API_TOKEN is required."""
+    from schemas.errors import ConfigurationError
+    from sinks.clickhouse.client import is_embedded
+    from streams.exposure import web_exposure
+    from streams.web import serve as serving
+
+    settings = settings_of(ctx)
+    host = settings.web_host if host is None else host
+    port = settings.web_port if port is None else port
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    exposure = web_exposure(host, port, token, settings.web_open_without_token)
+    if exposure.error:
+        raise ConfigurationError(f"journeys serve refuses to start: {exposure.error}")
+    if exposure.warning:
+        click.echo(exposure.warning, err=True)
+    if is_embedded(settings.store_url) and serving.held_by_other(settings):
+        raise click.ClickException(
+            f"the embedded store {settings.store_url.removeprefix('chdb://')} is held by the tracker answering at "
+            f"{settings.api_url} (only one process may open it): use that process's /ui/ and /api/, stop it, "
+            "or point JOURNEYS_CLICKHOUSE_URL at a ClickHouse server")
+    click.echo(f"journeys serve: read-only API and UI on http://{host}:{port}/ui/ (Ctrl-C stops)", err=True)
+    try:
+        serving.run(settings, host, port)
+    except OSError as exc:
+        raise click.ClickException(f"journeys serve cannot listen on {host}:{port}: {exc}") from exc
+
+
+ALL = [timeline, accounts, dlq, db, replay, demo, serve]

@@ -1,4 +1,4 @@
-"""The analyst web UI (``/ui/…``) on the store process's web server (issue #7).
+"""The analyst web UI (``/ui/…``) on the store process's web server (issue #7) and on ``journeys serve``.
 
 Pages are one HTML shell each, drawn in the browser by hand-written JavaScript from
 ``streams/web/static/`` (no CDN, no framework; charts are SVG built by the scripts). The pages
@@ -9,15 +9,17 @@ once as ``?token=``. See docs/ui.md.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from importlib import resources
+from typing import Mapping
 
 import faust
-from faust.web import Request, Response, View
 
 from streams.settings import Settings
 from streams.web import auth
+from streams.web.routes import Context, Reply, Route, add_to_faust
 
 PAGES = {
     "search": "Accounts",
@@ -87,30 +89,34 @@ def static_file(name: str) -> tuple[bytes, str] | None:
     return path.read_bytes(), CONTENT_TYPES["." + match.group(1)]
 
 
+async def page(ctx: Context, query: Mapping[str, str], *, page: str, **_: str) -> Reply:
+    return Reply(shell(page), kind="html", headers=dict(HEADERS))
+
+
+async def static(ctx: Context, query: Mapping[str, str], name: str) -> Reply:
+    found = static_file(name)
+    if found is None:
+        return Reply({"error": f"no such file: {name}"}, status=404)
+    body, content_type = found
+    headers = {"Content-Type": content_type, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    return Reply(body, kind="bytes", headers=headers)
+
+
+def _page(name: str):
+    return functools.partial(page, page=name)
+
+
+ROUTES = [
+    Route("/ui/", "ui-search", _page("search")),
+    Route("/ui", "ui-search-bare", _page("search")),
+    Route("/ui/account/{account_id}", "ui-account", _page("account")),
+    *(Route(f"/ui/{name}", f"ui-{name}", _page(name)) for name in ("funnel", "alerts", "attribution")),
+    Route("/ui/static/{name}", "ui-static", static),
+]
+"""The UI's pages and static files, shared by the worker and ``journeys serve``."""
+
+
 def register(app: faust.App, settings: Settings) -> None:
     """Add the ``/ui/`` pages and their static files; protect the API they call."""
     auth.install(app, settings.api_token)
-
-    def page_view(page: str) -> type[View]:
-        class PageView(View):
-            async def get(self, request: Request, **_: str) -> Response:
-                return self.html(shell(page), headers=dict(HEADERS))
-
-        PageView.__name__ = f"UI{page.title()}Page"
-        return PageView
-
-    app.page("/ui/", name="ui-search")(page_view("search"))
-    app.page("/ui", name="ui-search-bare")(page_view("search"))
-    app.page("/ui/account/{account_id}", name="ui-account")(page_view("account"))
-    for page in ("funnel", "alerts", "attribution"):
-        app.page(f"/ui/{page}", name=f"ui-{page}")(page_view(page))
-
-    @app.page("/ui/static/{name}", name="ui-static")
-    class StaticView(View):
-        async def get(self, request: Request, name: str) -> Response:
-            found = static_file(name)
-            if found is None:
-                return self.json({"error": f"no such file: {name}"}, status=404)
-            body, content_type = found
-            headers = {"Content-Type": content_type, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-            return self.bytes(body, headers=headers)
+    add_to_faust(app, ROUTES, Context())
