@@ -178,17 +178,20 @@ class Settings(BaseSettings):
         description="Roles this process runs: 'stream' (validate, stitch, journeys) and/or "
         "'store' (ClickHouse sink + query API). With chDB only one process may hold 'store'.",
     )
-    web_port: int = Field(6066, description="Port of the worker's web server (query API, health).")
+    web_port: int = Field(6066, description="Port of the worker's web server (query API, health); "
+                          "also `journeys serve`'s default port (`--port`).")
     web_host: str = Field(
-        "127.0.0.1", description="Bind address of the worker's web server. Anything but loopback needs "
-        "JOURNEYS_API_TOKEN (at least 16 characters, not a placeholder): the worker refuses to start without it.",
+        "127.0.0.1", description="Bind address of the worker's web server (and `journeys serve`'s default "
+        "`--host`). Anything but loopback needs JOURNEYS_API_TOKEN (at least 16 characters, not a placeholder): "
+        "the worker and `journeys serve` refuse to start without it.",
     )
     web_open_without_token: bool = Field(
         False, description="Serve the worker's web server on a non-loopback JOURNEYS_WEB_HOST without "
         "JOURNEYS_API_TOKEN anyway (only behind a proxy that authenticates); the worker logs a warning at start.",
     )
     api_url: str = Field(
-        "http://127.0.0.1:6066", description="Where the CLI finds a running store process."
+        "http://127.0.0.1:6066", description="Where the CLI finds a running store process (and where `journeys serve` "
+        "looks for a process holding the embedded store before it opens it)."
     )
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by the JSON API and the web UI's data calls when set "

@@ -73,14 +73,20 @@ def scale_config() -> dict[str, Any]:
     return compose_config("--profile", "scale")
 
 
+@pytest.fixture(scope="module")
+def analyst_config() -> dict[str, Any]:
+    return compose_config("--profile", "analyst")
+
+
 def test_core_services_are_present_without_profiles(default_config: dict[str, Any]) -> None:
     services = default_config["services"]
     assert CORE <= set(services)
     for name in CORE:
         assert not services[name].get("profiles"), f"{name} must run without a profile"
-    # Whatever else is listed belongs to the opt-in scale profile.
+    # Whatever else is listed belongs to an opt-in profile (scale, analyst).
     for name in set(services) - CORE:
-        assert in_profile(services[name], "scale"), f"{name} would start by default"
+        assert in_profile(services[name], "scale") or in_profile(services[name], "analyst"), \
+            f"{name} would start by default"
 
 
 def test_clickhouse_healthcheck_hits_ping(default_config: dict[str, Any]) -> None:
@@ -122,8 +128,9 @@ def test_tracker_wiring(default_config: dict[str, Any]) -> None:
     assert tracker["depends_on"]["clickhouse"]["condition"] == "service_healthy"
 
 
-def test_published_ports_are_loopback_only(scale_config: dict[str, Any]) -> None:
-    for name, service in scale_config["services"].items():
+@pytest.mark.parametrize("profile", ["scale", "analyst"])
+def test_published_ports_are_loopback_only(profile: str) -> None:
+    for name, service in compose_config("--profile", profile)["services"].items():
         for port in service.get("ports") or []:
             host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
             assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond loopback"
@@ -176,3 +183,21 @@ def test_scale_profile_adds_two_stream_workers_and_one_store(scale_config: dict[
     for service in scaled.values():
         assert "worker" in str(service["command"])
         assert env_of(service)["JOURNEYS_CLICKHOUSE_URL"].startswith("http://")
+
+
+def test_analyst_ui_serves_read_only_from_the_clickhouse_server_with_the_token(analyst_config: dict[str, Any]) -> None:
+    """`journeys serve` (no worker, no Kafka) against the compose ClickHouse server; on 0.0.0.0 in
+    its container, so it needs the token (streams.exposure); published on loopback only."""
+    service = analyst_config["services"]["analyst-ui"]
+    env = env_of(service)
+    assert in_profile(service, "analyst")
+    assert service["command"] in ("journeys serve", ["journeys", "serve"])
+    assert env["JOURNEYS_CLICKHOUSE_URL"].endswith("@clickhouse:8123/journeys")
+    assert "JOURNEYS_KAFKA_BOOTSTRAP" not in env and set(service["depends_on"]) == {"clickhouse"}
+    assert env["JOURNEYS_WEB_HOST"] == "0.0.0.0"
+    assert env["JOURNEYS_API_TOKEN"] == REQUIRED["JOURNEYS_API_TOKEN"]
+    ports = service["ports"]
+    assert len(ports) == 1
+    port = ports[0]
+    host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+    assert host_ip == "127.0.0.1"
