@@ -183,9 +183,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             f"the embedded store {settings.store_url.removeprefix('chdb://')} is held by the tracker answering at "
             f"{settings.api_url} (only one process may open it): use that process's /ui/ and /api/, stop it, "
             "or point JOURNEYS_CLICKHOUSE_URL at a ClickHouse server")
+    handle = serving.ReaderHandle(settings)
+    try:
+        handle.open()
+    except ConfigurationError as exc:
+        handle.close()
+        if not is_embedded(settings.store_url):
+            raise
+        raise click.ClickException(
+            f"cannot open the embedded store {settings.store_url.removeprefix('chdb://')}: another process may hold "
+            f"it (a worker or `journeys serve` not answering at JOURNEYS_API_URL={settings.api_url}): {exc}") from exc
     click.echo(f"journeys serve: read-only API and UI on http://{host}:{port}/ui/ (Ctrl-C stops)", err=True)
     try:
-        serving.run(settings, host, port)
+        serving.run(settings, handle, host, port)
     except OSError as exc:
         raise click.ClickException(f"journeys serve cannot listen on {host}:{port}: {exc}") from exc
 

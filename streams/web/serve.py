@@ -78,12 +78,25 @@ async def ready(ctx: Context, query: Mapping[str, str]) -> Reply:
     return Reply({"ready": not problems, "not_ready": problems, "roles": "serve"}, status=200 if not problems else 503)
 
 
-HEALTH = [
+@api._capped
+async def schema(ctx: Context, query: Mapping[str, str]) -> Reply:
+    """Applied and pending migrations, as the store worker's ``/api/v1/schema`` (read here, never run)."""
+    from sinks.clickhouse import ddl
+
+    _, rows = await api.read(ctx.handle, lambda reader: reader.query(
+        "SELECT DISTINCT version FROM schema_migrations ORDER BY version"))
+    done = [int(r[0]) for r in rows]
+    pending = [m.version for m in ddl.MIGRATIONS if m.version not in set(done)]
+    return Reply({"applied": done, "latest": ddl.LATEST, "pending": pending})
+
+
+OWN = [
     Route("/health/live", "health-live", live),
     Route("/health/ready", "health-ready", ready),
+    Route("/api/v1/schema", "api-schema", schema),
 ]
 
-ROUTES = api.ROUTES + ui.ROUTES + HEALTH
+ROUTES = api.ROUTES + ui.ROUTES + OWN
 """Everything ``journeys serve`` answers (no ``/metrics``: no Faust app, nothing to measure)."""
 
 
@@ -124,11 +137,9 @@ def held_by_other(settings: Settings) -> bool:
         return True
 
 
-def run(settings: Settings, host: str, port: int) -> None:
-    """Serve until interrupted (blocking)."""
-    handle = ReaderHandle(settings)
+def run(settings: Settings, handle: ReaderHandle, host: str, port: int) -> None:
+    """Serve until interrupted (blocking); closes ``handle`` (opened: :meth:`ReaderHandle.open`) at the end."""
     try:
-        handle.open()
         definitions = DefinitionsSource(settings.definitions)
         log.info("journeys serve: read-only on %s, http://%s:%d/ui/", redact(settings.store_url), host, port)
         web.run_app(build(settings, handle, definitions), host=host, port=port, print=None,

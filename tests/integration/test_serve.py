@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 TOKEN = "serve-test-token-0123456789"
 ACCOUNT = "acme-corp"
 READS = ("/api/v1/stats", f"/api/v1/timeline/{ACCOUNT}", "/api/v1/accounts", "/api/v1/reports/funnel",
-         f"/api/v1/reports/stages?account={ACCOUNT}", "/api/v1/dead-letters")
+         f"/api/v1/reports/stages?account={ACCOUNT}", "/api/v1/dead-letters", "/api/v1/schema",
+         "/api/v1/privacy/requests")
 
 
 def call(port: int, path: str, token: str | None = TOKEN, method: str = "GET") -> tuple[int, Any, str]:
@@ -165,6 +166,12 @@ def refused(env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_a_second_serve_on_the_same_embedded_store_is_refused(stored, served: Serve) -> None:
     tracker, _, _ = stored
     refused(dict(tracker.env, JOURNEYS_API_URL=f"http://127.0.0.1:{served.port}"))
+    # not found through the API (JOURNEYS_API_URL elsewhere): chDB's lock refuses, and serve says so
+    proc = subprocess.run([sys.executable, "-m", "streams", "serve", "--port", str(free_port())],
+                          env=dict(tracker.env, JOURNEYS_API_URL=f"http://127.0.0.1:{free_port()}"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot open the embedded store" in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert call(served.port, "/api/v1/stats")[0] == 200  # the first one still serves
 
 
