@@ -70,8 +70,8 @@ def serve_page(root: Path) -> tuple[ThreadingHTTPServer, str]:
 
 @pytest.fixture
 def chromium() -> Iterator[webdriver.Chrome]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("headless Chromium is needed: `make tools` (apt-get install -y chromium chromium-driver)")
+    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (  # `make test` installs them: never a skip
+        "headless Chromium is needed: `make tools` (apt-get install -y chromium chromium-driver)")
     with tempfile.TemporaryDirectory(prefix="cors-chromium-") as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)
