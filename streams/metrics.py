@@ -33,6 +33,10 @@ DEAD_LETTERS = Counter(
 SINK_BATCH_ROWS = Histogram(
     "journeys_sink_batch_rows", "Rows per ClickHouse insert block.", ["table"],
     buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000))
+STREAM_BATCH_RECORDS = Histogram(
+    "journeys_stream_batch_records", "Records per batch a stream stage handled (bigger while it is behind: "
+    "JOURNEYS_STREAM_BATCH_SECONDS_BEHIND).", ["stage"],
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000))
 SINK_INSERT_SECONDS = Histogram(
     "journeys_sink_insert_seconds", "Time to write one block to ClickHouse, retries included.", ["table"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))

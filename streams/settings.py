@@ -217,8 +217,12 @@ class Settings(BaseSettings):
         1000, ge=1, description="Most records a stream stage handles as one batch (state read and written "
         "once per key, outputs sent together).")
     stream_batch_seconds: float = Field(
-        0.02, gt=0, description="Longest a stream stage waits to fill a batch: added latency per stage when "
-        "traffic is light.")
+        0.02, gt=0, description="Longest a stream stage waits to fill a batch while it keeps up: added latency "
+        "per stage when traffic is light.")
+    stream_batch_seconds_behind: float = Field(
+        0.25, gt=0, description="Longest a stream stage waits to fill a batch while it is behind (the newest "
+        "record of its last batch had waited longer than this): bigger batches, less work per event, when "
+        "throughput matters more than latency (docs/benchmarks.md).")
     fault_kill_after_inserts: int = Field(
         0, ge=0, description="For fault tests only (tests/faults): the store process kills itself (SIGKILL) right "
         "after its n-th successful ClickHouse insert, before that batch is acked. 0 (default): off."

@@ -15,9 +15,9 @@ from faust.streams import _current_event
 
 from schemas.errors import Reason, RecordFailed
 from streams import metrics
-from streams.agents import dlq
-from streams.steps import Outbox, States, Step, run_batch
+from streams.agents import batching, dlq
 from streams.fence import Fence
+from streams.steps import Outbox, States, Step, run_batch
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,24 @@ async def guarded(event: faust.EventT, dead_letters: faust.TopicT, stage: str) -
 # -- batch stages ---------------------------------------------------------------------------
 
 
-async def batches(stream: faust.StreamT, fence: Fence, settings: Any,
-                  stage: str | None = None) -> AsyncIterator[Sequence[faust.EventT]]:
-    """The stream in batches (``JOURNEYS_STREAM_BATCH_SIZE`` records, or what came within
-    ``JOURNEYS_STREAM_BATCH_SECONDS``), each checked against the fence and counted in
-    ``journeys_events_in_total{stage}``. Faust acks a batch when the next one is asked for —
-    and also when the loop body raises (``take_events`` acks in a ``finally``), so the body
-    must run under :func:`crash_on_error`."""
-    async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_seconds):
+async def batches(stream: faust.StreamT, fence: Fence, settings: Any, stage: str | None = None,
+                  name: str | None = None) -> AsyncIterator[Sequence[faust.EventT]]:
+    """The stream in batches (``JOURNEYS_STREAM_BATCH_SIZE`` records, or what came within the
+    batch window: ``JOURNEYS_STREAM_BATCH_SECONDS`` while the stage keeps up,
+    ``JOURNEYS_STREAM_BATCH_SECONDS_BEHIND`` while it is behind — :func:`batching.next_window`),
+    each checked against the fence and counted in ``journeys_events_in_total{stage}`` (and its
+    size in ``journeys_stream_batch_records{stage: name}``). Faust
+    acks a batch when the next one is asked for — and also when the loop body raises (the
+    take acks in a ``finally``), so the body must run under :func:`crash_on_error`."""
+    light, behind = settings.stream_batch_seconds, max(settings.stream_batch_seconds_behind,
+                                                      settings.stream_batch_seconds)
+    window = [light]
+    async for events in batching.take_events(stream, settings.stream_batch_size, lambda: window[0]):
+        window[0] = batching.next_window(batching.newest_age(events), light, behind)
         fence.check()
         if stage is not None:
             metrics.EVENTS_IN.labels(stage).inc(len(events))
+        metrics.STREAM_BATCH_RECORDS.labels(name or stage or "").observe(len(events))
         yield events
 
 
@@ -171,7 +178,7 @@ def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any,
 
     @app.agent(source, name=step.name)
     async def run(stream: faust.StreamT) -> None:
-        async for events in batches(stream, fence, settings, stage):
+        async for events in batches(stream, fence, settings, stage, step.name):
             async with crash_on_error(step.name):
                 out, states = Outbox(), States(read)
                 run_batch(step, [event.message for event in events], states, out, dead_letters)

@@ -92,6 +92,9 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     assert value(samples, "journeys_events_out_total", stage="ingest", outcome="accepted") == GOOD
     assert value(samples, "journeys_events_out_total", stage="ingest", outcome="rejected") == BAD_JSON + BAD_IDS
     assert value(samples, "journeys_events_in_total", stage="identity-persons") == GOOD
+    # every record ingest took came in one of its batches, counted in the batch-size histogram
+    assert value(samples, "journeys_stream_batch_records_sum", stage="ingest") == GOOD + BAD_JSON + BAD_IDS
+    assert 1 <= value(samples, "journeys_stream_batch_records_count", stage="ingest") <= GOOD + BAD_JSON + BAD_IDS
     assert value(samples, "journeys_events_out_total", stage="store", outcome="timeline") >= GOOD
     dead = matching(samples, "journeys_dead_letters_total")
     assert sum(dead.values()) == BAD_JSON + BAD_IDS
