@@ -171,6 +171,9 @@ def test_the_real_rudderstack_sdk_without_its_cdn(tracker_factory, chromium, tmp
         assert {by_type[k] for k in ("page", "track", "group", "alias")} <= on_timeline, (sent, rows)
         anonymous = [r for r in rows if r["event_id"] == by_type["page"]]
         assert anonymous and anonymous[0]["anonymous_id"] and not anonymous[0]["user_id"]  # stitched, not tagged
+        # the identify's email (in context.traits, where this SDK puts traits) names its domain's account
+        rows = json.loads(tracker.journeys("timeline", "domain:initech.example", "--format", "json").stdout)
+        assert by_type["identify"] in {r["event_id"] for r in rows}, (sent, rows)
     finally:
         collector.stop()
         site.shutdown()
