@@ -24,12 +24,17 @@ venv: $(STAMP)
 
 # docker-compose (Debian package; needs no Docker engine) validates docker-compose.yml in
 # tests/unit/test_compose.py; chromium + chromium-driver run the web UI tests (Selenium,
-# tests/integration/test_ui.py); npm fetches analytics.js for tests/integration/test_browser_cors.py.
+# tests/integration/test_ui.py); npm fetches analytics.js and RudderStack's SDK for the browser tests.
 # Installed only when missing; apt-get update only if the install fails.
 # Segment's analytics.js from npm (no CDN) for the browser test (tests/integration/test_browser_cors.py).
 ANALYTICS_JS_VERSION := 1.84.3
 ANALYTICS_JS_DIR := .cache/npm/analytics-next-$(ANALYTICS_JS_VERSION)
 ANALYTICS_JS := $(ANALYTICS_JS_DIR)/package/dist/umd/index.js
+# RudderStack's JS SDK from npm, the bundled build (plugins inside: no CDN) for
+# tests/integration/test_browser_rudderstack.py.
+RUDDER_JS_VERSION := 3.34.1
+RUDDER_JS_DIR := .cache/npm/rudderstack-analytics-js-$(RUDDER_JS_VERSION)
+RUDDER_JS := $(RUDDER_JS_DIR)/package/dist/npm/modern/bundled/umd/index.js
 
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
@@ -50,6 +55,9 @@ tools:
 	@[ -f $(ANALYTICS_JS) ] || { \
 	  mkdir -p $(ANALYTICS_JS_DIR) && cd $(ANALYTICS_JS_DIR) && npm pack --silent @segment/analytics-next@$(ANALYTICS_JS_VERSION) >/dev/null \
 	  && tar xzf segment-analytics-next-$(ANALYTICS_JS_VERSION).tgz && rm segment-analytics-next-$(ANALYTICS_JS_VERSION).tgz; }
+	@[ -f $(RUDDER_JS) ] || { \
+	  mkdir -p $(RUDDER_JS_DIR) && cd $(RUDDER_JS_DIR) && npm pack --silent @rudderstack/analytics-js@$(RUDDER_JS_VERSION) >/dev/null \
+	  && tar xzf rudderstack-analytics-js-$(RUDDER_JS_VERSION).tgz && rm rudderstack-analytics-js-$(RUDDER_JS_VERSION).tgz; }
 
 broker-start:
 	@PYTHON=$(abspath $(BIN)/python) $(KAFKA) start

@@ -69,6 +69,15 @@ Email = Annotated[
 FreeMap = dict[str, Any]
 
 
+def _blank_is_absent(value: str | None) -> str | None:
+    return value or None
+
+
+UserId = Annotated[Id | Literal[""] | None, AfterValidator(_blank_is_absent)]
+"""An optional ``userId``; ``""`` means none (RudderStack's JS SDK sends ``"userId": ""`` until
+``identify``) and is read as absent."""
+
+
 class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -112,7 +121,7 @@ class SegmentCall(_Tolerant):
 
     messageId: Id
     anonymousId: Id | None = None
-    userId: Id | None = None
+    userId: UserId = None
     timestamp: UtcDatetime | None = None
     originalTimestamp: UtcDatetime | None = None
     sentAt: UtcDatetime | None = None

@@ -67,7 +67,12 @@ def refusal(source: Source, endpoint: str, origin: str | None) -> Refusal | None
 
 
 CORS_METHODS = "POST, OPTIONS"
-CORS_HEADERS = "Content-Type, Authorization"
+CORS_HEADERS = ("Content-Type, Authorization, AnonymousId, SentAt, Rsa-Recovered, Rsa-Retry-Attempt, "
+                "Rsa-Since-Last-Attempt, Rsa-Since-First-Attempt, Rsa-Retry-Reason")
+"""Request headers a page may send: analytics.js needs none beyond ``Content-Type``; RudderStack's
+JS SDK (v3, XhrQueue plugin) sends Basic ``Authorization``, ``AnonymousId`` (base64), ``SentAt``
+and, on a retry or an event recovered from storage, the ``Rsa-*`` headers. Without them in the
+preflight's answer the browser never sends the call."""
 CORS_MAX_AGE = "600"
 
 

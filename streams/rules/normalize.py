@@ -76,7 +76,10 @@ def _segment(event: SegmentCall) -> dict[str, Any]:
     elif isinstance(event, Page):
         props, name = dict(event.properties), event.name or event.context.page and event.context.page.path or ""
     elif isinstance(event, Identify):
-        props, email = dict(event.traits), normalize_email(event.traits.get("email"))
+        # RudderStack's JS SDK puts identify traits in context.traits (Segment: top-level traits)
+        traits = event.traits or (event.context.model_extra or {}).get("traits") or {}
+        traits = traits if isinstance(traits, dict) else {}
+        props, email = dict(traits), normalize_email(traits.get("email"))
     elif isinstance(event, Group):
         props, group_id, name = dict(event.traits), event.groupId, str(event.traits.get("name", ""))
     elif isinstance(event, Alias):

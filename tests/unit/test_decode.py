@@ -35,6 +35,18 @@ def test_clock_skew_correction_uses_received_minus_client_delay() -> None:
     assert event_time(event, NOW) == datetime(2026, 11, 1, 11, 0, 10, tzinfo=timezone.utc)
 
 
+def test_a_blank_user_id_is_no_user_id() -> None:
+    """RudderStack's JS SDK sends ``"userId": ""`` before identify (and only originalTimestamp)."""
+    event = validate({"type": "page", "messageId": "m", "anonymousId": "a", "userId": "",
+                      "originalTimestamp": "2026-11-01T10:00:00Z", "channel": "web"})
+    assert event.userId is None and event.anonymousId == "a"
+    assert event.client_timestamp == datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
+    with pytest.raises(InvalidEvent):  # still an identity needed
+        validate({"type": "page", "messageId": "m", "userId": ""})
+    with pytest.raises(InvalidEvent):  # an alias names its user
+        validate({"type": "alias", "messageId": "m", "anonymousId": "a", "userId": "", "previousId": "a"})
+
+
 def test_path_level_reasons() -> None:
     assert reasons(b'{"type":"track","messageId":"m","anonymousId":"a","event":"x","timestamp":"soon"}') == [
         "$.timestamp: Input should be a valid datetime or date, input is too short"

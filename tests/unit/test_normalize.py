@@ -34,3 +34,12 @@ def test_identify_with_work_email_hints_the_domain_account() -> None:
     e = entry({"type": "identify", "messageId": "m", "anonymousId": "a", "userId": "u",
                "traits": {"email": "raj@globex.com"}})
     assert (e.channel, e.contact_id, e.account_id) == ("identity", "u", "domain:globex.com")
+
+
+def test_rudderstack_identify_traits_in_context() -> None:
+    """RudderStack's JS SDK sends identify traits as context.traits, none at the top level."""
+    e = entry({"type": "identify", "messageId": "m", "anonymousId": "a", "userId": "u", "channel": "web",
+               "context": {"traits": {"email": "raj@globex.com"}, "library": {"name": "RudderLabs JavaScript SDK"}}})
+    assert (e.email, e.account_id, e.properties["email"]) == ("raj@globex.com", "domain:globex.com", "raj@globex.com")
+    e = entry({"type": "identify", "messageId": "m", "anonymousId": "a", "userId": "u", "context": {"traits": "x"}})
+    assert (e.email, e.account_id) == ("", "")
