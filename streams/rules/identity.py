@@ -294,12 +294,14 @@ def on_person_event(
         dsts, froms, tos, rules = _intervals(points)
         out.links.append(_link("person_account", person, dsts, froms, tos, rules))
         domains = sorted({p[1] for p in state["accounts"] if p[2] == "domain"})
-        strong = [p for p in state["accounts"] if p[2] == "crm"]
+        # the domain merges into the person's latest CRM account, else their latest group account
+        strong = ([p for p in state["accounts"] if p[2] == "crm"]
+                  or [p for p in state["accounts"] if p[2] == "group"])
         if domains and strong:
-            target = sorted(strong)[-1][1]
+            _, target, rule = sorted(strong)[-1][:3]
             for domain in domains:
                 out.links.append(
-                    _link("account_merge", domain, (target,), (NEG_INF_MS,), (POS_INF_MS,), ("domain→crm",))
+                    _link("account_merge", domain, (target,), (NEG_INF_MS,), (POS_INF_MS,), (f"domain→{rule}",))
                 )
     points = _account_points(state)
     out.account = at_time(points, t)
