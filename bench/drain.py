@@ -36,12 +36,14 @@ WORKER_ENV = {"JOURNEYS_TOPIC_PARTITIONS": "4", "JOURNEYS_SINK_BATCH_SIZE": "500
 
 
 def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, profile: Path | None = None,
-          env: dict[str, str] | None = None, split: bool = False) -> dict[str, Any]:
+          env: dict[str, str] | None = None, split: bool = False, streams: int = 1) -> dict[str, Any]:
+    """``split``: the store role in one process and the stream role in ``streams`` others (one
+    consumer group: each takes a share of the partitions)."""
     prefix = f"drain-{uuid.uuid4().hex[:8]}-"
     roles = {"JOURNEYS_ROLES": "store"} if split else {}
     tracker = harness.make_tracker(bootstrap, work, prefix, **{**WORKER_ENV, **(env or {}), **roles})
-    streamer = Tracker(bootstrap, work, prefix, extra_env={**WORKER_ENV, **(env or {}), "JOURNEYS_ROLES": "stream"},
-                       index=1) if split else None
+    streamers = [Tracker(bootstrap, work, prefix, extra_env={**WORKER_ENV, **(env or {}), "JOURNEYS_ROLES": "stream"},
+                         index=1 + i) for i in range(streams)] if split else []
     lines = [orjson.dumps(s.obj) for s in islice(generate(SynthConfig(events=events, seed=seed)), events)]
     accounts = {s.account for s in islice(generate(SynthConfig(events=events, seed=seed)), events) if s.account}
     try:
@@ -52,10 +54,10 @@ def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, pr
         spies: list[subprocess.Popen] = []
         began = time.perf_counter()
         tracker.start(wait=False)
-        if streamer is not None:
+        for streamer in streamers:
             streamer.start(wait=False)
         tracker.wait_until(lambda: tracker.stats() is not None, timeout, "the worker API")
-        procs = [tracker.proc.pid] + ([streamer.proc.pid] if streamer is not None else [])
+        procs = [tracker.proc.pid] + [streamer.proc.pid for streamer in streamers]
         api_s = time.perf_counter() - began
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
@@ -79,9 +81,9 @@ def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, pr
                 "changelog_bytes_per_event": {k: round(v / events) for k, v in changelog.items()}, "accounts": len(accounts), "produce_s": round(produce_s, 2),
                 "to_api_s": round(api_s, 2), "cpu_s_by_process": list(cpu.values()),
                 "cpu_ms_per_event": round(1000 * sum(cpu.values()) / events, 2), "seconds": round(seconds, 2),
-                "per_s": round(events / max(1e-9, seconds - api_s), 1), "split_roles": split, "worker_env": {**WORKER_ENV, **(env or {})}}
+                "per_s": round(events / max(1e-9, seconds - api_s), 1), "split_roles": split, "stream_processes": len(streamers) or 1, "worker_env": {**WORKER_ENV, **(env or {})}}
     finally:
-        if streamer is not None:
+        for streamer in streamers:
             streamer.stop()
         tracker.stop()
         harness.delete_topics(bootstrap, prefix)
@@ -144,13 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--profile", type=Path, help="write py-spy raw stacks of the worker processes here")
     p.add_argument("--split", action="store_true", help="the stream and store roles as two processes")
+    p.add_argument("--streams", type=int, default=1, help="with --split: stream-role processes (default 1)")
     p.add_argument("--env", action="append", default=[], help="extra worker setting NAME=VALUE")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="drain-"))
     started = harness.ensure_broker(args.bootstrap)
     try:
         env = dict(kv.split("=", 1) for kv in args.env)
-        result = drain(args.bootstrap, work, args.events, args.seed, args.timeout, args.profile, env, args.split)
+        result = drain(args.bootstrap, work, args.events, args.seed, args.timeout, args.profile, env, args.split,
+                       args.streams)
     finally:
         if started:
             harness.stop_broker()
