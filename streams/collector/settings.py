@@ -135,7 +135,8 @@ class CollectorSettings(BaseModel):
     max_expanded_bytes: int = Field(
         MAX_EXPANDED_BYTES, ge=1024,
         description="Most bytes the events and dead letters of one request may add up to once a batch's shared "
-        "context/sentAt/integrations are copied into each item (413 above it, nothing stored).")
+        "context/sentAt/integrations are copied into each item (413 above it: nothing accepted, one dead letter "
+        "keeps the start of the body).")
     rate_limit_per_second: float = Field(
         RATE_LIMIT_PER_SECOND, ge=0,
         description="Requests a second one write key may make on average (a token bucket per key; 429 with "
