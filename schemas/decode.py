@@ -14,7 +14,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.errors import InvalidEvent, Reason
 from schemas.events import (
+    EARLIEST,
     EVENT_TYPES,
+    LATEST,
     MAX_DEPTH,
     MAX_EVENT_BYTES,
     InboundEvent,
@@ -108,7 +110,9 @@ def event_time(event: Any, received_at: datetime) -> datetime:
     """When the event happened, with Segment's clock-skew correction.
 
     ``timestamp = receivedAt − (sentAt − originalTimestamp)`` when the client sent ``sentAt``;
-    the client's own timestamp otherwise; the time we received it when there is none.
+    the client's own timestamp otherwise; the time we received it when there is none. A
+    correction that lands outside the accepted range (``sentAt`` in 2199 and ``timestamp`` in
+    1970 made it 1796) means the client's clock cannot be trusted: the time we received it.
     """
     if isinstance(event, SegmentCall):
         received = event.receivedAt or received_at
@@ -116,7 +120,8 @@ def event_time(event: Any, received_at: datetime) -> datetime:
         if client is None:
             return received
         if event.sentAt is not None:
-            return received - (event.sentAt - client)
+            corrected = received - (event.sentAt - client)
+            return corrected if EARLIEST <= corrected < LATEST else received
         return client
     for field in ("startedAt", "changedAt"):
         value = getattr(event, field, None)

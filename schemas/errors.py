@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 
 class JourneysError(Exception):
@@ -52,3 +56,37 @@ class TerminalSinkError(SinkError):
 class RecordFailed(InvalidEvent):
     """A stage raised while handling one record: the record is dead-lettered with the error as
     its reason (``stage`` names the stage) and the stage goes on with the next record."""
+
+
+_EMAIL = re.compile(r"[^\s@<>\"'`(),;:\[\]{}]+@[^\s@<>\"'`(),;:\[\]{}]+")
+"""Anything shaped like an address (``local@domain``): masked in logged error text."""
+MASKED = "[email]"
+
+
+class LoggedError(Exception):
+    """Stands for an exception in a log record: its text is :func:`loggable`'s (paths and error
+    types, no input values), its traceback the original's frames (code, never values)."""
+
+
+def loggable(exc: BaseException, limit: int = 500) -> str:
+    """``exc`` as a log line may show it: ``Type: reasons`` with the paths and error types of a
+    pydantic ``ValidationError`` but never the input values it would quote (``str(exc)`` has
+    ``input_value='jane@acme.com'``), and anything shaped like an email address masked in the
+    text of any other exception (a ``KeyError('jane@acme.com')``)."""
+    if isinstance(exc, ValidationError):
+        found = exc.errors(include_url=False, include_input=False, include_context=False)
+        parts = [f"{_path(e['loc'])}: {e['msg']} [{e['type']}]" for e in found]
+        text = f"{len(found)} validation error(s): " + "; ".join(parts)
+    else:
+        text = str(exc)
+    return _EMAIL.sub(MASKED, f"{type(exc).__name__}: {text}")[:limit]
+
+
+def log_exc_info(exc: BaseException, limit: int = 500) -> tuple[type[LoggedError], LoggedError, Any]:
+    """``exc_info`` for a log call that shows where ``exc`` was raised without its text:
+    ``log.error(..., exc_info=log_exc_info(exc))`` (the chained causes are left out too)."""
+    return LoggedError, LoggedError(loggable(exc, limit)), exc.__traceback__
+
+
+def _path(loc: Any) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)

@@ -40,6 +40,9 @@ at the edge: pydantic's JSON parser stops at ~200 levels and orjson's writer at 
 event accepted here would fail a later stage."""
 MAX_BATCH_ITEMS = 500
 """Most calls in one ``/v1/batch`` or ``/v1/crm`` batch."""
+MAX_EXPANDED_BYTES = 4 * 1024 * 1024
+"""Most bytes the events and dead letters of one request may add up to: a batch's ``context``
+is copied into each of its items, so a 500 KiB request could otherwise become hundreds of MB."""
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)

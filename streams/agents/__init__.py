@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 import faust
 from faust.streams import _current_event
 
-from schemas.errors import Reason, RecordFailed
+from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
 from streams import metrics
 from streams.agents import batching, dlq
 from streams.fence import Fence
@@ -60,8 +60,8 @@ async def guarded(event: faust.EventT, dead_letters: faust.TopicT, stage: str) -
     except Exception as exc:  # the guard: dead-lettered and counted below
         msg = event.message
         where = f"{msg.topic}/{msg.partition}@{msg.offset}"
-        text = f"{type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
-        log.exception("%s: record %s dead-lettered: %s", stage, where, text)
+        text = loggable(exc, MAX_REASON_CHARS)  # paths and error types: no input values (PII) in logs
+        log.error("%s: record %s dead-lettered: %s", stage, where, text, exc_info=log_exc_info(exc))
         error = RecordFailed([Reason("$", f"{stage} failed on this record: {text}")], stage=stage)
         await dlq.send(dead_letters, msg.key, msg.value if msg.value is not None else b"", "kafka", where, error)
         metrics.EVENTS_OUT.labels(stage, "dead-lettered").inc()
@@ -99,9 +99,9 @@ async def crash_on_error(stage: str) -> AsyncIterator[None]:
     agent that raises is only stopped by Faust, silently, and its batch acked.)"""
     try:
         yield
-    except Exception:  # noqa: BLE001 - the crash below is the handling
+    except Exception as exc:  # noqa: BLE001 - the crash below is the handling
         log.critical("%s: cannot go on; the worker exits (%d) so its batch is redelivered",
-                     stage, CRASH_EXIT_CODE, exc_info=True)
+                     stage, CRASH_EXIT_CODE, exc_info=log_exc_info(exc))
         logging.shutdown()
         sys.stderr.flush()
         os._exit(CRASH_EXIT_CODE)
@@ -143,8 +143,8 @@ def _exit_if_refused(topic: str) -> Callable[[Any], None]:
         if delivery.cancelled() or delivery.exception() is None:
             return
         exc = delivery.exception()
-        log.critical("the broker refused a record for %s (%s: %s); the worker exits (%d) before it commits past "
-                     "the batch that made it", topic, type(exc).__name__, exc, CRASH_EXIT_CODE)
+        log.critical("the broker refused a record for %s (%s); the worker exits (%d) before it commits past "
+                     "the batch that made it", topic, loggable(exc), CRASH_EXIT_CODE)
         logging.shutdown()
         sys.stderr.flush()
         os._exit(CRASH_EXIT_CODE)

@@ -23,7 +23,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.alerts import AlertDelivery, AlertRecord
-from schemas.errors import InvalidEvent, Reason
+from schemas.errors import InvalidEvent, Reason, loggable
 from schemas.identity import IdentityLink, IdentityOverride
 from schemas.journey import JourneyUpdate
 from schemas.timeline import TimelineEvent
@@ -132,7 +132,7 @@ async def unreadable(message: Any, table: str, exc: Exception, dead_letters: fau
     reason, its original bytes and where it was read — awaited before the batch is acked — so it
     is never skipped silently. Only the dead-letter sink itself has nowhere to send it: it logs."""
     where = f"{message.topic}/{message.partition}@{message.offset}"
-    reason = f"the store cannot read this record for {table}: {type(exc).__name__}: {exc}"[:500]
+    reason = f"the store cannot read this record for {table}: {loggable(exc)}"[:500]  # no input values
     metrics.EVENTS_OUT.labels("store", "dead-lettered").inc()
     if dead_letters is None:
         log.error("%s (%s): not stored", reason, where)

@@ -14,7 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
@@ -98,26 +98,26 @@ def select(letters: Iterable[DeadLetter], *, source_kind: str | None = None, sin
     return out
 
 
-def read_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLetter]:
-    """Every record of the DLQ topic, from the beginning up to its end when called."""
+def read_letters(settings: Settings, *, timeout_ms: int = 10_000) -> Iterator[DeadLetter]:
+    """Every record of the DLQ topic, from the beginning up to its end when called, one poll at
+    a time (:func:`select` keeps only the letters it selects: a filtered replay of a large topic
+    does not hold the whole topic in memory)."""
     topic = t.name(t.INBOUND_DLQ, settings.topic_prefix)
     consumer = KafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
                              client_id=f"{settings.effective_app_id}-dlq-replay")
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
-            return []
+            return
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
-        letters: list[DeadLetter] = []
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             batch = consumer.poll(timeout_ms=timeout_ms)
             if not batch:
                 raise TimeoutError(f"no progress reading {topic} for {timeout_ms / 1000:g}s")
             for tp, records in batch.items():
-                letters.extend(letter_of(r.key, r.value, r.headers) for r in records if r.offset < ends[tp])
-        return letters
+                yield from (letter_of(r.key, r.value, r.headers) for r in records if r.offset < ends[tp])
     finally:
         consumer.close()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,6 +39,8 @@ from streams.producer import make_producer
 from streams.settings import Settings
 
 LIST_FIELDS = frozenset({"contactEmails"})
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+"""A byte that is not UTF-8, as ``surrogateescape`` decodes it."""
 _CHECK_EVERY = 1000
 
 
@@ -99,8 +102,10 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
 
 def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str]]]:
     """(first line, size in bytes, raw text, cells) of every record, the header first; a
-    quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped."""
-    lines = io.StringIO(data.decode("utf-8-sig")).readlines()
+    quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped.
+    Bytes that are not UTF-8 are kept as surrogates (``surrogateescape``), so one bad byte costs
+    only its row (:func:`_not_utf8`), not the import."""
+    lines = io.StringIO(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")).readlines()
     consumed: list[str] = []
 
     def feed() -> Iterator[str]:
@@ -110,10 +115,22 @@ def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str]]]:
 
     first = 1
     for cells in csv.reader(feed()):
+        if first == 1:  # the header: a bad byte in a column name becomes U+FFFD (names, not data)
+            cells = [_BAD_BYTE.sub("\ufffd", c) for c in cells]
         record = consumed[first - 1 :]
-        raw, size = "".join(record), sum(len(x.encode()) for x in record)
+        raw, size = "".join(record), sum(len(x.encode("utf-8", "surrogateescape")) for x in record)
         yield first, size, raw, cells
         first = len(consumed) + 1
+
+
+def _not_utf8(line: int, size: int, raw: str) -> Row | None:
+    """The invalid Row of a record with bytes that are not UTF-8 (its original bytes kept), or None."""
+    bad = _BAD_BYTE.search(raw)
+    if bad is None:
+        return None
+    error = InvalidEvent([Reason("$", f"row is not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at character "
+                                      f"{bad.start() + 1} (the other rows are imported)")])
+    return Row(line, size, raw.rstrip("\r\n").encode("utf-8", "surrogateescape"), error)
 
 
 def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
@@ -121,6 +138,10 @@ def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
     header = next(records, (0, 0, "", None))[3]
     for line, size, raw, cells in records:
         if not any(c.strip() for c in cells):
+            continue
+        bad = _not_utf8(line, size, raw)
+        if bad is not None:
+            yield bad
             continue
         if header is None or len(cells) != len(header):
             error = InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header or [])}")])
@@ -161,6 +182,10 @@ def read_preset(data: bytes, preset: Preset, ctx: Context, report: PresetReport)
     header = next(records)[3]
     for line, size, raw, cells in records:
         if not any(c.strip() for c in cells):
+            continue
+        bad = _not_utf8(line, size, raw)
+        if bad is not None:
+            yield bad
             continue
         if len(cells) != len(header):
             error = InvalidEvent([Reason("$", f"row has {len(cells)} cells; the header has {len(header)}")])

@@ -13,11 +13,15 @@ Responses (JSON): 200 ``{"success": true}`` once the broker acknowledged every w
 400/413 with ``accepted`` and ``rejected`` (valid events of the request are still produced,
 rejected ones are dead-lettered); 401 for a missing/unknown write key and 403 for a key that may
 not post to this endpoint or from this ``Origin`` (:mod:`streams.collector.access`): nothing is stored;
-503 when Kafka is unreachable or slow (nothing may be assumed stored: retry).
+408 when the body does not arrive within ``read_timeout_seconds``; 429 with ``Retry-After``
+when a key posts faster than its token bucket allows (``rate_limit_per_second``, checked before
+the body is read for a Basic-auth key, after the key scan for a body ``writeKey``): nothing is
+stored; 503 when Kafka is unreachable or slow (nothing may be assumed stored: retry).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
@@ -27,6 +31,7 @@ from aiohttp import web
 from schemas.errors import ConfigurationError
 from streams.collector import access, handling
 from streams.collector.kafka_out import BrokerUnavailable, KafkaOut, records_for
+from streams.collector.ratelimit import RateLimiter, retry_after
 from streams.collector.settings import CollectorSettings, Source, key_id
 from streams.exposure import MIN_SECRET_CHARS, weak_write_keys
 from streams.settings import Settings
@@ -35,6 +40,7 @@ log = logging.getLogger("journeys.collector")
 SETTINGS = web.AppKey("settings", Settings)
 OUT = web.AppKey("out", KafkaOut)
 SOURCES = web.AppKey("sources", list)
+LIMITER = web.AppKey("limiter", RateLimiter)
 _CHUNK = 64 * 1024
 
 
@@ -97,7 +103,7 @@ async def _collect(request: web.Request, endpoint: str) -> tuple[web.Response, S
     settings, out = request.app[SETTINGS], request.app[OUT]
     cfg = settings.collector
     limits = handling.Limits(cfg.max_request_bytes, cfg.max_event_bytes, timedelta(seconds=settings.max_future_seconds),
-                             settings.max_event_depth, cfg.max_batch_items)
+                             settings.max_event_depth, cfg.max_batch_items, cfg.max_expanded_bytes)
     received_at = datetime.now(timezone.utc)
     limit = handling.body_limit(endpoint, limits)
     header_key = handling.basic_auth_user(request.headers.get("Authorization"))
@@ -106,11 +112,23 @@ async def _collect(request: web.Request, endpoint: str) -> tuple[web.Response, S
         checked = _check_key(cfg, endpoint, header_key, origin)
         if isinstance(checked, web.Response):
             return checked, None
-    body, over = await read_limited(request, limit)
+        limited = _rate_limited(request.app[LIMITER], endpoint, checked)
+        if limited is not None:
+            return limited, checked
+    try:
+        async with asyncio.timeout(cfg.read_timeout_seconds):
+            body, over = await read_limited(request, limit)
+    except TimeoutError:
+        log.info("408 on /v1/%s: the body did not arrive within %.0fs", endpoint, cfg.read_timeout_seconds)
+        return _error(408, "request_timeout", f"the request body did not arrive within {cfg.read_timeout_seconds:g} s "
+                      "(JOURNEYS_COLLECTOR__READ_TIMEOUT_SECONDS)", Connection="close"), None
     if header_key is None:  # refuse before parsing
-        refused = _scan_body_keys(cfg, endpoint, body, origin)
-        if refused is not None:
-            return refused, None
+        scanned = _scan_body_keys(cfg, endpoint, body, origin)
+        if isinstance(scanned, web.Response):
+            return scanned, None
+        limited = _rate_limited(request.app[LIMITER], endpoint, scanned)
+        if limited is not None:
+            return limited, scanned
     if over:
         parsed: handling.Parsed | handling.Handled = handling.Handled(
             [handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)], None, too_large=True)
@@ -131,7 +149,7 @@ async def _collect(request: web.Request, endpoint: str) -> tuple[web.Response, S
     status, payload = handling.response(handled)
     if status != 200:
         log.info("%d on /v1/%s from %s[%s]: %d accepted, %d rejected", status, endpoint, source.name,
-                 source.key_id, payload["accepted"], len(payload["rejected"]))
+                 source.key_id, payload["accepted"], payload["rejected_count"])
     return _json(payload, status), source
 
 
@@ -144,10 +162,23 @@ def _check_key(cfg: CollectorSettings, endpoint: str, key: str | None, origin: s
     return source if refused is None else _forbidden(endpoint, source, refused)
 
 
-def _scan_body_keys(cfg: CollectorSettings, endpoint: str, body: bytes, origin: str | None) -> web.Response | None:
+def _rate_limited(limiter: RateLimiter, endpoint: str, source: Source) -> web.Response | None:
+    """429 with ``Retry-After`` when the key posts faster than its bucket allows (nothing read
+    further, nothing stored), else None."""
+    wait = limiter.wait(source.key_id)
+    if wait <= 0:
+        return None
+    log.info("429 on /v1/%s from %s[%s]: over %g requests/s", endpoint, source.name, source.key_id, limiter.rate)
+    return _error(429, "rate_limited",
+                  f"this write key is over its rate limit ({limiter.rate:g} requests/s, bursts of {limiter.burst}): "
+                  "nothing was stored, retry after Retry-After seconds", **{"Retry-After": retry_after(wait)})
+
+
+def _scan_body_keys(cfg: CollectorSettings, endpoint: str, body: bytes, origin: str | None) -> web.Response | Source:
     """Refuse a body without a Basic-auth key before parsing it when no ``writeKey`` found by
-    scanning it is known (401) or none that is may post here (403). The key the parsed body
-    names is checked after (:func:`_check_key`): the scan only avoids work for a hopeless body."""
+    scanning it is known (401) or none that is may post here (403); else the first known source
+    that may (its rate limit applies). The key the parsed body names is checked after
+    (:func:`_check_key`): the scan only avoids work for a hopeless body."""
     known = [s for s in map(cfg.source_for, handling.body_write_keys(body)) if s is not None]
     if not known:
         return _unauthorized(endpoint, None)
@@ -155,7 +186,7 @@ def _scan_body_keys(cfg: CollectorSettings, endpoint: str, body: bytes, origin: 
     first = refusals[0]
     if first is not None and all(refusals):
         return _forbidden(endpoint, known[0], first)
-    return None
+    return next(s for s, refused in zip(known, refusals, strict=True) if refused is None)
 
 
 def _forbidden(endpoint: str, source: Source, refused: access.Refusal) -> web.Response:
@@ -178,6 +209,7 @@ def build_app(settings: Settings, out: KafkaOut | None = None) -> web.Applicatio
     app = web.Application(client_max_size=settings.collector.max_request_bytes + 1)
     app[SETTINGS] = settings
     app[SOURCES] = settings.collector.sources()
+    app[LIMITER] = RateLimiter(settings.collector.rate_limit_per_second, settings.collector.rate_limit_burst)
     app[OUT] = out or KafkaOut.from_settings(settings, linger_ms=settings.collector.linger_ms)
 
     async def on_startup(app: web.Application) -> None:
@@ -214,7 +246,8 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     sources = ", ".join(f"{entry.source}[{key_id(k.get_secret_value())}]:{'+'.join(sorted(entry.allow))}"
                         for k, entry in cfg.write_keys.items())
     log.info("collector on http://%s:%d, sources: %s", host, port, sources or "NONE (every request gets 401)")
-    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None)
+    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None,
+                keepalive_timeout=cfg.keepalive_timeout_seconds)
 
 
 def _ensure_topics_briefly(settings: Settings, wait_seconds: float = 10.0) -> None:

@@ -16,7 +16,9 @@ Contract of :func:`handle`:
 * ``/v1/crm``: one CRM record (conversation, lead_status, opportunity) or ``{"batch": [...]}``.
 * ``writeKey`` is taken out of the body (returned for auth) and never forwarded; in a body kept
   whole as a dead letter (malformed, oversized) its value is replaced by ``[redacted]``.
-* Limits: ``max_items`` calls per batch (413 above it); every item (or single call) nested at
+* Limits: ``max_items`` calls per batch (413 above it); at most ``max_expanded_bytes`` of
+  events and dead letters per request once the batch's shared fields are copied into every item
+  (413 above it, nothing accepted: a big ``context`` times many minimal items); every item (or single call) nested at
   most ``max_depth`` deep — a deeper item is rejected with the path where it goes too deep,
   and the other items of its batch are accepted.
 * Segment calls are stamped ``receivedAt`` (the server's clock) before validation; the client's
@@ -49,6 +51,7 @@ from schemas.events import (
     MAX_BATCH_ITEMS,
     MAX_DEPTH,
     MAX_EVENT_BYTES,
+    MAX_EXPANDED_BYTES,
     Conversation,
     LeadStatusChange,
     OpportunityUpdate,
@@ -82,6 +85,13 @@ class Limits:
     max_future: timedelta = timedelta(seconds=300)
     max_depth: int = MAX_DEPTH
     max_items: int = MAX_BATCH_ITEMS
+    max_expanded_bytes: int = MAX_EXPANDED_BYTES
+
+
+MAX_LISTED_REJECTIONS = 100
+"""Rejected items an answer lists (with ``rejected_count`` for all of them)."""
+MAX_LISTED_REASONS = 10
+"""Reasons an answer lists per rejected item (then ``… and N more``)."""
 
 
 _WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"((?:[^"\\]|\\.)*)"')
@@ -179,6 +189,18 @@ def too_many(body: bytes, count: int, limit: int, keep: int) -> Rejected:
     return Rejected(None, None, redact_write_keys(body[:keep]), InvalidEvent([reason], stage="decode", oversized=True))
 
 
+def too_expanded(body: bytes, reached: int, count: int, limits: Limits) -> Rejected:
+    """The rejection of a batch whose items, each with the batch's shared fields, add up to more
+    than ``max_expanded_bytes`` (answered 413, nothing accepted; the dead letter keeps the body's
+    first ``max_event_bytes``)."""
+    reason = Reason("$.batch", f"the {count} items with the batch's shared fields (context, sentAt, integrations) "
+                               f"copied into each come to more than {limits.max_expanded_bytes} bytes by item "
+                               f"{reached - 1}; the limit is {limits.max_expanded_bytes} bytes per request "
+                               "(JOURNEYS_COLLECTOR__MAX_EXPANDED_BYTES): send a smaller batch or a smaller context")
+    return Rejected(None, None, redact_write_keys(body[:limits.max_event_bytes]),
+                    InvalidEvent([reason], stage="decode", oversized=True))
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A body that is JSON: the object (``writeKey`` taken out) and that key."""
@@ -225,7 +247,14 @@ def split(parsed: Parsed, body: bytes, endpoint: str, *, received_at: datetime, 
                        too_large=True)
     defaults = _defaults(obj) if endpoint == "batch" else {}
     allowed = SEGMENT_TYPES if endpoint == "batch" else CRM_TYPES
-    items = [_item(i, it, defaults, None, allowed, received_at, limits, id_scope) for i, it in enumerate(obj["batch"])]
+    items: list[Item] = []
+    expanded = 0
+    for i, it in enumerate(obj["batch"]):
+        item = _item(i, it, defaults, None, allowed, received_at, limits, id_scope)
+        expanded += len(item.value)
+        if expanded > limits.max_expanded_bytes:  # stop here: the rest is not even built
+            return Handled([too_expanded(body, i + 1, len(obj["batch"]), limits)], write_key, too_large=True)
+        items.append(item)
     return Handled(items, write_key)
 
 
@@ -334,7 +363,9 @@ def _check_type(item: Any, forced: str | None, allowed: tuple[str, ...]) -> None
 
 
 def response(handled: Handled) -> tuple[int, dict[str, Any]]:
-    """HTTP status and JSON body: 200 ``{"success": true}`` only when nothing was rejected."""
+    """HTTP status and JSON body: 200 ``{"success": true}`` only when nothing was rejected.
+    The answer lists at most :data:`MAX_LISTED_REJECTIONS` rejected items (``rejected_count``:
+    all of them) with at most :data:`MAX_LISTED_REASONS` reasons each."""
     rejected = handled.rejected
     if not rejected:
         return 200, {"success": True}
@@ -346,10 +377,22 @@ def response(handled: Handled) -> tuple[int, dict[str, Any]]:
         message = f"{len(rejected)} of {len(handled.items)} events rejected (see 'rejected'); {accepted} accepted"
     else:
         message = f"every event rejected ({len(rejected)}; see 'rejected')"
+    if len(rejected) > MAX_LISTED_REJECTIONS:
+        message += f" (the first {MAX_LISTED_REJECTIONS} are listed)"
     return (413 if handled.too_large else 400), {
         "success": False,
         "code": code,
         "message": message,
         "accepted": accepted,
-        "rejected": [{"index": r.index, "reasons": [str(x) for x in r.error.reasons]} for r in rejected],
+        "rejected_count": len(rejected),
+        "rejected": [{"index": r.index, "reasons": _listed(r.error.reasons)} for r in rejected[:MAX_LISTED_REJECTIONS]],
     }
+
+
+def _listed(reasons: list[Reason]) -> list[str]:
+    """The first :data:`MAX_LISTED_REASONS` reasons, each at most 500 characters (an answer stays
+    small however many items or fields a request gets wrong)."""
+    listed = [str(x)[:500] for x in reasons[:MAX_LISTED_REASONS]]
+    if len(reasons) > MAX_LISTED_REASONS:
+        listed.append(f"… and {len(reasons) - MAX_LISTED_REASONS} more")
+    return listed

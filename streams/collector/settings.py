@@ -11,7 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from schemas.errors import ConfigurationError
-from schemas.events import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_EVENT_BYTES
+from schemas.events import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_EVENT_BYTES, MAX_EXPANDED_BYTES
+
+RATE_LIMIT_PER_SECOND = 200.0
+RATE_LIMIT_BURST = 1000
 
 Scope = Literal["segment", "crm"]
 SCOPES: tuple[Scope, ...] = ("segment", "crm")
@@ -129,6 +132,22 @@ class CollectorSettings(BaseModel):
     max_batch_items: int = Field(
         MAX_BATCH_ITEMS, ge=1, description="Most calls in one /v1/batch or /v1/crm batch (413 above it)."
     )
+    max_expanded_bytes: int = Field(
+        MAX_EXPANDED_BYTES, ge=1024,
+        description="Most bytes the events and dead letters of one request may add up to once a batch's shared "
+        "context/sentAt/integrations are copied into each item (413 above it: nothing accepted, one dead letter "
+        "keeps the start of the body).")
+    rate_limit_per_second: float = Field(
+        RATE_LIMIT_PER_SECOND, ge=0,
+        description="Requests a second one write key may make on average (a token bucket per key; 429 with "
+        "Retry-After above it). 0 turns the limit off.")
+    rate_limit_burst: int = Field(
+        RATE_LIMIT_BURST, ge=1, description="Requests one write key may make at once before the rate limit applies.")
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest time to receive a request body (408 after it: a slow sender holds no "
+        "connection and memory for longer).")
+    keepalive_timeout_seconds: float = Field(
+        15.0, gt=0, description="How long an idle keep-alive connection is kept open.")
     produce_timeout_seconds: float = Field(
         10.0, gt=0, description="Longest wait for the broker to acknowledge a request's writes (then 503)."
     )

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from schemas.errors import Reason, RecordFailed
+from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
 from streams import deadletters, metrics
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ def where(record: Any) -> str:
 def dead_letter(out: Outbox, dead_letters: str, record: Any, stage: str, exc: Exception) -> None:
     """The record that made ``stage`` fail goes to the dead letters (original bytes, where it
     was read, the error as the reason) with the batch's outputs."""
-    text = f"{type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
-    log.error("%s: record %s dead-lettered: %s", stage, where(record), text, exc_info=exc)
+    text = loggable(exc, MAX_REASON_CHARS)  # paths and error types: no input values (PII) in logs
+    log.error("%s: record %s dead-lettered: %s", stage, where(record), text, exc_info=log_exc_info(exc))
     error = RecordFailed([Reason("$", f"{stage} failed on this record: {text}")], stage=stage)
     raw = record.value if record.value is not None else b""
     out.add(dead_letters, record.key, raw, deadletters.headers("kafka", where(record), raw, error))

@@ -9,6 +9,7 @@ events still flow.
 from __future__ import annotations
 
 import base64
+import socket
 import urllib.request
 
 import orjson
@@ -79,5 +80,60 @@ def test_deep_and_unreadable_records_are_dead_lettered_and_the_pipeline_goes_on(
         assert resp.status_code == 200
         assert tracker.wait_for_stored(events=7, dead_letters=4)["events"] == 7
         assert live(tracker) == 200
+    finally:
+        collector.stop()
+
+
+def test_a_context_copied_into_many_items_is_refused_whole_not_stored_as_megabytes(tracker_factory) -> None:
+    """Issue 20's fan-out: a 30 KB batch ``context`` with 500 minimal items would be 15 MB of
+    events; past JOURNEYS_COLLECTOR__MAX_EXPANDED_BYTES (4 MiB) it is one 413 and one dead letter."""
+    tracker = tracker_factory().start()
+    collector = Collector(tracker, {KEY: SOURCE}).start()
+    try:
+        items = b",".join(orjson.dumps({"type": "track", "messageId": f"f{i}", "anonymousId": "a", "event": "e"})
+                          for i in range(500))
+        body = b'{"context":' + orjson.dumps({"pad": "x" * 30_000}) + b',"batch":[' + items + b"]}"
+        resp = requests.post(collector.url + "/v1/batch", data=body, headers=auth(), timeout=30)
+        assert resp.status_code == 413, resp.text
+        payload = resp.json()
+        assert payload["accepted"] == 0 and payload["rejected_count"] == 1
+        assert "JOURNEYS_COLLECTOR__MAX_EXPANDED_BYTES" in payload["message"]
+
+        resp = requests.post(collector.url + "/v1/batch", data=b'{"batch":[' + track("after-fan-out") + b"]}",
+                             headers=auth(), timeout=10)
+        assert resp.status_code == 200
+        stats = tracker.wait_for_stored(events=1, dead_letters=1)
+        assert stats["events"] == 1 and stats["dead_letters"] == 1
+        (letter,) = tracker.api("/api/v1/dead-letters")["dead_letters"]
+        assert "MAX_EXPANDED_BYTES" in " ".join(letter["reasons"])
+    finally:
+        collector.stop()
+
+
+def test_a_burst_over_the_key_rate_gets_429_and_a_slow_body_408(tracker_factory) -> None:
+    """A tiny configured rate (burst 3, then one request per 100 s): a burst of real requests
+    from one key gets 429 with Retry-After after the third; another key is not held up. A body
+    that stops arriving is answered 408 after the read timeout. (No worker needed: the answers
+    are the collector's.)"""
+    tracker = tracker_factory(JOURNEYS_COLLECTOR__RATE_LIMIT_PER_SECOND="0.01",
+                              JOURNEYS_COLLECTOR__RATE_LIMIT_BURST="3",
+                              JOURNEYS_COLLECTOR__READ_TIMEOUT_SECONDS="1")
+    other = "wk_test_hostile_other_77c1"
+    collector = Collector(tracker, {KEY: SOURCE, other: "crm"}).start()
+    try:
+        answers = [requests.post(collector.url + "/v1/track", data=track(f"burst-{i}"), headers=auth(), timeout=10)
+                   for i in range(6)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429, 429, 429], [a.text for a in answers]
+        assert all(int(a.headers["Retry-After"]) >= 1 for a in answers[3:])
+        assert answers[3].json()["code"] == "rate_limited"
+        other_auth = {"Authorization": "Basic " + base64.b64encode(f"{other}:".encode()).decode()}
+        assert requests.post(collector.url + "/v1/track", data=track("other-key"), headers=other_auth,
+                             timeout=10).status_code == 200
+
+        with socket.create_connection(("127.0.0.1", collector.port), timeout=30) as conn:
+            conn.sendall(b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n"
+                         + b"Authorization: Basic " + base64.b64encode(f"{other}:".encode()) + b"\r\n\r\n{\"type\"")
+            answer = conn.recv(4096)  # the rest of the body never comes
+        assert answer.startswith(b"HTTP/1.1 408"), answer
     finally:
         collector.stop()

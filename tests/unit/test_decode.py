@@ -47,6 +47,16 @@ def test_a_blank_user_id_is_no_user_id() -> None:
         validate({"type": "alias", "messageId": "m", "anonymousId": "a", "userId": "", "previousId": "a"})
 
 
+def test_a_clock_skew_correction_out_of_range_falls_back_to_the_received_time() -> None:
+    """Issue 20: a ``sentAt`` in 2199 and a ``timestamp`` in 1970 corrected the event into 1796."""
+    event = validate({
+        "type": "track", "messageId": "m", "anonymousId": "a", "event": "e",
+        "timestamp": "1970-01-02T00:00:00Z", "sentAt": "2199-12-31T00:00:00Z",
+        "receivedAt": "2026-11-01T11:00:40Z",
+    })
+    assert event_time(event, NOW) == datetime(2026, 11, 1, 11, 0, 40, tzinfo=timezone.utc)
+
+
 def test_path_level_reasons() -> None:
     assert reasons(b'{"type":"track","messageId":"m","anonymousId":"a","event":"x","timestamp":"soon"}') == [
         "$.timestamp: Input should be a valid datetime or date, input is too short"

@@ -81,3 +81,19 @@ def test_parse_since() -> None:
     assert parse_since("2026-10-01", NOW) == datetime(2026, 10, 1, tzinfo=timezone.utc)
     with pytest.raises(ValueError):
         parse_since("yesterday", NOW)
+
+
+def test_one_bad_byte_in_a_csv_costs_only_its_row() -> None:
+    """Issue 20: one byte that is not UTF-8 aborted the whole import (UnicodeDecodeError)."""
+    data = (b"\xef\xbb\xbftype,userId,event,caf\xe9\n"
+            b"track,u-1,Viewed,a\n"
+            b"track,u-2,Caf\xe9 visited,b\n"
+            b"track,u-3,Viewed,c\n")
+    rows = list(read_csv(data, None))
+    assert [r.line for r in rows] == [2, 3, 4]
+    good1, bad, good2 = rows
+    assert good1.error is None and orjson.loads(good1.value)["userId"] == "u-1"
+    assert good2.error is None and orjson.loads(good2.value)["userId"] == "u-3"
+    assert bad.error is not None and "not UTF-8: byte 0xe9" in str(bad.error)
+    assert bad.value == b"track,u-2,Caf\xe9 visited,b"  # the original bytes, dead-lettered as they were
+    assert bad.size == len(b"track,u-2,Caf\xe9 visited,b\n")
