@@ -15,7 +15,7 @@ class IdentityLink(BaseModel):
 
     device: anonymousId → persons; person_account: person → accounts (time-bounded: job
     changes); person_alias: another id of the same person → the person key;
-    account_merge: a domain-derived account → the CRM account it belongs to.
+    account_merge: a domain-derived account → the CRM (else group) account it belongs to.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -67,6 +67,20 @@ def test_domain_account_is_merged_into_the_crm_account() -> None:
     assert out.account == "acme-corp"  # CRM evidence beats the domain fallback
 
 
+def test_domain_account_is_merged_into_the_group_account_without_a_crm_account() -> None:
+    """A browser identify with a work email, then the web app's group call: the domain account
+    merges into the group's; a CRM account, once known, is the target instead."""
+    state = new_person()
+    kim = "kim@initech.example"
+    on_person_event(state, entry(ev.identify(1, None, kim, email=kim)), kim, CFG)
+    out = on_person_event(state, entry(ev.group(2, kim, "acct-web")), kim, CFG)
+    merges = [(l.src, l.dsts, l.rules) for l in out.links if l.kind == "account_merge"]
+    assert merges == [("domain:initech.example", ("acct-web",), ("domain→group",))]
+    out = on_person_event(state, entry(ev.call(3, kim, account="initech-crm")), kim, CFG)
+    merges = [(l.src, l.dsts, l.rules) for l in out.links if l.kind == "account_merge"]
+    assert merges == [("domain:initech.example", ("initech-crm",), ("domain→crm",))]
+
+
 def test_person_links_do_not_depend_on_arrival_order() -> None:
     events = [entry(e) for e in (ev.group(1, "u", "a1"), ev.group(30, "u", "a2"), ev.group(60, "u", "a1"),
                                   ev.page(10, user="u"), ev.group(45, "u", "a2"))]
