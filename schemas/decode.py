@@ -6,10 +6,12 @@ caller can answer 400 or write a dead letter with the same words.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
+import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.errors import InvalidEvent, Reason
@@ -72,9 +74,11 @@ def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
         raise InvalidEvent([Reason(path, f"nested deeper than {limit} levels (the nesting limit)")], stage="decode")
 
 
-def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | None = MAX_DEPTH) -> Any:
+def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | None = MAX_DEPTH,
+               exact_integers: bool = True) -> Any:
     """Bytes → JSON value within the size and nesting limits (``max_depth`` None: the caller
-    checks the depth of the parts itself), or :class:`InvalidEvent`."""
+    checks the depth of the parts itself) and with no integer beyond 64 bits
+    (``exact_integers`` False: the caller checks, :func:`wide_integers`), or :class:`InvalidEvent`."""
     if len(raw) > limit:
         raise InvalidEvent(
             [Reason("$", f"payload is {len(raw)} bytes; the limit is {limit}")],
@@ -87,7 +91,41 @@ def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | Non
         raise InvalidEvent([Reason("$", f"malformed JSON: {exc}")], stage="decode") from exc
     if max_depth is not None:
         check_depth(obj, max_depth)
+    if exact_integers:
+        wide = wide_integers(raw, first=1)
+        if wide:
+            raise InvalidEvent([Reason(wide[0], WIDE_INTEGER)], stage="decode")
     return obj
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+"""A run of 19+ digits somewhere (in a number or a string): an integer beyond 64 bits is possible."""
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+"""The integers JSON parsing keeps exactly (orjson reads any other as a float, silently)."""
+WIDE_INTEGER = "integer beyond 64 bits: it would be stored rounded; send it as a string"
+
+
+def wide_integers(raw: bytes, first: int = 100) -> list[str]:
+    """The JSON paths of the (``first``) integers outside the 64-bit range in ``raw``: read as
+    floats they would be stored rounded (a CRM id or an amount silently changed). Only a body
+    with a run of 19+ digits is parsed again, exactly, to look."""
+    if not _LONG_NUMBER.search(raw):
+        return []
+    try:
+        exact = pydantic_core.from_json(raw)
+    except ValueError:  # orjson read it; the exact parser's own limits are not the contract's
+        return []
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(exact, "$")]
+    while stack and len(found) < first:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((v, f"{path}.{str(k)[:32]}") for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+            found.append(path)
+    return found
 
 
 def validate(obj: Any) -> Any:

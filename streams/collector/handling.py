@@ -43,7 +43,7 @@ from typing import Any, Union
 
 import orjson
 
-from schemas.decode import check_not_future, event_time, parse_json, too_deep, validate
+from schemas.decode import WIDE_INTEGER, check_not_future, event_time, parse_json, too_deep, validate, wide_integers
 from schemas.errors import InvalidEvent, Reason
 from schemas.events import (
     DERIVED_PREFIX,
@@ -219,7 +219,7 @@ def parse(body: bytes, endpoint: str, *, limits: Limits) -> Parsed | Handled:
         return Handled([too_large(body, len(body), limit, limits.max_event_bytes)], None, too_large=True)
     single = endpoint in SINGLE
     try:  # a batch's items are checked for depth one by one (_item), so one deep item costs only itself
-        obj = parse_json(body, limit=limit, max_depth=limits.max_depth if single else None)
+        obj = parse_json(body, limit=limit, max_depth=limits.max_depth if single else None, exact_integers=single)
     except InvalidEvent as exc:
         return Handled([Rejected(None, None, redact_write_keys(body), exc)])
     write_key = obj.pop("writeKey", None) if isinstance(obj, dict) else None
@@ -247,10 +247,11 @@ def split(parsed: Parsed, body: bytes, endpoint: str, *, received_at: datetime, 
                        too_large=True)
     defaults = _defaults(obj) if endpoint == "batch" else {}
     allowed = SEGMENT_TYPES if endpoint == "batch" else CRM_TYPES
+    wide = _wide_by_item(body)
     items: list[Item] = []
     expanded = 0
     for i, it in enumerate(obj["batch"]):
-        item = _item(i, it, defaults, None, allowed, received_at, limits, id_scope)
+        item = _item(i, it, defaults, None, allowed, received_at, limits, id_scope, wide.get(i, wide.get(-1)))
         expanded += len(item.value)
         if expanded > limits.max_expanded_bytes:  # stop here: the rest is not even built
             return Handled([too_expanded(body, i + 1, len(obj["batch"]), limits)], write_key, too_large=True)
@@ -286,8 +287,22 @@ def _enrich(item: dict[str, Any], defaults: dict[str, Any], received_at: datetim
     item["receivedAt"] = received_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_BATCH_ITEM = re.compile(r"^\$\.batch\[(\d+)\]")
+
+
+def _wide_by_item(body: bytes) -> dict[int, str]:
+    """Integers beyond 64 bits in a batch body: the first one's path within each item, by item
+    index (``-1``: in the batch's shared fields, copied into every item)."""
+    wide: dict[int, str] = {}
+    for path in wide_integers(body):
+        match = _BATCH_ITEM.match(path)
+        index, rest = (int(match.group(1)), path[match.end():]) if match else (-1, path[1:])
+        wide.setdefault(index, "$" + rest)
+    return wide
+
+
 def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, allowed: tuple[str, ...],
-          received_at: datetime, limits: Limits, id_scope: str | None = None) -> Item:
+          received_at: datetime, limits: Limits, id_scope: str | None = None, wide: str | None = None) -> Item:
     own_id = isinstance(item, dict) and item.get("messageId") is not None
     if isinstance(item, dict):
         item.pop("writeKey", None)
@@ -302,6 +317,8 @@ def _item(index: int, item: Any, defaults: dict[str, Any], forced: str | None, a
         if deep:
             raise InvalidEvent([Reason(deep, f"nested deeper than {limits.max_depth} levels (the nesting limit)")],
                                stage="decode")
+        if wide:
+            raise InvalidEvent([Reason(wide, WIDE_INTEGER)], stage="decode")
         _check_type(item, forced, allowed)
         _check_own_id(item)
         if len(value) > limits.max_event_bytes:

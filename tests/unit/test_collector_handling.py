@@ -245,3 +245,19 @@ def test_a_body_write_key_still_authenticates_after_the_scan() -> None:
     assert status == 400 and payload["accepted"] == 2
     dead = [r for r in out.sent if r.topic.endswith("-dlq")]
     assert len(dead) == 1 and b"wk_live" not in dead[0].value
+
+
+def test_an_integer_beyond_64_bits_rejects_only_its_item_with_its_path() -> None:
+    """Issue 20: read as a float it would be stored rounded, silently."""
+    items = [orjson.dumps(track(0)), orjson.dumps(track(1))[:-1] + b',"properties":{"amount":123456789012345678901234}}',
+             orjson.dumps(track(2, properties={"id": "123456789012345678901234"}))]  # in a string: kept
+    handled = run(b'{"batch":[' + b",".join(items) + b"]}")
+    assert [type(i) for i in handled.items] == [Accepted, Rejected, Accepted]
+    (bad,) = handled.rejected
+    assert bad.index == 1 and [r.path for r in bad.error.reasons] == ["$.properties.amount"]
+    assert "beyond 64 bits" in str(bad.error)
+    (single,) = run(items[1], "track").items
+    assert isinstance(single, Rejected) and single.error.reasons[0].path == "$.properties.amount"
+    # in the batch's shared context: every item carries it, every item is refused
+    shared = run(b'{"context":{"n":99999999999999999999999},"batch":[' + items[0] + b"]}")
+    assert [r.error.reasons[0].path for r in shared.rejected] == ["$.context.n"]

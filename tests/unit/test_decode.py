@@ -131,3 +131,19 @@ def test_nesting_up_to_the_limit_is_accepted() -> None:
     assert event.properties["a"]
     with pytest.raises(InvalidEvent):
         decode(raw, received_at=NOW, max_future=LIMIT, max_depth=31)
+
+
+def test_an_integer_beyond_64_bits_is_refused_with_its_path() -> None:
+    """Issue 20: read as a float it would be stored rounded; as a string it is kept."""
+    from schemas.decode import parse_json
+
+    big = b'{"type":"track","messageId":"m","anonymousId":"a","event":"e","properties":{"ids":[1,123456789012345678901234567890]}}'
+    with pytest.raises(InvalidEvent) as caught:
+        parse_json(big)
+    assert [(r.path, r.message.split(":")[0]) for r in caught.value.reasons] == [
+        ("$.properties.ids[1]", "integer beyond 64 bits")]
+    # the 64-bit range itself, long digit runs in strings and big floats pass
+    assert parse_json(b'{"a": 18446744073709551615, "b": -9223372036854775808, "c": "12345678901234567890123"}')
+    assert parse_json(b'{"a": 1.5e300, "b": 123456789012345678901.5}')
+    with pytest.raises(InvalidEvent):
+        parse_json(b'{"a": -9223372036854775809}')
