@@ -93,7 +93,8 @@ def spawn() -> tuple[subprocess.Popen, str, str, str]:
         port = s.getsockname()[1]
     key, prefix = f"wk_bench_{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:6]}-"
     env = dict(os.environ, JOURNEYS_TOPIC_PREFIX=prefix, JOURNEYS_DATA_DIR=f"/tmp/{prefix}data",
-               JOURNEYS_COLLECTOR__PORT=str(port), JOURNEYS_COLLECTOR__WRITE_KEYS=json.dumps({key: "bench"}))
+               JOURNEYS_COLLECTOR__PORT=str(port), JOURNEYS_COLLECTOR__WRITE_KEYS=json.dumps({key: "bench"}),
+               JOURNEYS_COLLECTOR__RATE_LIMIT_PER_SECOND="0")  # the collector itself, not the per-key limit
     proc = subprocess.Popen([sys.executable, "-m", "streams", "collector"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
