@@ -79,9 +79,15 @@ def letter_of(key: bytes | None, value: bytes | None, headers: Iterable[tuple[st
 def select(letters: Iterable[DeadLetter], *, source_kind: str | None = None, since: datetime | None = None,
            reason_contains: str | None = None, ids: Iterable[str] = ()) -> list[DeadLetter]:
     """Letters matching every given filter, once per distinct payload (first occurrence wins)."""
+    return list(selected(letters, source_kind=source_kind, since=since, reason_contains=reason_contains, ids=ids))
+
+
+def selected(letters: Iterable[DeadLetter], *, source_kind: str | None = None, since: datetime | None = None,
+             reason_contains: str | None = None, ids: Iterable[str] = ()) -> Iterator[DeadLetter]:
+    """:func:`select`, one letter at a time: only a 32-byte digest per letter is kept (to
+    replay each distinct payload once), not the letters."""
     wanted_ids, needle = set(ids), (reason_contains or "").lower()
     seen: set[bytes] = set()
-    out = []
     for letter in letters:
         if source_kind and letter.source_kind != source_kind:
             continue
@@ -94,8 +100,7 @@ def select(letters: Iterable[DeadLetter], *, source_kind: str | None = None, sin
         digest = hashlib.sha256((letter.key or b"") + b"\0" + letter.value).digest()
         if digest not in seen:
             seen.add(digest)
-            out.append(letter)
-    return out
+            yield letter
 
 
 def read_letters(settings: Settings, *, timeout_ms: int = 10_000) -> Iterator[DeadLetter]:
@@ -122,19 +127,35 @@ def read_letters(settings: Settings, *, timeout_ms: int = 10_000) -> Iterator[De
         consumer.close()
 
 
-def replay(settings: Settings, letters: list[DeadLetter], on_sent: Callable[[int], None] = lambda n: None) -> int:
-    """Produce each letter's bytes to the inbound topic (acks=all); return how many."""
+REPLAY_CHUNK = 1000
+"""Letters in flight at most: each chunk is flushed and every send confirmed before the next is read."""
+
+
+def replay(settings: Settings, letters: Iterable[DeadLetter], on_sent: Callable[[DeadLetter], None] = lambda x: None,
+           chunk: int = REPLAY_CHUNK) -> int:
+    """Produce each letter's bytes to the inbound topic (acks=all) as they are read, ``chunk``
+    at a time (a replay of a large topic holds one chunk, not the topic); return how many.
+    ``on_sent`` is called for each letter the broker acknowledged."""
     topic = t.name(t.INBOUND, settings.topic_prefix)
     producer = make_producer(settings)
+    sent = 0
     try:
-        futures = []
+        pending: list[tuple[DeadLetter, Any]] = []
+
+        def confirm() -> None:
+            producer.flush(timeout=60)
+            for letter, future in pending:
+                future.get(timeout=60)
+                on_sent(letter)
+            pending.clear()
+
         for letter in letters:
             headers = [*letter.headers.items(), (REPLAY_OF_HEADER, letter.dlq_id.encode())]
-            futures.append(producer.send(topic, key=letter.key, value=letter.value, headers=headers))
-        producer.flush(timeout=60)
-        for future in futures:
-            future.get(timeout=60)
-            on_sent(1)
-        return len(futures)
+            pending.append((letter, producer.send(topic, key=letter.key, value=letter.value, headers=headers)))
+            sent += 1
+            if len(pending) >= chunk:
+                confirm()
+        confirm()
+        return sent
     finally:
         producer.close(timeout=10)

@@ -192,19 +192,24 @@ def dlq_replay(ctx: click.Context, source_kind: str | None, since: str | None, r
         since_at = r.parse_since(since, datetime.now(timezone.utc)) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
-    letters = r.select(r.read_letters(settings), source_kind=source_kind, since=since_at,
-                       reason_contains=reason_contains, ids=ids)
+    letters = r.selected(r.read_letters(settings), source_kind=source_kind, since=since_at,
+                         reason_contains=reason_contains, ids=ids)
     if dry_run:
-        emit([x.as_record() for x in letters], fmt, title="Dead letters that would be replayed",
+        listed = list(letters)  # a listing: printed whole anyway
+        emit([x.as_record() for x in listed], fmt, title="Dead letters that would be replayed",
              columns=["dlq_id", "rejected_at", "source_kind", "source", "reasons", "bytes"] if fmt == "table" else None)
-        click.echo(f"dry run: {len(letters)} dead letter(s) would be replayed", err=True)
+        click.echo(f"dry run: {len(listed)} dead letter(s) would be replayed", err=True)
         return
-    with Progress(console=Console(stderr=True), transient=not sys.stderr.isatty()) as progress:
-        task = progress.add_task("replaying dead letters", total=len(letters))
-        sent = r.replay(settings, letters, on_sent=lambda n: progress.update(task, advance=n))
     kinds: dict[str, int] = {}
-    for letter in letters:
+
+    def sent_one(letter: r.DeadLetter) -> None:
         kinds[letter.source_kind] = kinds.get(letter.source_kind, 0) + 1
+        progress.update(task, advance=1)
+
+    # streamed: the letters are replayed while the topic is read, so the total is not known up front
+    with Progress(console=Console(stderr=True), transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("replaying dead letters", total=None)
+        sent = r.replay(settings, letters, on_sent=sent_one)
     click.echo(f"replayed {sent} dead letter(s) to the inbound topic "
                f"({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items())) or 'none matched'})")
 

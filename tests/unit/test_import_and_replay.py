@@ -11,7 +11,7 @@ import pytest
 from schemas.errors import InvalidEvent, Reason
 from streams import topics as t
 from streams.agents.dlq import headers as dlq_headers
-from streams.cli.dlq_replay import letter_of, parse_since, select
+from streams.cli.dlq_replay import letter_of, parse_since, select, selected
 from streams.cli.importing import check, csv_event, infer_format, read_csv, read_ndjson
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -72,6 +72,20 @@ def test_replay_selection_filters_and_deduplicates_payloads() -> None:
     assert select([a, b], since=NOW - timedelta(hours=1)) == [a]
     assert select([a, b], reason_contains="future") == [a]
     assert select([a, b], ids=[b.dlq_id]) == [b]
+
+
+def test_replay_selection_streams_the_topic() -> None:
+    """A replay sends each selected letter as it is read: the selection never reads ahead."""
+    read = []
+
+    def topic():
+        for i in range(5):
+            read.append(i)
+            yield letter(f"payload-{i}".encode())
+
+    stream = selected(topic())
+    assert next(stream).value == b"payload-0" and read == [0]
+    assert [x.value for x in stream] == [f"payload-{i}".encode() for i in range(1, 5)]
 
 
 def test_parse_since() -> None:
