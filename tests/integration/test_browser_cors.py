@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +18,9 @@ from pathlib import Path
 import orjson
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from tests.integration.test_collector import topic_records
-from tests.integration.test_ui import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
+from tests.support.browser import headless_chromium
 from tests.support.collector import Collector
 
 pytestmark = pytest.mark.integration
@@ -70,19 +68,8 @@ def serve_page(root: Path) -> tuple[ThreadingHTTPServer, str]:
 
 @pytest.fixture
 def chromium() -> Iterator[webdriver.Chrome]:
-    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (  # `make test` installs them: never a skip
-        "headless Chromium is needed: `make tools` (apt-get install -y chromium chromium-driver)")
-    with tempfile.TemporaryDirectory(prefix="cors-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        driver.set_script_timeout(30)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with headless_chromium("cors") as driver:
+        yield driver
 
 
 def inbound_ids(tracker, want: set[str], timeout: float = 20) -> set[str]:

@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +21,10 @@ import orjson
 import pytest
 import requests
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from tests.integration.test_browser_cors import inbound_ids, serve_page
 from tests.integration.test_collector import topic_records
-from tests.integration.test_ui import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM
+from tests.support.browser import headless_chromium
 from tests.support.collector import Collector
 
 pytestmark = pytest.mark.integration
@@ -67,20 +65,8 @@ SDK_HEADERS = "anonymousid,authorization,content-type,sentat"  # its preflight's
 @pytest.fixture
 def chromium() -> Iterator[webdriver.Chrome]:
     """Headless Chromium that records every network request (performance log)."""
-    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (  # `make test` installs them: never a skip
-        "headless Chromium is needed: `make tools` (apt-get install -y chromium chromium-driver)")
-    with tempfile.TemporaryDirectory(prefix="rudder-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        driver.set_script_timeout(30)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with headless_chromium("rudder", logs={"performance": "ALL"}) as driver:
+        yield driver
 
 
 def requests_made(driver: webdriver.Chrome) -> list[dict]:

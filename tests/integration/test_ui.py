@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,9 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -33,15 +30,13 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from streams import reports
 from streams.cli.demo import expected_outcome, sample_lines
 from streams.settings import Settings
+from tests.support.browser import headless_chromium
 from tests.support.tracker import ROOT, Tracker
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "ui-test-token-0123456789"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync")
 ACCOUNT = "acme-corp"
 
 
@@ -98,6 +93,10 @@ def tracker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
             return "won" in stages and bool(rows(tracker, "snapshot", account=ACCOUNT))
 
         tracker.wait_until(stored, 120, "the sample, Acme Corp's stage changes and snapshot stored")
+        # the alert feed is filtered by Acme below: its alerts (raised by the stream after its
+        # stage changes) are stored too, when the sample raises any for any account
+        tracker.wait_until(lambda: not rows(tracker, "alerts") or bool(rows(tracker, "alerts", account=ACCOUNT)),
+                           60, "Acme Corp's alerts stored")
         yield tracker
     finally:
         tracker.stop()
@@ -105,20 +104,9 @@ def tracker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
-        "headless Chromium is needed: `make tools` (apt-get install -y chromium chromium-driver)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ui-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with headless_chromium("ui", "--window-size=1400,1000", logs={"browser": "ALL"}, script_timeout=None) as driver:
+        yield driver
 
 
 # ---- browser helpers --------------------------------------------------------------------
