@@ -109,12 +109,9 @@ async def _collect(request: web.Request, endpoint: str) -> tuple[web.Response, S
     header_key = handling.basic_auth_user(request.headers.get("Authorization"))
     origin = request.headers.get("Origin")
     if header_key is not None:  # refuse before reading the body
-        checked = _check_key(cfg, endpoint, header_key, origin)
-        if isinstance(checked, web.Response):
-            return checked, None
-        limited = _rate_limited(request.app[LIMITER], endpoint, checked)
-        if limited is not None:
-            return limited, checked
+        refused = _refused(request.app[LIMITER], endpoint, _check_key(cfg, endpoint, header_key, origin))
+        if refused is not None:
+            return refused
     try:
         async with asyncio.timeout(cfg.read_timeout_seconds):
             body, over = await read_limited(request, limit)
@@ -123,12 +120,9 @@ async def _collect(request: web.Request, endpoint: str) -> tuple[web.Response, S
         return _error(408, "request_timeout", f"the request body did not arrive within {cfg.read_timeout_seconds:g} s "
                       "(JOURNEYS_COLLECTOR__READ_TIMEOUT_SECONDS)", Connection="close"), None
     if header_key is None:  # refuse before parsing
-        scanned = _scan_body_keys(cfg, endpoint, body, origin)
-        if isinstance(scanned, web.Response):
-            return scanned, None
-        limited = _rate_limited(request.app[LIMITER], endpoint, scanned)
-        if limited is not None:
-            return limited, scanned
+        refused = _refused(request.app[LIMITER], endpoint, _scan_body_keys(cfg, endpoint, body, origin))
+        if refused is not None:
+            return refused
     if over:
         parsed: handling.Parsed | handling.Handled = handling.Handled(
             [handling.too_large(body, request.content_length, limit, cfg.max_event_bytes)], None, too_large=True)
@@ -160,6 +154,16 @@ def _check_key(cfg: CollectorSettings, endpoint: str, key: str | None, origin: s
         return _unauthorized(endpoint, key)
     refused = access.refusal(source, endpoint, origin)
     return source if refused is None else _forbidden(endpoint, source, refused)
+
+
+def _refused(limiter: RateLimiter, endpoint: str, checked: web.Response | Source
+             ) -> tuple[web.Response, Source | None] | None:
+    """The answer to a request refused by its key check (``checked`` is that answer: 401/403)
+    or by the key's rate limit (429), with the key's source when known; None: it goes on."""
+    if isinstance(checked, web.Response):
+        return checked, None
+    limited = _rate_limited(limiter, endpoint, checked)
+    return None if limited is None else (limited, checked)
 
 
 def _rate_limited(limiter: RateLimiter, endpoint: str, source: Source) -> web.Response | None:
