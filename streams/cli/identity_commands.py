@@ -15,6 +15,7 @@ from streams.cli.commands import format_option, settings_of
 from streams.cli.output import emit
 from streams.producer import send_one
 from streams.rules import pii
+from streams.steps.journey import merge_tick
 
 KINDS = click.Choice(["device", "person_account", "person_alias", "account_merge"])
 
@@ -31,6 +32,8 @@ def _send(ctx: click.Context, action: str, kind: str, src: str, dst: str, reason
         src, dst = pii.scrub(src, key), pii.scrub(dst, key)
     override = IdentityOverride(action=action, kind=kind, src=src, dst=dst, reason=reason, by=by,
                                 at=datetime.now(timezone.utc))
+    if kind == "account_merge":  # the stream's journeys follow (the domain journey's facts leave or rejoin)
+        send_one(settings, t.JOURNEY_TICKS, src.encode(), merge_tick(src, action, dst))
     send_one(settings, t.IDENTITY_OVERRIDES, override.override_id.encode(), override.to_bytes())
     click.echo(f"{action} recorded: {kind} {src} → {dst} (by {by}: {reason})")
 
@@ -54,7 +57,9 @@ def _with_options(fn):
 @_with_options
 @click.pass_context
 def unmerge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: str) -> None:
-    """Undo one link: both journeys are restored at query time; stored events are untouched."""
+    """Undo one link: the reports and timelines resolve without it; for an account merge, the
+    merged journey's facts also leave the target's journey (its stages and scores follow).
+    Stored events are untouched."""
     _send(ctx, "unmerge", kind, src, dst, reason, by)
 
 

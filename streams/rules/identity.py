@@ -317,9 +317,10 @@ def on_person_event(
                     moved = TimelineEvent.model_validate_json(item[2]).model_copy(
                         update={"journey_account_id": now_at, "replay": True, "person_id": person})
                     out.replays.append(moved.model_dump_json())
-    if not replay or out.account:
-        recent.append([t, out.account, replay_json(entry)])
-        recent.sort(key=lambda r: r[0])
-        del recent[: -cfg.person_recent_events]
-        state["recent"] = _within_bytes(recent, cfg.max_state_bytes)
+    # remembered even when no account is known yet (an anonymous event re-sent once its device
+    # was identified): it goes to the account's journey when the person's account is learnt
+    recent.append([t, out.account, replay_json(entry)])
+    recent.sort(key=lambda r: r[0])
+    del recent[: -cfg.person_recent_events]
+    state["recent"] = _within_bytes(recent, cfg.max_state_bytes)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from schemas.definitions import Condition, Definitions
@@ -302,7 +303,7 @@ def _evict(state: dict[str, Any], account: str, defs: Definitions) -> None:
     base = state.get("base")
     if base is None:
         base = {k: v for k, v in new_journey().items() if k != "history"}
-    for t, event_id, data in history[:-HISTORY_MAX]:
+    for t, event_id, data, *_ in history[:-HISTORY_MAX]:
         changed = _apply(base, Fact(data, event_id), account, defs, t).stage_changes
         if changed:
             base["changes"] = (base.get("changes", []) + [c.change_id for c in changed])[-HISTORY_MAX:]
@@ -337,6 +338,13 @@ def _replay(state: dict[str, Any], late: list[tuple[int, TimelineEvent]], accoun
     history.extend([t, entry.event_id, _fact(entry)] for t, entry in late)
     history.sort(key=lambda f: (f[0], f[1]))
     _evict(state, account, defs)
+    return _rebuild(state, account, defs, late[0][0], late[-1][1].event_id)
+
+
+def _rebuild(state: dict[str, Any], account: str, defs: Definitions, first: int, trigger: str) -> JourneyOutcome:
+    """The journey replayed from its base through its history (which changed at or after
+    ``first`` ms): the stage changes that are new or at/after ``first``, and those retracted."""
+    history = state["history"]
     before = set(state.get("changes", []))
     base = state.get("base")
     fresh = copy.deepcopy(base) if base else new_journey()
@@ -346,21 +354,82 @@ def _replay(state: dict[str, Any], late: list[tuple[int, TimelineEvent]], accoun
     fresh["history"] = history
     changes: list[StageChange] = []
     out = JourneyOutcome()
-    for t, event_id, data in history:
+    for t, event_id, data, *_ in history:
         out = _apply(fresh, Fact(data, event_id), account, defs, t)
         changes.extend(out.stage_changes)
     fresh["changes"] = [c.change_id for c in changes][-HISTORY_MAX:]
-    for key in ("recent", "fired", "last_fired", "change_log", "alert_log", "seq"):  # memory survives the replay
-        if key in state:
+    for key in ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS:
+        if key in state:  # memory survives the replay
             fresh[key] = state[key]
     state.clear()
     state.update(fresh)
-    first = late[0][0]
-    # new changes, and any at or after the earliest late event (their from_stage may have changed)
+    # new changes, and any at or after the earliest changed fact (their from_stage may have changed)
     out.stage_changes = [c for c in changes if c.change_id not in before or c.at_ms >= first]
     out.retracted = sorted(before - {c.change_id for c in changes} - set(base.get("changes", []) if base else ()))
-    _log_changes(state, late[-1][1].event_id, out.stage_changes, out.retracted)
+    _log_changes(state, trigger, out.stage_changes, out.retracted)
     return out
+
+
+# -- merged accounts ---------------------------------------------------------------------------
+
+MERGE_KEYS = ("merged_into", "merge_rule", "unmerged")
+"""What a journey remembers of merges: the account it is merged into (its facts forwarded
+there), the account the identity rules last merged it into, and accounts a manual unmerge
+keeps it apart from."""
+
+
+def facts(state: dict[str, Any] | None) -> list[list[Any]]:
+    """The journey's own facts ``[t, event id, fact]`` (not those another journey forwarded)."""
+    return [h[:3] for h in (state or {}).get("history", []) if len(h) < 4]
+
+
+def fact_event(t: int, event_id: str, data: list[Any] | dict[str, Any], account: str) -> TimelineEvent:
+    """A remembered fact as a timeline event of ``account``'s journey (no validation: it was
+    validated when it was first applied) — how a merged journey's facts reach the target."""
+    fact = Fact(data, event_id)
+    at = datetime.fromtimestamp(t / 1000, timezone.utc)
+    values: dict[str, Any] = {name: getattr(fact, name) for name in _FACT_FIELDS}
+    values["side"] = fact.side or "digital"
+    return TimelineEvent.model_construct(**values, properties=fact.properties, event_time=at, received_at=at,
+                                         journey_account_id=account, replay=True)
+
+
+def fact_item(entry: TimelineEvent) -> list[Any]:
+    """``[t, event id, fact]``: an event as a history item (what a merged journey forwards)."""
+    return [utc_ms(entry.event_time), entry.event_id, _fact(entry)]
+
+
+def mark_forwarded(state: dict[str, Any], via: dict[str, str], own: set[str] | frozenset[str] = frozenset()) -> None:
+    """Tag the history facts that another journey (``via[event id]``) forwarded here, so an
+    unmerge can take them out again; untag those that reached this journey on their own too
+    (``own``: a person's event re-sent here after their account was learnt) — they stay."""
+    if not via and not own:
+        return
+    for h in state.get("history", []):
+        if len(h) == 3 and h[1] in via:
+            h.append(via[h[1]])
+        elif len(h) > 3 and h[1] in own:
+            del h[3:]
+
+
+def drop_forwarded(state: dict[str, Any], via: str, account: str, defs: Definitions) -> JourneyOutcome | None:
+    """The journey without the facts ``via`` forwarded (an unmerge): replayed from its base;
+    None if it had none. Facts already folded into the base stay (lateness window)."""
+    history = state.get("history", [])
+    kept = [h for h in history if not (len(h) > 3 and h[3] == via)]
+    if len(kept) == len(history):
+        return None
+    first = min(h[0] for h in history if len(h) > 3 and h[3] == via)
+    state["history"] = kept
+    state["seq"] = state.get("seq", 0) + 1
+    return _rebuild(state, account, defs, first, f"unmerge:{via}")
+
+
+def recompute(state: dict[str, Any], account: str, defs: Definitions, trigger: str) -> JourneyOutcome:
+    """Every stage change of the journey's history again (a journey that stops being merged
+    into another shows its own changes again)."""
+    state["seq"] = state.get("seq", 0) + 1
+    return _rebuild(state, account, defs, 0, trigger)
 
 
 CHANGE_LOG_MAX = 40

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from schemas.identity import IdentityLink
 from schemas.timeline import TimelineEvent
 from streams import metrics
@@ -104,6 +106,10 @@ class Persons:
             state = state or new_person()
             outcome = on_person_event(state, entry, person, self.cfg, replay=entry.replay)
             add_links(out, self.names.identity_links, outcome.links)
+            for link in outcome.links:  # a domain account merged: its journey joins the target's
+                if link.kind == "account_merge":
+                    out.add(self.names.journey_ticks, link.src.encode(),
+                            orjson.dumps({"account": link.src, "merge_into": link.dsts[0]}))
             for raw in outcome.replays:  # earlier events whose account is now known: journey only
                 moved = TimelineEvent.model_validate_json(raw)
                 out.add(self.names.timeline, moved.journey_account_id.encode(), raw.encode())

@@ -33,10 +33,16 @@ from streams.rules.journey import (
     committee,
     contact_key,
     contact_scores,
+    drop_forwarded,
+    fact_event,
+    fact_item,
+    facts,
     forget_contacts,
+    mark_forwarded,
     new_journey,
     on_journey_events,
     output_version,
+    recompute,
 )
 from streams.steps import Names, Outbox, States, dead_letter
 
@@ -128,12 +134,18 @@ class Journey:
             if record.topic == self.names.journey_ticks:
                 try:
                     tick = orjson.loads(record.value)
-                    account, now = str(tick["account"]), int(tick["now_ms"])
-                    forget = tuple(str(i) for i in tick.get("forget", ()))
+                    account = str(tick["account"])
+                    tick["now_ms"] = int(tick.get("now_ms", 0))
+                    tick["forget"] = tuple(str(i) for i in tick.get("forget", ()))
+                    absorbed = [fact_event(int(t), str(i), data, account) for t, i, data in tick.get("facts", ())]
                 except Exception as exc:  # noqa: BLE001 - not a tick we wrote: dead-lettered
                     dead_letter(out, self.names.inbound_dlq, record, self.name, exc)
                     continue
-                groups.setdefault(account, []).append((record, None, now, forget))
+                if "absorb" in tick:  # facts of a journey merged into this one: applied as events
+                    via = str(tick["absorb"])
+                    groups.setdefault(account, []).extend((record, e, via) for e in absorbed)
+                else:
+                    groups.setdefault(account, []).append((record, None, tick))
                 continue
             metrics.EVENTS_IN.labels(self.name).inc()
             try:
@@ -148,51 +160,158 @@ class Journey:
             account = entry.journey_account_id or entry.account_id
             if not account or entry.replay and not entry.journey_account_id:
                 continue  # anonymous and unattributed: nothing to score yet
-            groups.setdefault(account, []).append((record, entry, 0, ()))
+            groups.setdefault(account, []).append((record, entry, ""))
         return groups
 
     def handle(self, account: str, items: list[tuple[Any, ...]], states: States, out: Outbox) -> None:
-        """The account's events of one batch (journey and alerts per event, then one journey
-        update for the batch: the newest scores and every stage change made or retracted),
-        then its ticks."""
-        entries = [entry for _, entry, _, _ in items if entry is not None]
-        ticks = [(record, now, forget) for record, entry, now, forget in items if entry is None]
+        """The account's records of one batch in order: each run of events (and facts a merged
+        journey forwarded) applied together — journey and alerts per event, then one journey
+        update (the newest scores and every stage change made or retracted) — and each tick
+        (timer rules, privacy, merges) in its place."""
         state = states.get(account)
-        if entries:
-            state = state or new_journey()
-            state["account"] = account
-            changes: dict[str, StageChange] = {}
-            retracted: set[str] = set()
-
-            def after(entry: TimelineEvent, outcome: JourneyOutcome, newest: int) -> None:
-                for gone in outcome.retracted:
-                    changes.pop(gone, None)
-                    retracted.add(gone)
-                for change in outcome.stage_changes:
-                    changes[change.change_id] = change
-                    retracted.discard(change.change_id)
-                self.after_event(state, account, entry, outcome, newest, out)
-
-            outcomes = on_journey_events(state, entries, account, self.defs, after)
-            last = outcomes[-1][0]
-            batch = JourneyOutcome(stage_changes=list(changes.values()), retracted=sorted(retracted))
-            out.add(self.names.journey_updates, account.encode(),
-                    journey_update(state, account, last, batch, self.defs,
-                                   contacts={contact_key(e) for e in entries}).to_bytes())
-            if not all(outcome.duplicate for _, outcome in outcomes):
-                self.written(states, account, state, items[-1][0])
-        for record, now, forget in ticks:
-            if state is None:
+        run: list[tuple[Any, TimelineEvent, str]] = []
+        for record, entry, tick in items:
+            if entry is not None:
+                run.append((record, entry, tick))
                 continue
-            if forget:  # a privacy request: the people go, the account's journey stays
-                state = forget_contacts(state, forget)
-                self.written(states, account, state, record)
-                continue
-            trigger = f"tick:{now}"
-            found = rules.on_tick(state, account, now, self.defs)
-            records = self.records_for(found, state, trigger) if found else self.logged_alerts(state, trigger)
+            state = self.events(account, state, run, states, out)
+            run = []
+            state = self.control(account, state, tick, record, states, out)
+        self.events(account, state, run, states, out)
+
+    def events(self, account: str, state: dict[str, Any] | None, run: list[tuple[Any, TimelineEvent, str]],
+               states: States, out: Outbox) -> dict[str, Any] | None:
+        if not run:
+            return state
+        state = state or new_journey()
+        state["account"] = account
+        merged = state.get("merged_into", "")
+        known = {h[1] for h in state.get("history", [])}
+        first: dict[str, str] = {}
+        for _, entry, via in run:
+            first.setdefault(entry.event_id, via)
+        changes: dict[str, StageChange] = {}
+        retracted: set[str] = set()
+
+        def after(entry: TimelineEvent, outcome: JourneyOutcome, newest: int) -> None:
+            for gone in outcome.retracted:
+                changes.pop(gone, None)
+                retracted.add(gone)
+            for change in outcome.stage_changes:
+                changes[change.change_id] = change
+                retracted.discard(change.change_id)
+            if merged:  # the target's journey speaks for these events: no alerts here
+                channel = self.defs.channels.get(entry.channel)
+                if channel is not None and channel.touch and not outcome.duplicate:
+                    rules.remember_touch(state, entry, channel.side)
+                return
+            self.after_event(state, account, entry, outcome, newest, out)
+
+        entries = [entry for _, entry, _ in run]
+        outcomes = on_journey_events(state, entries, account, self.defs, after)
+        mark_forwarded(state, {i: via for i, via in first.items() if via and i not in known},
+                       own={i for i, via in first.items() if not via} & known)
+        if merged:  # merged into another account: its journey gets these facts; this one's changes stay unsaid
+            self.forward(out, account, merged, [fact_item(e) for e in entries])
+            retracted |= set(changes)
+            changes = {}
+        last = outcomes[-1][0]
+        batch = JourneyOutcome(stage_changes=list(changes.values()), retracted=sorted(retracted))
+        out.add(self.names.journey_updates, account.encode(),
+                journey_update(state, account, last, batch, self.defs,
+                               contacts={contact_key(e) for e in entries}).to_bytes())
+        if not all(outcome.duplicate for _, outcome in outcomes):
+            self.written(states, account, state, run[-1][0])
+        return state
+
+    def control(self, account: str, state: dict[str, Any] | None, tick: dict[str, Any], record: Any,
+                states: States, out: Outbox) -> dict[str, Any] | None:
+        """One tick: a merge or unmerge of this account's journey, facts to drop, people to
+        forget, or the timer rules."""
+        if "merge_into" in tick or "unmerge_from" in tick or "remerge_into" in tick:
+            state = self.merges(account, state or new_journey(), tick, out)
             self.written(states, account, state, record)
-            self.publish(out, records, fresh=bool(found))
+            return state
+        if state is None:
+            return None
+        if "drop" in tick:  # a journey merged into this one was unmerged: its facts go
+            outcome = drop_forwarded(state, str(tick["drop"]), account, self.defs)
+            if outcome is not None:
+                self.update(out, account, state, outcome)
+                self.written(states, account, state, record)
+            return state
+        if tick["forget"]:  # a privacy request: the people go, the account's journey stays
+            state = forget_contacts(state, tick["forget"])
+            self.written(states, account, state, record)
+            return state
+        if state.get("merged_into"):
+            return state  # the target's journey runs the timer rules
+        now = tick["now_ms"]
+        trigger = f"tick:{now}"
+        found = rules.on_tick(state, account, now, self.defs)
+        records = self.records_for(found, state, trigger) if found else self.logged_alerts(state, trigger)
+        self.written(states, account, state, record)
+        self.publish(out, records, fresh=bool(found))
+        return state
+
+    # -- merged accounts ----------------------------------------------------------------------
+    def merges(self, account: str, state: dict[str, Any], tick: dict[str, Any], out: Outbox) -> dict[str, Any]:
+        """``merge_into`` (the identity rules merged this account — a domain account — into
+        another), ``unmerge_from`` and ``remerge_into`` (a manual unmerge, and its undoing)."""
+        state["account"] = account
+        unmerged = state.setdefault("unmerged", [])
+        if "merge_into" in tick:
+            target = str(tick["merge_into"])
+            state["merge_rule"] = target
+            if target not in unmerged:
+                self.merge(account, state, target, out)
+        elif "unmerge_from" in tick:
+            target = str(tick["unmerge_from"])
+            if target not in unmerged:
+                unmerged.append(target)
+            if state.get("merged_into") == target:
+                state["merged_into"] = ""
+                out.add(self.names.journey_ticks, target.encode(), orjson.dumps({"account": target, "drop": account}))
+                if state.get("history"):  # its own stage changes count again, on this account
+                    self.update(out, account, state, recompute(state, account, self.defs, f"unmerge:{target}"))
+        else:
+            target = str(tick["remerge_into"])
+            if target in unmerged:
+                unmerged.remove(target)
+            if state.get("merge_rule") == target:
+                self.merge(account, state, target, out)
+        return state
+
+    def merge(self, account: str, state: dict[str, Any], target: str, out: Outbox) -> None:
+        """This journey's facts go to ``target``'s journey, its stage changes are retracted here
+        (the target's count). Merged into it already (the rules re-send a merge whenever a
+        person's memberships change): nothing to do — the facts were forwarded, and a fact the
+        target folded into its base could not be told from a new one and would count twice."""
+        previous = state.get("merged_into", "")
+        if previous == target:
+            return
+        if previous:
+            out.add(self.names.journey_ticks, previous.encode(), orjson.dumps({"account": previous, "drop": account}))
+        state["merged_into"] = target
+        self.forward(out, account, target, facts(state))
+        if state.get("changes") and state.get("history"):
+            state["seq"] = state.get("seq", 0) + 1
+            self.update(out, account, state, JourneyOutcome(retracted=sorted(state["changes"])))
+
+    def forward(self, out: Outbox, account: str, target: str, items: list[list[Any]]) -> None:
+        if items:
+            out.add(self.names.journey_ticks, target.encode(),
+                    orjson.dumps({"account": target, "absorb": account, "facts": items}))
+
+    def update(self, out: Outbox, account: str, state: dict[str, Any], outcome: JourneyOutcome) -> None:
+        """A journey update for a change no event made (a merge, an unmerge): as of the newest fact."""
+        history = state.get("history")
+        if not history:
+            return
+        t, event_id, data, *_ = history[-1]
+        newest = fact_event(t, event_id, data, account)
+        out.add(self.names.journey_updates, account.encode(),
+                journey_update(state, account, newest, outcome, self.defs).to_bytes())
 
     def after_event(self, state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
                     newest: int, out: Outbox) -> None:
@@ -212,7 +331,8 @@ class Journey:
         self.publish(out, self.records_for(found, state, entry.event_id))
 
     def written(self, states: States, account: str, state: dict[str, Any], record: Any) -> None:
-        state["due_ms"] = rules.next_due_ms(state, self.defs)
+        # a journey merged into another has no timer rules of its own (the target's run)
+        state["due_ms"] = 0 if state.get("merged_into") else rules.next_due_ms(state, self.defs)
         states.put(account, state, record)
         self.due_index.note(account, state["due_ms"])
 
@@ -227,3 +347,9 @@ def tick_value(account: str, now_ms: int, forget: Iterable[str] = ()) -> bytes:
     if forget:
         body["forget"] = sorted(forget)
     return orjson.dumps(body)
+
+
+def merge_tick(account: str, action: str, target: str) -> bytes:
+    """The tick a manual ``unmerge`` or ``merge`` of the account merge ``account → target`` sends
+    ``account``'s journey (``journeys identity``)."""
+    return orjson.dumps({"account": account, "unmerge_from" if action == "unmerge" else "remerge_into": target})

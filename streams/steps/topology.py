@@ -33,7 +33,8 @@ TOPOLOGY: tuple[Stage, ...] = (
     Stage("ingest", ("inbound",), "as produced", None, ("receipts", "inbound_dlq")),
     Stage("dedupe", ("receipts",), "event id", "event-ids", ("events", "persons", "timeline")),
     Stage("identity-devices", ("events",), "anonymousId", "identity-devices", ("persons", "timeline", "identity_links")),
-    Stage("identity-persons", ("persons",), "person key", "identity-persons", ("timeline", "identity_links")),
+    Stage("identity-persons", ("persons",), "person key", "identity-persons",
+          ("timeline", "identity_links", "journey_ticks")),
     Stage("journey", ("timeline", "journey_ticks"), "account", "journeys",
           ("journey_updates", "alerts", "lead_outcomes")),
 )

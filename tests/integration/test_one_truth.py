@@ -134,12 +134,10 @@ def scenario() -> tuple[list[dict], str, str]:
 def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answers(tracker_factory) -> None:
     events, crm, domain = scenario()
     tracker = tracker_factory().start()
-    # the web touches first, as they happened (hours before the CRM knew Acme). Which stream
-    # journey an identified touch reaches depends on whether the CRM evidence was processed yet;
-    # the domain and CRM journeys are merged only in the reports, so Acme's stage path ("engaged"
-    # from Bob's and Jane's touches together) still depends on processing order across a merge —
-    # issue #18 item 2 (journeys recomputed when identities merge), not built yet. CI3 of the
-    # tenth session met the other order.
+    # the web touches first, as they happened (hours before the CRM knew Acme); the order no
+    # longer matters to the stages: the domain journey (Bob's and Jane's touches) joins the CRM
+    # account's journey when the rules merge the accounts (tests/agents/test_merge_steps.py
+    # checks every order)
     web = [e for e in events if e.get("type") in {"page", "track", "identify"}]
     tracker.produce([orjson.dumps(e) for e in web])
     settled(tracker, len(web))
@@ -164,9 +162,8 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
     assert [(r["rep"], r["median_hours"]) for r in handoff] == [("rep-sdr", 1.0)]
     funnel_before = report(tracker, "funnel")
     assert sum(r["accounts"] for r in funnel_before) == 1, funnel_before
-    # the domain account's journey (Bob's and Jane's web touches, before the CRM knew Acme) reached
-    # "engaged"; merged into the CRM account, it is part of Acme's stage history
-    # (the domain journey's change may land after the CRM account's ones have settled: wait for it)
+    # Bob's whitepaper (through the domain account, merged into the CRM account) and Jane's touches
+    # make Acme "engaged" before its MQL (the merge may land after the CRM records settled: wait)
     tracker.wait_until(lambda: "engaged" in {r["to_stage"] for r in report(tracker, "stages", account=crm)}, 60,
                        "the merged domain journey's stage change")
     stages_before = report(tracker, "stages", account=crm)

@@ -186,3 +186,14 @@ def test_a_known_person_browsing_on_a_device_sends_no_device_links() -> None:
     assert on_device_event(device, entry(ev.identify(1, "dv", "u9")), CFG).links
     for h in range(2, 6):
         assert on_device_event(device, entry(ev.page(h, anon="dv", user="u9")), CFG).links == []
+
+
+def test_a_replay_that_reaches_a_person_before_their_account_is_re_sent_once_the_account_is_known() -> None:
+    # the device's anonymous page, re-sent on identification, reaches the person stage before the
+    # identify that names the email domain (another device's partition): remembered, then re-sent
+    state = new_person()
+    page = entry(ev.page(1, anon="d1")).model_copy(update={"person_id": "u1", "replay": True})
+    assert on_person_event(state, page, "u1", CFG, replay=True).account == ""
+    out = on_person_event(state, entry(ev.identify(2, "d2", "u1", email="u1@acme.com")), "u1", CFG)
+    assert out.account == "domain:acme.com"
+    assert [orjson.loads(r)["event_id"] for r in out.replays] == [page.event_id]

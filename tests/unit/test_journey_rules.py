@@ -155,3 +155,34 @@ def test_a_group_call_without_icp_traits_keeps_the_account_fit() -> None:
     state, _ = run([ev.group(1, "acct", "acme", traits={"employees": 1200, "industry": "software"}),
                     ev.group(2, "acct", "acme", traits={"employees": 50})])
     assert state["account_fit"] == 0  # a call that names ICP traits still sets the fit
+
+
+def test_forwarded_facts_are_tagged_dropped_on_unmerge_and_untagged_when_they_also_arrive_on_their_own() -> None:
+    from streams.rules.journey import drop_forwarded, fact_event, fact_item, facts, mark_forwarded, on_journey_events
+
+    mine = [entry(ev.page(h, user="jane", path="/pricing")) for h in (1, 3)] + [entry(lead(4, "mql"))]
+    theirs = [entry(ev.page(h, user="bob", path="/pricing"), account="domain:acme.com") for h in (0, 2, 2.5)]
+    alone, _ = run([])
+    on_journey_events(alone, mine, "acme", DEFS)
+    # the domain journey's facts, as forwarded (fact items → events of the target's journey)
+    donor = new_journey()
+    on_journey_events(donor, theirs, "domain:acme.com", DEFS)
+    absorbed = [fact_event(*item, "acme") for item in facts(donor)]
+    assert [(e.event_id, e.channel, e.person_id, e.properties) for e in absorbed] == [
+        (e.event_id, e.channel, e.person_id, {"path": "/pricing"}) for e in theirs]
+    assert [fact_item(e) for e in absorbed] == facts(donor)
+
+    merged = new_journey()
+    on_journey_events(merged, mine, "acme", DEFS)
+    on_journey_events(merged, absorbed, "acme", DEFS)
+    mark_forwarded(merged, {e.event_id: "domain:acme.com" for e in absorbed})
+    assert merged["engagement"] > alone["engagement"]
+    assert facts(merged) == facts(alone), "facts() is the journey's own"
+    # Bob's first page also reaches the account on its own (his person's account was learnt): it stays
+    mark_forwarded(merged, {}, own={theirs[0].event_id})
+    out = drop_forwarded(merged, "domain:acme.com", "acme", DEFS)
+    assert out is not None and drop_forwarded(merged, "domain:acme.com", "acme", DEFS) is None
+    assert [h[1] for h in merged["history"]] == [theirs[0].event_id] + [e.event_id for e in mine]
+    on_journey_events(alone, theirs[:1], "acme", DEFS)
+    assert round(merged["engagement"], 9) == round(alone["engagement"], 9)
+    assert merged["stage"] == alone["stage"]
