@@ -33,6 +33,7 @@ class Topics:
     identity_overrides: faust.TopicT
     journey_updates: faust.TopicT
     journey_ticks: faust.TopicT
+    journey_rebuilds: faust.TopicT
     lead_outcomes: faust.TopicT
     alerts: faust.TopicT
     alert_deliveries: faust.TopicT
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> faust.App:
         identity_overrides=_topic(app, t.IDENTITY_OVERRIDES, settings),
         journey_updates=_topic(app, t.JOURNEY_UPDATES, settings),
         journey_ticks=_topic(app, t.JOURNEY_TICKS, settings),
+        journey_rebuilds=_topic(app, t.JOURNEY_REBUILDS, settings),
         lead_outcomes=_topic(app, t.LEAD_OUTCOMES, settings),
         alerts=_topic(app, t.ALERTS, settings),
         alert_deliveries=_topic(app, t.ALERT_DELIVERIES, settings),
@@ -127,7 +129,7 @@ def create_app(settings: Settings) -> faust.App:
     if settings.has_role("store"):
         from sinks.clickhouse import ddl
         from sinks.clickhouse.client import read_limits
-        from streams.agents import privacy, store
+        from streams.agents import privacy, rebuilds, store
         from streams.web import api, ui
 
         faults = None
@@ -144,6 +146,7 @@ def create_app(settings: Settings) -> faust.App:
             None, handle.set_channels, ddl.channel_rows(d.channels, d.version, time.time_ns() // 1000)))
         store.register(app, topics, settings, handle)
         privacy.register(app, topics, settings, handle)
+        rebuilds.register(app, topics, settings, handle)
         api.register(app, handle, definitions)
         ui.register(app, settings)
         if settings.sql.port and handle.url.startswith("chdb:"):  # with a server, analysts use the server

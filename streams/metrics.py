@@ -73,6 +73,10 @@ DEFINITIONS_RELOADS = Counter(
     "Changes of the definitions file seen, by outcome (applied, scheduled, invalid, same_version, unreadable).",
     ["outcome"],
 )
+JOURNEY_REBUILDS = Counter(
+    "journeys_journey_rebuilds_total",
+    "Journeys rebuilt from their stored events (an event older than every fact the journey kept): "
+    "requests asked by the journey stage, answered by the store process, done.", ["step"])
 ALERTS_FIRED = Counter("journeys_alerts_fired_total", "Alerts raised by a rule.", ["rule"])
 ALERTS_DELIVERED = Counter("journeys_alerts_delivered_total", "Alerts delivered, by channel.", ["channel"])
 ALERTS_FAILED = Counter("journeys_alerts_failed_total",

@@ -69,7 +69,15 @@ JOURNEY_UPDATES = TopicSpec(
 JOURNEY_TICKS = TopicSpec(
     "journeys-journey-ticks-v1",
     "account_id",
-    "Timer ticks for accounts whose time-based alert rules are due (missed handoff, stalled deal).",
+    "Ticks for an account's journey: timer rules due (missed handoff, stalled deal), privacy forgets, "
+    "merges (a domain journey merged into or unmerged from a CRM account; the facts it forwards) and "
+    "rebuilds (the account's stored events, read back by the store process).",
+)
+JOURNEY_REBUILDS = TopicSpec(
+    "journeys-journey-rebuilds-v1",
+    "account_id",
+    "Requests from the journey stage to rebuild an account's journey from its stored events (an event "
+    "later than the journey's kept facts): the store process answers on the journey ticks.",
 )
 LEAD_OUTCOMES = TopicSpec(
     "journeys-lead-outcomes-v1",
@@ -96,7 +104,7 @@ PRIVACY = TopicSpec(
 )
 
 ALL = (INBOUND, INBOUND_DLQ, RECEIPTS, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
-       JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS, ALERT_DELIVERIES, PRIVACY)
+       JOURNEY_TICKS, JOURNEY_REBUILDS, LEAD_OUTCOMES, ALERTS, ALERT_DELIVERIES, PRIVACY)
 
 
 def name(spec: TopicSpec, prefix: str = "") -> str:

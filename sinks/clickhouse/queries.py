@@ -87,7 +87,7 @@ ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt
 # The account's events, and candidates among the unattributed events (by person or device id,
 # from the key index ``timeline_by_key``) with the exact conditions on their current rows.
 _EVENTS_SQL = f"""
-SELECT {_TIMELINE_COLUMNS} FROM timeline FINAL
+SELECT {_TIMELINE_COLUMNS}{{extra}} FROM timeline FINAL
 PREWHERE account_id IN {{accts:Array(String)}}
   OR (account_id = '' AND event_id IN (SELECT event_id FROM timeline_by_key WHERE key IN {{keys:Array(String)}}))
 WHERE account_id IN {{accts:Array(String)}}
@@ -146,7 +146,8 @@ def _resolve(store: _Queries, account_id: str) -> tuple[set[str], dict[str, list
     return accts, people, devices
 
 
-def timeline(store: _Queries, account_id: str, limit: int = 1000) -> tuple[list[str], list[tuple]]:
+def timeline(store: _Queries, account_id: str, limit: int = 1000,
+             properties: bool = False) -> tuple[list[str], list[tuple]]:
     """One account's journey in event-time order, each event once, identities resolved now.
 
     The same semantics as :data:`RESOLVED_TIMELINE_SQL`, run as a few small keyed queries
@@ -154,13 +155,16 @@ def timeline(store: _Queries, account_id: str, limit: int = 1000) -> tuple[list[
     one account's page stays fast on a large store: links are found by destination through
     ``identity_links_by_dst``, unattributed events by identifier through ``timeline_by_key``
     (migration 6), and then read by primary key and filtered by the same exact conditions.
+    With ``properties``, each row also has the event's properties (JSON): what a journey
+    rebuild reads (:mod:`streams.agents.rebuilds`).
     """
     if not account_id:
         raise ValueError("an account id is required (the empty id would read every unattributed event)")
     accts, people, devices = _resolve(store, account_id)
-    cols = TIMELINE_OUT_COLUMNS
-    _, rows = store.query(_EVENTS_SQL, {"accts": sorted(accts), "keys": sorted(people.keys() | devices.keys()),
-                                        "people": sorted(people), "devices": sorted(devices)})
+    cols = TIMELINE_OUT_COLUMNS + (["properties"] if properties else [])
+    sql = _EVENTS_SQL.replace("{extra}", ", properties" if properties else "")
+    _, rows = store.query(sql, {"accts": sorted(accts), "keys": sorted(people.keys() | devices.keys()),
+                                "people": sorted(people), "devices": sorted(devices)})
     at, ev, direct = cols.index("event_time"), cols.index("event_id"), cols.index("direct_account_id")
     ids, anon = [cols.index(c) for c in ("user_id", "email", "contact_id")], cols.index("anonymous_id")
     out = {r[ev]: r for r in rows if r[direct] in accts}

@@ -189,6 +189,8 @@ _COMPACT_FIELDS = _FACT_FIELDS[1:]
 """A fact is stored as a list: these fields in order, then the properties (the event id is the
 history entry's own). Written once per key and batch to the changelog, 150 of them per account:
 positional lists take about half the bytes of dicts."""
+FACT_COLUMNS = _COMPACT_FIELDS
+"""The timeline columns a fact holds, in its order (a rebuild reads them from the store)."""
 
 
 def _fact(entry: TimelineEvent) -> list[Any]:
@@ -358,7 +360,7 @@ def _rebuild(state: dict[str, Any], account: str, defs: Definitions, first: int,
         out = _apply(fresh, Fact(data, event_id), account, defs, t)
         changes.extend(out.stage_changes)
     fresh["changes"] = [c.change_id for c in changes][-HISTORY_MAX:]
-    for key in ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS:
+    for key in MEMORY_KEYS:
         if key in state:  # memory survives the replay
             fresh[key] = state[key]
     state.clear()
@@ -376,6 +378,51 @@ MERGE_KEYS = ("merged_into", "merge_rule", "unmerged")
 """What a journey remembers of merges: the account it is merged into (its facts forwarded
 there), the account the identity rules last merged it into, and accounts a manual unmerge
 keeps it apart from."""
+
+MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + ("rebuilding",)
+"""What a journey remembers that is not computed from its facts: it survives a replay and a
+rebuild (alerts fired, outputs logged for redeliveries, merges, a rebuild in progress)."""
+
+
+def before_window(state: dict[str, Any], entries: list[TimelineEvent]) -> list[TimelineEvent]:
+    """The new events older than every fact the journey keeps, once it has folded older ones
+    into its base: applied to the base out of order, they are only exact after a rebuild."""
+    history = state.get("history") or []
+    if not state.get("base") or not history:
+        return []
+    floor, known = history[0][0], {h[1] for h in history}
+    return [e for e in entries if e.event_id not in known and utc_ms(e.event_time) < floor]
+
+
+def rebuild_into(fresh: dict[str, Any], entries: list[TimelineEvent], account: str, defs: Definitions,
+                 changes: dict[str, dict[str, Any]]) -> None:
+    """Apply a rebuild's events (stored events in time order, then the live ones) to the journey
+    being rebuilt, keeping every stage change it makes in ``changes`` (id → change)."""
+
+    def keep(_: TimelineEvent, outcome: JourneyOutcome, __: int) -> None:
+        for gone in outcome.retracted:
+            changes.pop(gone, None)
+        for change in outcome.stage_changes:
+            changes[change.change_id] = dict(change.__dict__)
+
+    on_journey_events(fresh, entries, account, defs, keep)
+
+
+def rebuilt(state: dict[str, Any], fresh: dict[str, Any], changes: dict[str, dict[str, Any]]) -> JourneyOutcome:
+    """Swap the rebuilt journey in (memory kept, forwarded facts still tagged): every change it
+    made, and the ones the journey had that no longer happened."""
+    before = set(state.get("changes", [])) | set((state.get("base") or {}).get("changes", []))
+    tags = {h[1]: h[3] for h in state.get("history", []) if len(h) > 3}
+    for key in MEMORY_KEYS:
+        if key in state:
+            fresh[key] = state[key]
+    fresh.pop("rebuilding", None)
+    fresh["seq"] = state.get("seq", 0) + 1
+    mark_forwarded(fresh, tags)
+    state.clear()
+    state.update(fresh)
+    return JourneyOutcome(stage_changes=[StageChange(**c) for c in changes.values()],
+                          retracted=sorted(before - set(changes)))
 
 
 def facts(state: dict[str, Any] | None) -> list[list[Any]]:

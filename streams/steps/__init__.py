@@ -188,6 +188,7 @@ class Names:
     identity_links: str
     journey_updates: str
     journey_ticks: str
+    journey_rebuilds: str
     lead_outcomes: str
     alerts: str
 
@@ -199,4 +200,4 @@ class Names:
             ("inbound", t.INBOUND), ("inbound_dlq", t.INBOUND_DLQ), ("receipts", t.RECEIPTS), ("events", t.EVENTS),
             ("persons", t.PERSONS), ("timeline", t.TIMELINE), ("identity_links", t.IDENTITY_LINKS),
             ("journey_updates", t.JOURNEY_UPDATES), ("journey_ticks", t.JOURNEY_TICKS),
-            ("lead_outcomes", t.LEAD_OUTCOMES), ("alerts", t.ALERTS))})
+            ("journey_rebuilds", t.JOURNEY_REBUILDS), ("lead_outcomes", t.LEAD_OUTCOMES), ("alerts", t.ALERTS))})

@@ -28,8 +28,12 @@ from schemas.timeline import TimelineEvent, utc_ms
 from streams import metrics
 from streams.rules import alerts as rules
 from streams.rules.journey import (
+    FACT_COLUMNS,
+    HISTORY_MAX,
+    JOURNEY_PROPS,
     JourneyOutcome,
     StageChange,
+    before_window,
     committee,
     contact_key,
     contact_scores,
@@ -42,11 +46,17 @@ from streams.rules.journey import (
     new_journey,
     on_journey_events,
     output_version,
+    rebuild_into,
+    rebuilt,
     recompute,
 )
 from streams.steps import Names, Outbox, States, dead_letter
 
 ALERT_LOG_MAX = 20
+REBUILD_RETRY_MS = 600_000
+"""A rebuild request unanswered this long (the store process was down) is asked again."""
+REBUILD_TICK_BYTES = 256 * 1024
+"""About how many bytes of facts one rebuild answer record carries (Kafka's default cap is 1 MB)."""
 
 
 def _utc(ms: int) -> datetime:
@@ -208,7 +218,10 @@ class Journey:
             self.after_event(state, account, entry, outcome, newest, out)
 
         entries = [entry for _, entry, _ in run]
+        too_late = before_window(state, entries)
         outcomes = on_journey_events(state, entries, account, self.defs, after)
+        if too_late and not merged:  # applied to the base out of order: rebuild from the stored events
+            self.ask_rebuild(account, state, too_late, out)
         mark_forwarded(state, {i: via for i, via in first.items() if via and i not in known},
                        own={i for i, via in first.items() if not via} & known)
         if merged:  # merged into another account: its journey gets these facts; this one's changes stay unsaid
@@ -234,6 +247,10 @@ class Journey:
             return state
         if state is None:
             return None
+        if "rebuild" in tick:  # the account's stored events, read back by the store process
+            if self.rebuild(account, state, tick, out):
+                self.written(states, account, state, record)
+            return state
         if "drop" in tick:  # a journey merged into this one was unmerged: its facts go
             outcome = drop_forwarded(state, str(tick["drop"]), account, self.defs)
             if outcome is not None:
@@ -253,6 +270,52 @@ class Journey:
         self.written(states, account, state, record)
         self.publish(out, records, fresh=bool(found))
         return state
+
+    # -- rebuilds from the store ----------------------------------------------------------------
+    def ask_rebuild(self, account: str, state: dict[str, Any], late: list[TimelineEvent], out: Outbox) -> None:
+        """Ask the store process for the account's stored events (one request at a time; one
+        unanswered for ``REBUILD_RETRY_MS`` is asked again). The events that were too late
+        are kept until the rebuild is done: the store may not have written them yet."""
+        pending = state.get("rebuilding")
+        kept = [fact_item(e) for e in late]
+        if pending and self.wall_ms() - pending["asked_ms"] < REBUILD_RETRY_MS:
+            pending["late"] = (pending["late"] + kept)[-HISTORY_MAX:]
+            return
+        request = f"{account}:{state.get('seq', 0)}"
+        state["rebuilding"] = {"id": request, "asked_ms": self.wall_ms(), "late": kept[-HISTORY_MAX:],
+                               "journey": None, "changes": {}}
+        out.add(self.names.journey_rebuilds, account.encode(), orjson.dumps({"account": account, "id": request}))
+        metrics.JOURNEY_REBUILDS.labels("asked").inc()
+
+    def rebuild(self, account: str, state: dict[str, Any], tick: dict[str, Any], out: Outbox) -> bool:
+        """One part of the answer: its events applied, in order, to the journey being rebuilt,
+        with the journey's own facts and the late ones the store did not have yet in their
+        place; after the last part the rebuilt journey is swapped in (every stage change it made
+        sent again, those that no longer happened retracted). No alerts: they were raised live.
+        False for an answer to no pending request (a redelivery, or one overtaken)."""
+        pending = state.get("rebuilding")
+        if not pending or pending["id"] != str(tick["rebuild"]):
+            return False
+        fresh = pending["journey"] or dict(new_journey(), account=account)
+        changes = pending["changes"]
+        stored = [[int(t), str(i), data] for t, i, data in tick.get("facts", ())]
+        # the journey's own facts and the late ones, each applied once: those the store has with
+        # its copy; those it lacks (not written yet) in their place among the stored ones — with
+        # the part that reaches past them, or the last part
+        mine = {h[1]: h[:3] for h in state.get("history", [])} | {f[1]: f for f in pending["late"]}
+        seen = set(pending.get("seen", [])) | (mine.keys() & {i for _, i, _ in stored})
+        horizon = (stored[-1][0], stored[-1][1]) if stored else None
+        extra = [f for i, f in mine.items() if i not in seen
+                 and (tick.get("last") or horizon is not None and (f[0], f[1]) <= horizon)]
+        seen |= {f[1] for f in extra}
+        items = sorted(stored + extra, key=lambda f: (f[0], f[1]))
+        rebuild_into(fresh, [fact_event(t, i, data, account) for t, i, data in items], account, self.defs, changes)
+        pending["journey"], pending["seen"] = fresh, sorted(seen & mine.keys())
+        if not tick.get("last"):
+            return True
+        self.update(out, account, state, rebuilt(state, fresh, changes))
+        metrics.JOURNEY_REBUILDS.labels("done").inc()
+        return True
 
     # -- merged accounts ----------------------------------------------------------------------
     def merges(self, account: str, state: dict[str, Any], tick: dict[str, Any], out: Outbox) -> dict[str, Any]:
@@ -353,3 +416,28 @@ def merge_tick(account: str, action: str, target: str) -> bytes:
     """The tick a manual ``unmerge`` or ``merge`` of the account merge ``account → target`` sends
     ``account``'s journey (``journeys identity``)."""
     return orjson.dumps({"account": account, "unmerge_from" if action == "unmerge" else "remerge_into": target})
+
+
+def rebuild_ticks(account: str, request: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> list[bytes]:
+    """The store's answer to a rebuild request: the account's stored events (``columns`` as
+    :func:`sinks.clickhouse.queries.timeline` returns them, with properties, in time order) as
+    journey facts, in tick records of about ``REBUILD_TICK_BYTES``; the last one says so."""
+    at = {c: i for i, c in enumerate(columns)}
+    ticks: list[bytes] = []
+    part: list[list[Any]] = []
+    size = 0
+    for row in rows:
+        props = row[at["properties"]]
+        props = orjson.loads(props) if isinstance(props, (str, bytes)) else dict(props or {})
+        when = row[at["event_time"]]
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        fact = [row[at[name]] or "" for name in FACT_COLUMNS] + [{k: props[k] for k in JOURNEY_PROPS if k in props}]
+        item = [utc_ms(when), row[at["event_id"]], fact]
+        part.append(item)
+        size += len(orjson.dumps(item))
+        if size >= REBUILD_TICK_BYTES:
+            ticks.append(orjson.dumps({"account": account, "rebuild": request, "facts": part}))
+            part, size = [], 0
+    ticks.append(orjson.dumps({"account": account, "rebuild": request, "facts": part, "last": True}))
+    return ticks

@@ -36,7 +36,7 @@ TOPOLOGY: tuple[Stage, ...] = (
     Stage("identity-persons", ("persons",), "person key", "identity-persons",
           ("timeline", "identity_links", "journey_ticks")),
     Stage("journey", ("timeline", "journey_ticks"), "account", "journeys",
-          ("journey_updates", "alerts", "lead_outcomes")),
+          ("journey_updates", "alerts", "lead_outcomes", "journey_ticks", "journey_rebuilds")),
 )
 """Every stage's outputs may also go to ``inbound_dlq`` (the guard)."""
 

@@ -1,0 +1,143 @@
+"""Late events before the journey's kept window (issue 19 item 3): a journey keeps its last 150
+facts; an event older than all of them makes the journey stage ask the store process for the
+account's stored events, and the rebuilt journey is the in-order one — on 1,000-event accounts
+with events hours and days late. The store's answer is simulated here from the events the test
+"stored" (the Faust agent reads them with ``queries.timeline``; tests/integration covers it)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+
+from schemas.decode import event_time, validate
+from schemas.definitions import load
+from schemas.journey import JourneyUpdate
+from schemas.timeline import TimelineEvent
+from sinks.clickhouse.queries import TIMELINE_OUT_COLUMNS
+from streams.rules.journey import HISTORY_MAX
+from streams.rules.normalize import normalize
+from streams.steps.journey import rebuild_ticks
+from streams.steps.memory import MemoryRunner
+from tests.support import events as ev
+
+DEFS = load()
+NOW = datetime(2027, 1, 1, tzinfo=timezone.utc)
+COLUMNS = TIMELINE_OUT_COLUMNS + ["properties"]
+
+
+def entry(obj: dict, account: str) -> TimelineEvent:
+    inbound = validate(obj)
+    e = normalize(inbound, event_time=event_time(inbound, NOW), received_at=NOW, source="t")
+    return e.model_copy(update={"journey_account_id": account, "person_id": e.contact_id or e.user_id or e.email})
+
+
+def long_journey(account: str, n: int, seed: int) -> list[TimelineEvent]:
+    """``n`` events over ``n`` hours: research, an MQL, SDR calls, an opportunity, a rejection and
+    re-qualification, closed won — stage changes spread across the whole journey."""
+    rng = random.Random(seed)
+    people = [f"{account}-p{i}" for i in range(4)]
+    out = []
+    for h in range(n):
+        kind = rng.random()
+        who = rng.choice(people)
+        if h == n // 10:
+            obj = {"type": "lead_status", "leadId": f"{account}-L", "status": "mql", "changedAt": ev.at(h),
+                   "crmAccountId": account, "email": f"{who}@x.com", "leadSource": "webinar"}
+        elif h == n // 5:
+            obj = {"type": "lead_status", "leadId": f"{account}-L", "status": "rejected", "changedAt": ev.at(h),
+                   "crmAccountId": account, "email": f"{who}@x.com", "reason": "no budget"}
+        elif h in (n // 2, n - 5):
+            obj = {"type": "opportunity", "opportunityId": f"{account}-O", "crmAccountId": account,
+                   "action": "created" if h == n // 2 else "closed_won", "changedAt": ev.at(h), "amount": "1000.00",
+                   "currency": "EUR", "ownerId": "rep-ae"}
+        elif kind < 0.15:
+            obj = ev.call(h, f"{who}@x.com", account=account, rep="rep-sdr")
+        else:
+            obj = ev.page(h, user=who, path=rng.choice(["/", "/pricing", "/docs", "/blog"]))
+        out.append(entry(obj, account))
+    return out
+
+
+def row(e: TimelineEvent) -> tuple:
+    values = {"direct_account_id": e.account_id, "properties": orjson.dumps(e.properties).decode()}
+    return tuple(values[c] if c in values else getattr(e, c) for c in COLUMNS)
+
+
+def run(order: list[TimelineEvent], stored: list[TimelineEvent] | None, batch: int = 25,
+        lagging: list[TimelineEvent] | None = None) -> MemoryRunner:
+    """The journey stage on ``order``; rebuild requests answered from ``stored`` (None: never),
+    the first round of them from ``lagging`` if given (a store that had not written everything)."""
+    runner = MemoryRunner(DEFS, partitions=2, batch_size=batch)
+    for e in order:
+        runner.produce(runner.names.timeline, e.journey_account_id.encode(), e.to_bytes())
+    answered = 0
+    while True:
+        runner.run()
+        requests = runner.records(runner.names.journey_rebuilds)[answered:]
+        if not requests or stored is None:
+            return runner
+        answered += len(requests)
+        store, lagging = (lagging, None) if lagging is not None else (stored, None)
+        for request in requests:
+            body = orjson.loads(request.value)
+            rows = sorted((row(e) for e in store if e.journey_account_id == body["account"]),
+                          key=lambda r: (r[COLUMNS.index("event_time")], r[COLUMNS.index("event_id")]))
+            for value in rebuild_ticks(body["account"], body["id"], COLUMNS, rows):
+                runner.produce(runner.names.journey_ticks, request.key, value)
+
+
+def outcome(runner: MemoryRunner) -> tuple[dict, dict]:
+    changes: dict[str, tuple[int, tuple]] = {}
+    for record in runner.records(runner.names.journey_updates):
+        update = JourneyUpdate.model_validate_json(record.value)
+        for gone in update.retracted_changes:
+            if gone not in changes or changes[gone][0] <= update.version:
+                changes[gone] = (update.version, ())
+        for c in update.stage_changes:
+            if c.change_id not in changes or changes[c.change_id][0] <= update.version:
+                changes[c.change_id] = (update.version, (c.account_id, c.at.isoformat(), c.from_stage, c.to_stage))
+    paths: dict[str, list] = {}
+    for _, change in changes.values():
+        if change:
+            paths.setdefault(change[0], []).append(change[1:])
+    journeys = {a: (s["stage"], round(s["engagement"], 6), round(s["fit"], 6), s["owner"], s["source"],
+                    len(s["history"]), "rebuilding" in s)
+                for a, s in runner.table("journeys").items()}
+    return {a: sorted(p) for a, p in paths.items()}, journeys
+
+
+@pytest.mark.parametrize("store_lags", [False, True])
+def test_events_days_late_on_1000_event_accounts_give_the_in_order_journey(store_lags: bool) -> None:
+    events = long_journey("acct-a", 1000, seed=1) + long_journey("acct-b", 1000, seed=2)
+    in_order = outcome(run(sorted(events, key=lambda e: e.event_time), stored=None))
+    assert [s for _, _, s in in_order[0]["acct-a"]][-1] == "won" and len(in_order[1]) == 2
+    assert all(n == HISTORY_MAX for *_, n, _ in in_order[1].values())
+    rng = random.Random(7)
+    # held back: events hours to weeks late (the MQL, the rejection, the opportunity among them)
+    late = [e for e in events if rng.random() < 0.03 or e.event_type in {"lead_status", "opportunity"}][:40]
+    on_time = [e for e in events if e not in late]
+    arrival = on_time + late
+    # the store may lag behind the stream: the first answers without the late events
+    rebuilt = run(arrival, events, lagging=on_time if store_lags else None)
+    assert rebuilt.records(rebuilt.names.journey_rebuilds), "the late events were before the kept window"
+    assert outcome(rebuilt) == in_order
+    # without an answer from the store (the old behaviour: applied to the base out of order)
+    assert outcome(run(arrival, stored=None)) != in_order
+
+
+def test_a_redelivered_or_overtaken_answer_changes_nothing() -> None:
+    events = long_journey("acct-c", 400, seed=3)
+    late = [e for e in events if e.event_type == "lead_status"]
+    runner = run([e for e in events if e not in late] + late, events)
+    before = outcome(runner)
+    # every answer again (a redelivery): the journey waits for no request, ignores them
+    ticks = [r for r in runner.records(runner.names.journey_ticks) if b'"rebuild"' in r.value]
+    assert ticks
+    for record in ticks:
+        runner.produce(runner.names.journey_ticks, record.key, record.value)
+    runner.run()
+    assert outcome(runner) == before
+    assert not runner.records(runner.names.inbound_dlq)
