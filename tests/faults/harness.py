@@ -329,7 +329,7 @@ STREAM_READS = ("journeys-inbound-v1", "journeys-receipts-v1", "journeys-events-
                 "journeys-timeline-v1", "journeys-journey-ticks-v1", "journeys-lead-outcomes-v1", "journeys-alerts-v1")
 STORE_READS = ("journeys-inbound-v1-dlq", "journeys-timeline-v1", "journeys-identity-links-v1",
                "journeys-identity-overrides-v1", "journeys-journey-updates-v1", "journeys-alerts-v1",
-               "journeys-alert-deliveries-v1")
+               "journeys-alert-deliveries-v1", "journeys-journey-rebuilds-v1")
 
 
 def lag(bootstrap: str, procs: list[Proc], prefix: str) -> dict[str, int]:
