@@ -379,7 +379,7 @@ MERGE_KEYS = ("merged_into", "merge_rule", "unmerged")
 there), the account the identity rules last merged it into, and accounts a manual unmerge
 keeps it apart from."""
 
-MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + ("rebuilding",)
+MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + ("rebuilding", "rebuilt")
 """What a journey remembers that is not computed from its facts: it survives a replay and a
 rebuild (alerts fired, outputs logged for redeliveries, merges, a rebuild in progress)."""
 
@@ -417,6 +417,7 @@ def rebuilt(state: dict[str, Any], fresh: dict[str, Any], changes: dict[str, dic
         if key in state:
             fresh[key] = state[key]
     fresh.pop("rebuilding", None)
+    fresh.pop("rebuilt", None)
     fresh["seq"] = state.get("seq", 0) + 1
     mark_forwarded(fresh, tags)
     state.clear()

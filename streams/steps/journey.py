@@ -295,6 +295,9 @@ class Journey:
         False for an answer to no pending request (a redelivery, or one overtaken)."""
         pending = state.get("rebuilding")
         if not pending or pending["id"] != str(tick["rebuild"]):
+            done = state.get("rebuilt")
+            if done and done[0] == str(tick["rebuild"]) and tick.get("last"):  # redelivered after a crash
+                out.add(self.names.journey_updates, account.encode(), done[1].encode())
             return False
         fresh = pending["journey"] or dict(new_journey(), account=account)
         changes = pending["changes"]
@@ -313,7 +316,9 @@ class Journey:
         pending["journey"], pending["seen"] = fresh, sorted(seen & mine.keys())
         if not tick.get("last"):
             return True
-        self.update(out, account, state, rebuilt(state, fresh, changes))
+        sent = self.update(out, account, state, rebuilt(state, fresh, changes))
+        if sent is not None:  # kept to send again if this answer is redelivered (a crash before the sends)
+            state["rebuilt"] = [pending["id"], sent.decode()]
         metrics.JOURNEY_REBUILDS.labels("done").inc()
         return True
 
@@ -366,15 +371,17 @@ class Journey:
             out.add(self.names.journey_ticks, target.encode(),
                     orjson.dumps({"account": target, "absorb": account, "facts": items}))
 
-    def update(self, out: Outbox, account: str, state: dict[str, Any], outcome: JourneyOutcome) -> None:
-        """A journey update for a change no event made (a merge, an unmerge): as of the newest fact."""
+    def update(self, out: Outbox, account: str, state: dict[str, Any], outcome: JourneyOutcome) -> bytes | None:
+        """A journey update for a change no event made (a merge, an unmerge, a rebuild): as of the
+        newest fact; the record sent (None: no facts, nothing to say)."""
         history = state.get("history")
         if not history:
-            return
+            return None
         t, event_id, data, *_ = history[-1]
         newest = fact_event(t, event_id, data, account)
-        out.add(self.names.journey_updates, account.encode(),
-                journey_update(state, account, newest, outcome, self.defs).to_bytes())
+        value = journey_update(state, account, newest, outcome, self.defs).to_bytes()
+        out.add(self.names.journey_updates, account.encode(), value)
+        return value
 
     def after_event(self, state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
                     newest: int, out: Outbox) -> None:

@@ -141,3 +141,20 @@ def test_a_redelivered_or_overtaken_answer_changes_nothing() -> None:
     runner.run()
     assert outcome(runner) == before
     assert not runner.records(runner.names.inbound_dlq)
+
+
+def test_a_rebuild_answer_redelivered_after_a_crash_sends_the_rebuilt_journey_again() -> None:
+    """A crash after the rebuilt state was written but before its journey update was sent: the
+    answer's last record comes again, and the update is sent again (else its stage changes
+    would be lost for good)."""
+    events = long_journey("acct-d", 400, seed=4)
+    late = [e for e in events if e.event_type == "lead_status"]
+    runner = run([e for e in events if e not in late] + late, events)
+    last = [r for r in runner.records(runner.names.journey_ticks) if b'"last":true' in r.value][-1]
+    updates = runner.records(runner.names.journey_updates)
+    sent = updates[-1].value
+    assert JourneyUpdate.model_validate_json(sent).stage_changes, "the rebuild re-sent its stage changes"
+    runner.produce(runner.names.journey_ticks, last.key, last.value)
+    runner.run()
+    again = runner.records(runner.names.journey_updates)
+    assert len(again) == len(updates) + 1 and again[-1].value == sent
