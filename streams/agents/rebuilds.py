@@ -12,8 +12,10 @@ journey ignores an answer to a request it no longer waits for); a failing read i
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from typing import Any
 
 import faust
@@ -30,10 +32,37 @@ log = logging.getLogger(__name__)
 
 REBUILD_MAX_EVENTS = 1_000_000
 """Most events of one account a rebuild reads (the newest are the ones it would lose)."""
+REBUILD_WAIT_SECONDS = 120.0
+"""How long a rebuild waits for the store to catch up with the journey before it answers."""
 
 
 def _read(handle: StoreHandle, account: str, box: dict[str, Any]) -> None:
     box["events"] = queries.timeline(handle.get(), account, limit=REBUILD_MAX_EVENTS, properties=True)
+
+
+async def caught_up(handle: StoreHandle, ids: list[str], request_id: str) -> None:
+    """Wait (at most ``REBUILD_WAIT_SECONDS``) until the store has resolved the events ``ids``
+    — the newest the journey folded into its base: the store's timeline sink may lag the
+    stream, and the events a journey no longer keeps can only come from the store."""
+    if not ids:
+        return
+    deadline = time.monotonic() + REBUILD_WAIT_SECONDS
+    while True:
+        box: dict[str, Any] = {}
+        await until_done(functools.partial(_count, handle, ids, box), f"rebuild {request_id}: is the store caught up")
+        if box["n"] >= len(ids):
+            return
+        if time.monotonic() >= deadline:
+            log.warning("journey rebuild %s: the store still lacks %d of %d events after %.0f s; answering with "
+                        "what it has", request_id, len(ids) - box["n"], len(ids), REBUILD_WAIT_SECONDS)
+            return
+        await asyncio.sleep(1.0)
+
+
+def _count(handle: StoreHandle, ids: list[str], box: dict[str, Any]) -> None:
+    _, rows = handle.get().query("SELECT uniqExact(event_id) FROM event_resolution WHERE event_id IN {ids:Array(String)}",
+                                 {"ids": ids})
+    box["n"] = int(rows[0][0])
 
 
 def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) -> None:
@@ -46,6 +75,7 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 await unreadable(event.message, "journey rebuilds", exc, topics.inbound_dlq)
                 continue
+            await caught_up(handle, [str(i) for i in request.get("after", ())], request_id)
             box: dict[str, Any] = {}
             await until_done(functools.partial(_read, handle, account, box), f"rebuild: the stored events of {account}")
             columns, rows = box["events"]

@@ -305,10 +305,12 @@ def _evict(state: dict[str, Any], account: str, defs: Definitions) -> None:
     base = state.get("base")
     if base is None:
         base = {k: v for k, v in new_journey().items() if k != "history"}
-    for t, event_id, data, *_ in history[:-HISTORY_MAX]:
+    for t, event_id, data, *via in history[:-HISTORY_MAX]:
         changed = _apply(base, Fact(data, event_id), account, defs, t).stage_changes
         if changed:
             base["changes"] = (base.get("changes", []) + [c.change_id for c in changed])[-HISTORY_MAX:]
+        if not via:  # the newest of its own facts folded in (a rebuild waits for the store to have it)
+            base["folded"] = event_id
     del history[:-HISTORY_MAX]
     state["base"] = base
 

@@ -284,7 +284,11 @@ class Journey:
         request = f"{account}:{state.get('seq', 0)}"
         state["rebuilding"] = {"id": request, "asked_ms": self.wall_ms(), "late": kept[-HISTORY_MAX:],
                                "journey": None, "changes": {}}
-        out.add(self.names.journey_rebuilds, account.encode(), orjson.dumps({"account": account, "id": request}))
+        folded = (state.get("base") or {}).get("folded")
+        # the store answers once it has the newest event the journey folded into its base (the
+        # older ones came before it): events the journey no longer keeps must come from the store
+        body = {"account": account, "id": request, "after": [folded] if folded else []}
+        out.add(self.names.journey_rebuilds, account.encode(), orjson.dumps(body))
         metrics.JOURNEY_REBUILDS.labels("asked").inc()
 
     def rebuild(self, account: str, state: dict[str, Any], tick: dict[str, Any], out: Outbox) -> bool:
