@@ -60,8 +60,8 @@ async def caught_up(handle: StoreHandle, ids: list[str], request_id: str) -> Non
 
 
 def _count(handle: StoreHandle, ids: list[str], box: dict[str, Any]) -> None:
-    _, rows = handle.get().query("SELECT uniqExact(event_id) FROM event_resolution WHERE event_id IN {ids:Array(String)}",
-                                 {"ids": ids})
+    sql = "SELECT uniqExact(event_id) FROM event_resolution WHERE event_id IN {ids:Array(String)}"
+    _, rows = handle.get().query(sql, {"ids": ids})
     box["n"] = int(rows[0][0])
 
 
