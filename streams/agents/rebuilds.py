@@ -40,16 +40,18 @@ def _read(handle: StoreHandle, account: str, box: dict[str, Any]) -> None:
     box["events"] = queries.timeline(handle.get(), account, limit=REBUILD_MAX_EVENTS, properties=True)
 
 
-async def caught_up(handle: StoreHandle, ids: list[str], request_id: str) -> None:
+async def caught_up(handle: StoreHandle, account: str, ids: list[str], request_id: str) -> None:
     """Wait (at most ``REBUILD_WAIT_SECONDS``) until the store has resolved the events ``ids``
-    — the newest the journey folded into its base: the store's timeline sink may lag the
-    stream, and the events a journey no longer keeps can only come from the store."""
+    to ``account`` — the newest the journey (or a journey merged into it) folded into its
+    base: the store's sinks may lag the stream, and the events a journey no longer keeps can
+    only come from the store."""
     if not ids:
         return
     deadline = time.monotonic() + REBUILD_WAIT_SECONDS
     while True:
         box: dict[str, Any] = {}
-        await until_done(functools.partial(_count, handle, ids, box), f"rebuild {request_id}: is the store caught up")
+        await until_done(functools.partial(_count, handle, account, ids, box),
+                         f"rebuild {request_id}: is the store caught up")
         if box["n"] >= len(ids):
             return
         if time.monotonic() >= deadline:
@@ -59,9 +61,10 @@ async def caught_up(handle: StoreHandle, ids: list[str], request_id: str) -> Non
         await asyncio.sleep(1.0)
 
 
-def _count(handle: StoreHandle, ids: list[str], box: dict[str, Any]) -> None:
-    sql = "SELECT uniqExact(event_id) FROM event_resolution WHERE event_id IN {ids:Array(String)}"
-    _, rows = handle.get().query(sql, {"ids": ids})
+def _count(handle: StoreHandle, account: str, ids: list[str], box: dict[str, Any]) -> None:
+    sql = ("SELECT uniqExact(event_id) FROM event_resolution FINAL PREWHERE event_id IN {ids:Array(String)} "
+           "WHERE has(accounts, {a:String})")
+    _, rows = handle.get().query(sql, {"ids": ids, "a": account})
     box["n"] = int(rows[0][0])
 
 
@@ -75,7 +78,7 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 await unreadable(event.message, "journey rebuilds", exc, topics.inbound_dlq)
                 continue
-            await caught_up(handle, [str(i) for i in request.get("after", ())], request_id)
+            await caught_up(handle, account, [str(i) for i in request.get("after", ())], request_id)
             box: dict[str, Any] = {}
             await until_done(functools.partial(_read, handle, account, box), f"rebuild: the stored events of {account}")
             columns, rows = box["events"]

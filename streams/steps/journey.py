@@ -154,6 +154,8 @@ class Journey:
                 if "absorb" in tick:  # facts of a journey merged into this one: applied as events
                     via = str(tick["absorb"])
                     groups.setdefault(account, []).extend((record, e, via) for e in absorbed)
+                    if tick.get("folded"):  # and older ones it no longer kept: from the store
+                        groups[account].append((record, None, {"rebuild_after": [str(tick["folded"])]}))
                 else:
                     groups.setdefault(account, []).append((record, None, tick))
                 continue
@@ -251,6 +253,11 @@ class Journey:
             if self.rebuild(account, state, tick, out):
                 self.written(states, account, state, record)
             return state
+        if "rebuild_after" in tick:  # a merged journey had facts it no longer kept: the store has them
+            if not state.get("merged_into"):
+                self.ask_rebuild(account, state, [], out, list(tick["rebuild_after"]))
+                self.written(states, account, state, record)
+            return state
         if "drop" in tick:  # a journey merged into this one was unmerged: its facts go
             outcome = drop_forwarded(state, str(tick["drop"]), account, self.defs)
             if outcome is not None:
@@ -272,22 +279,27 @@ class Journey:
         return state
 
     # -- rebuilds from the store ----------------------------------------------------------------
-    def ask_rebuild(self, account: str, state: dict[str, Any], late: list[TimelineEvent], out: Outbox) -> None:
+    def ask_rebuild(self, account: str, state: dict[str, Any], late: list[TimelineEvent], out: Outbox,
+                    after: Sequence[str] = ()) -> None:
         """Ask the store process for the account's stored events (one request at a time; one
         unanswered for ``REBUILD_RETRY_MS`` is asked again). The events that were too late
-        are kept until the rebuild is done: the store may not have written them yet."""
+        are kept until the rebuild is done: the store may not have written them yet. ``after``:
+        more events the store must have resolved to this account first (a merged journey's)."""
         pending = state.get("rebuilding")
         kept = [fact_item(e) for e in late]
         if pending and self.wall_ms() - pending["asked_ms"] < REBUILD_RETRY_MS:
             pending["late"] = (pending["late"] + kept)[-HISTORY_MAX:]
+            if after:  # the answer on its way may not have these: another rebuild once it is done
+                pending["again"] = sorted(set(pending.get("again", [])) | set(after))
             return
         request = f"{account}:{state.get('seq', 0)}"
         state["rebuilding"] = {"id": request, "asked_ms": self.wall_ms(), "late": kept[-HISTORY_MAX:],
                                "journey": None, "changes": {}}
         folded = (state.get("base") or {}).get("folded")
-        # the store answers once it has the newest event the journey folded into its base (the
-        # older ones came before it): events the journey no longer keeps must come from the store
-        body = {"account": account, "id": request, "after": [folded] if folded else []}
+        # the store answers once it has resolved, to this account, the newest event the journey
+        # folded into its base (the older ones came before it): what the journey no longer keeps
+        # must come from the store
+        body = {"account": account, "id": request, "after": ([folded] if folded else []) + list(after)}
         out.add(self.names.journey_rebuilds, account.encode(), orjson.dumps(body))
         metrics.JOURNEY_REBUILDS.labels("asked").inc()
 
@@ -324,6 +336,8 @@ class Journey:
         if sent is not None:  # kept to send again if this answer is redelivered (a crash before the sends)
             state["rebuilt"] = [pending["id"], sent.decode()]
         metrics.JOURNEY_REBUILDS.labels("done").inc()
+        if pending.get("again"):
+            self.ask_rebuild(account, state, [], out, pending["again"])
         return True
 
     # -- merged accounts ----------------------------------------------------------------------
@@ -365,15 +379,19 @@ class Journey:
         if previous:
             out.add(self.names.journey_ticks, previous.encode(), orjson.dumps({"account": previous, "drop": account}))
         state["merged_into"] = target
-        self.forward(out, account, target, facts(state))
+        self.forward(out, account, target, facts(state), (state.get("base") or {}).get("folded", ""))
         if state.get("changes") and state.get("history"):
             state["seq"] = state.get("seq", 0) + 1
             self.update(out, account, state, JourneyOutcome(retracted=sorted(state["changes"])))
 
-    def forward(self, out: Outbox, account: str, target: str, items: list[list[Any]]) -> None:
+    def forward(self, out: Outbox, account: str, target: str, items: list[list[Any]], folded: str = "") -> None:
+        """Facts to ``target``'s journey; ``folded``: the newest fact this journey folded into its
+        base (it no longer has those facts: the target rebuilds from the store once it has it)."""
         if items:
-            out.add(self.names.journey_ticks, target.encode(),
-                    orjson.dumps({"account": target, "absorb": account, "facts": items}))
+            body: dict[str, Any] = {"account": target, "absorb": account, "facts": items}
+            if folded:
+                body["folded"] = folded
+            out.add(self.names.journey_ticks, target.encode(), orjson.dumps(body))
 
     def update(self, out: Outbox, account: str, state: dict[str, Any], outcome: JourneyOutcome) -> bytes | None:
         """A journey update for a change no event made (a merge, an unmerge, a rebuild): as of the

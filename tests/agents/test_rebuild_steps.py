@@ -158,3 +158,31 @@ def test_a_rebuild_answer_redelivered_after_a_crash_sends_the_rebuilt_journey_ag
     runner.run()
     again = runner.records(runner.names.journey_updates)
     assert len(again) == len(updates) + 1 and again[-1].value == sent
+
+
+def test_a_merged_domain_journey_longer_than_its_kept_facts_reaches_the_target_through_the_store() -> None:
+    """A domain journey of 400 events merged into a CRM account's: it forwards the 150 facts it
+    kept and names the newest it folded away; the target rebuilds from the store (which resolves
+    the domain's events to it) and ends as if every event had been its own, in order."""
+    domain = [e.model_copy(update={"journey_account_id": "domain:d.example"})
+              for e in long_journey("domain:d.example", 400, seed=5)]
+    crm = long_journey("crm-d", 60, seed=6)
+    as_one = [e.model_copy(update={"journey_account_id": "crm-d"}) for e in domain + crm]
+    expected = outcome(run(sorted(as_one, key=lambda e: (e.event_time, e.event_id)), stored=None))
+    runner = MemoryRunner(DEFS, partitions=2, batch_size=25)
+    for e in domain + crm:
+        runner.produce(runner.names.timeline, e.journey_account_id.encode(), e.to_bytes())
+    runner.run()
+    runner.produce(runner.names.journey_ticks, b"domain:d.example",
+                   orjson.dumps({"account": "domain:d.example", "merge_into": "crm-d"}))
+    runner.run()
+    [request] = [orjson.loads(r.value) for r in runner.records(runner.names.journey_rebuilds)]
+    assert request["account"] == "crm-d" and len(request["after"]) == 2, "its own folded fact and the domain's"
+    rows = sorted((row(e) for e in as_one), key=lambda r: (r[COLUMNS.index("event_time")], r[COLUMNS.index("event_id")]))
+    for value in rebuild_ticks("crm-d", request["id"], COLUMNS, rows):
+        runner.produce(runner.names.journey_ticks, b"crm-d", value)
+    runner.run()
+    journeys = runner.table("journeys")
+    got = journeys["crm-d"]
+    assert (got["stage"], round(got["engagement"], 6)) == expected[1]["crm-d"][:2]
+    assert journeys["domain:d.example"]["merged_into"] == "crm-d"
