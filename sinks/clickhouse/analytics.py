@@ -25,11 +25,11 @@ TOUCHES = """
 
 # Each account's source, whatever order its events were processed in: the CRM's lead source
 # (newest lead-status row that names one), else the first touch's UTM source, else its channel.
+# (``lead_source`` and ``utm_source`` are extracted from the properties when an event is resolved.)
 SOURCES = """
   SELECT account_id,
-         if(argMaxIf(JSONExtractString(properties, 'leadSource'), (event_time, event_id),
-                     event_type = 'lead_status' AND JSONExtractString(properties, 'leadSource') != '') AS lead_source != '',
-            lead_source,
+         if(argMaxIf(lead_source, (event_time, event_id), lead_source != '') AS crm_source != '',
+            crm_source,
             argMinIf(if(utm_source != '', utm_source, channel), (event_time, event_id), is_touch)) AS source
   FROM journey_events GROUP BY account_id
 """
