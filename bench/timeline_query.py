@@ -17,6 +17,8 @@ same Python functions as the API, one after the other (the store answers one que
 so their sum is about what the page waits for); ``page_slowest_s`` is the slowest of the five;
 ``page_cpu_s`` the CPU time this process spent on the five (less sensitive to other load on the
 machine). Measured after the bulk load's background merges are done (``settle_s``).
+``answers_sha256`` hashes the journey pages' answers; ``reports_sha256`` each cross-team report's
+answer (``reports_s`` times them): the same store must give the same hashes after a change.
 ``--reuse`` keeps a store that already holds about ``--events`` events (migrations still run).
 """
 
@@ -150,15 +152,18 @@ def page(store: ReadOnlyStore, defs: Any, account: str) -> tuple[dict[str, float
     return took, time.process_time() - cpu, len(rows), answers
 
 
-def aggregate_reports(store: ReadOnlyStore, defs: Any, repeats: int) -> dict[str, Any]:
-    """Seconds per cross-team report over the whole store (``repeats`` runs each, one at a time)."""
+def aggregate_reports(store: ReadOnlyStore, defs: Any, repeats: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """Seconds per cross-team report over the whole store (``repeats`` runs each, one at a time),
+    and a sha256 of each report's answer (the first run's; a faster report must give the same)."""
     took: dict[str, list[float]] = {}
+    digests: dict[str, str] = {}
     for _ in range(repeats):
         for name, params in AGGREGATE_REPORTS.items():
             t = time.perf_counter()
-            reports.run(name, store, defs, params)
+            answer = reports.run(name, store, defs, params)
             took.setdefault(name, []).append(time.perf_counter() - t)
-    return {name: summary(v) for name, v in took.items()}
+            digests.setdefault(name, hashlib.sha256(repr(answer).encode()).hexdigest())
+    return {name: summary(v) for name, v in took.items()}, digests
 
 
 def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: int = 11,
@@ -197,7 +202,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
                 calls.setdefault(name, []).append(s)
             digest.update(repr((account, answers)).encode())
         store.insert("channel_definitions", ddl.channel_rows(defs.channels, defs.version, 1), ddl.CHANNEL_COLUMNS)
-        report_s = aggregate_reports(reader, defs, report_repeats) if report_repeats else {}
+        report_s, report_sha = aggregate_reports(reader, defs, report_repeats) if report_repeats else ({}, {})
     finally:
         store.close()
     if stored < 0.9 * events:
@@ -208,7 +213,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             "rows_per_timeline_mean": round(sum(sizes) / max(1, len(sizes)), 1), "query_s": summary(latencies),
             "page_s": summary(pages), "page_slowest_s": summary(slowest), "page_cpu_s": summary(cpus),
             "page_calls_s": {name: summary(v) for name, v in calls.items()},
-            "reports_s": report_s,
+            "reports_s": report_s, "reports_sha256": report_sha,
             "answers_sha256": digest.hexdigest()}
 
 

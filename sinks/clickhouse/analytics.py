@@ -12,26 +12,43 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
+from sinks.clickhouse.ddl import journey_events_sql
+
 FUNNEL_STAGES = ("engaged", "mql", "sal", "sql", "opportunity", "won")
 """The shipped definitions' funnel (``Definitions.funnel_stages()``); callers pass their own."""
 
 # One row per touch (not identity calls or CRM status rows) and resolved account, each event once.
 TOUCHES = """
-  SELECT event_id, account_id, event_time, channel, side, team, rep_id, rep_role,
-         JSONExtractUInt(properties, 'durationSeconds') AS duration_s
+  SELECT event_id, account_id, event_time, channel, side, team, rep_id, rep_role
   FROM journey_events
   WHERE is_touch
 """
 
+
+def touches(where: str, prewhere: str = "") -> str:
+    """:data:`TOUCHES` narrowed by ``where`` (only the touches a report can use are joined);
+    ``prewhere``: a condition on the event alone (see :func:`ddl.journey_events_sql`), so that
+    ``FINAL`` merges only the events it keeps."""
+    source = f"({journey_events_sql(prewhere)})" if prewhere else "journey_events"
+    return f"{TOUCHES.replace('FROM journey_events', 'FROM ' + source)}  AND ({where})\n"
+
+
 # Each account's source, whatever order its events were processed in: the CRM's lead source
 # (newest lead-status row that names one), else the first touch's UTM source, else its channel.
+# (``lead_source`` and ``utm_source`` are extracted from the properties when an event is resolved.)
 SOURCES = """
   SELECT account_id,
-         if(argMaxIf(JSONExtractString(properties, 'leadSource'), (event_time, event_id),
-                     event_type = 'lead_status' AND JSONExtractString(properties, 'leadSource') != '') AS lead_source != '',
-            lead_source,
+         if(argMaxIf(lead_source, (event_time, event_id), lead_source != '') AS crm_source != '',
+            crm_source,
             argMinIf(if(utm_source != '', utm_source, channel), (event_time, event_id), is_touch)) AS source
   FROM journey_events GROUP BY account_id
+"""
+
+# Each canonical account's ICP fit: the highest of its own and its merged accounts' latest fit.
+SNAP = """
+  SELECT if(m.canonical_id != '', m.canonical_id, s.account_id) AS account_id, max(s.fit) AS fit
+  FROM account_snapshot AS s LEFT JOIN account_merges_v AS m ON s.account_id = m.account_id
+  GROUP BY account_id
 """
 
 GROUPS = {
@@ -125,6 +142,9 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
         if mode == "strict"
         else ", ".join(f"countIf(has(reached, '{s}')) AS {s}" for s in stages)
     )
+    # the fit of each account (account_scores, a row per scored event) only when grouping by it
+    snap = (f"LEFT JOIN ({SNAP}) AS snap ON p.account_id = snap.account_id" if by == "segment" else "")
+    fit = "snap.fit" if by == "segment" else "0"
     sql = f"""
     WITH per_account AS (
       SELECT sc.account_id,
@@ -135,19 +155,14 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
              anyIf(sc.persona, sc.to_stage = {{qualified:String}} AND sc.persona != '') AS mql_persona
       FROM stage_changes_resolved AS sc
       GROUP BY sc.account_id
-    ),
-    snap AS (
-      SELECT if(m.canonical_id != '', m.canonical_id, s.account_id) AS account_id, max(s.fit) AS fit
-      FROM account_snapshot AS s LEFT JOIN account_merges_v AS m ON s.account_id = m.account_id
-      GROUP BY account_id
     )
     SELECT {GROUPS[by]} AS group_key, count() AS accounts, {reached}
     FROM (
       SELECT p.*, if(src.source != '', src.source, if(p.first_source != '', p.first_source, 'unknown')) AS source,
-             if(p.mql_persona = '', 'unknown', p.mql_persona) AS persona, snap.fit AS fit
+             if(p.mql_persona = '', 'unknown', p.mql_persona) AS persona, {fit} AS fit
       FROM per_account AS p
       LEFT JOIN ({SOURCES}) AS src ON p.account_id = src.account_id
-      LEFT JOIN snap ON p.account_id = snap.account_id
+      {snap}
     )
     GROUP BY group_key ORDER BY accounts DESC, group_key
     SETTINGS join_use_nulls = 0
@@ -161,7 +176,8 @@ WITH leads AS (
          JSONExtractString(properties, 'status') AS status,
          JSONExtractString(properties, 'reason') AS reason,
          JSONExtractString(properties, 'leadSource') AS lead_source
-  FROM timeline FINAL WHERE event_type = 'lead_status' LIMIT 1 BY event_id
+  -- PREWHERE: only lead-status rows are merged by FINAL (an event id's type is its first receipt's)
+  FROM timeline FINAL PREWHERE event_type = 'lead_status' LIMIT 1 BY event_id
 )
 SELECT if(lead_source = '', 'unknown', lead_source) AS source,
        uniqExactIf(lead_id, status = 'mql') AS mqls,
@@ -196,7 +212,9 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep", qualified: str =
              argMinIf(t.rep_role, (t.event_time, t.event_id), t.side = 'human' AND t.event_time >= m.mql_at)
                AS rep_role,
              countIf(t.side = 'human' AND t.event_time >= m.mql_at) AS human_touches
-      FROM mqls AS m LEFT JOIN ({TOUCHES}) AS t ON t.account_id = m.account_id
+      FROM mqls AS m
+      LEFT JOIN ({touches("account_id IN (SELECT account_id FROM mqls)", prewhere="side = 'human'")}) AS t
+        ON t.account_id = m.account_id
       GROUP BY m.account_id, m.mql_at
     )
     SELECT if(human_touches = 0, '(no sales touch yet)', {key}) AS {by},
@@ -219,13 +237,17 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     Time of a touch = the gap to the account's next touch (capped at 7 days), credited to the
     side of the touch that opened the gap; the stage is the account's stage at the touch.
     """
+    # each account's touches in order (grouped and sorted per account: cheaper than a window's
+    # sort of every touch), the next touch's time beside each (the last touch's own: no gap)
     sql = f"""
-    WITH touches AS (
-      SELECT account_id, event_time, event_id, side,
-             least(dateDiff('second', event_time,
-                   leadInFrame(event_time, 1, event_time) OVER (PARTITION BY account_id ORDER BY event_time, event_id
-                     ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)), 7 * 86400) AS gap_s
-      FROM ({TOUCHES})
+    WITH per_account AS (
+      SELECT account_id, arraySort(x -> (x.1, x.2), groupArray((event_time, event_id, side))) AS ts,
+             arrayMap(x -> x.1, ts) AS times
+      FROM ({TOUCHES}) GROUP BY account_id
+    ),
+    touches AS (
+      SELECT account_id, t.1 AS event_time, t.3 AS side, least(dateDiff('second', t.1, next_at), 7 * 86400) AS gap_s
+      FROM per_account ARRAY JOIN ts AS t, arrayPushBack(arrayPopFront(times), times[-1]) AS next_at
     ),
     staged AS (
       SELECT t.account_id, t.side, t.gap_s, if(s.to_stage = '', '(before engaged)', s.to_stage) AS stage
@@ -253,7 +275,7 @@ def paths(store: _Queries, limit: int = 20, won: str = "won", lost: str = "lost"
     seqs AS (
       SELECT account_id,
              arrayMap(x -> x.2, arraySort(x -> (x.1, x.3), groupArray((event_time, channel, event_id)))) AS chans
-      FROM ({TOUCHES}) GROUP BY account_id
+      FROM ({touches("account_id IN (SELECT account_id FROM outcomes)")}) GROUP BY account_id
     )
     SELECT o.outcome AS outcome,
            arrayStringConcat(arrayFilter((c, i) -> i = 1 OR c != s.chans[i - 1], s.chans,
@@ -280,7 +302,9 @@ def won_journeys(store: _Queries, qualified: str = "mql", opportunity: str = "op
         SELECT account_id, event_time, JSONExtractString(properties, 'opportunityId') AS deal_id,
                JSONExtractString(properties, 'action') AS action, JSONExtractString(properties, 'currency') AS currency,
                toFloat64OrZero(trim(BOTH '"' FROM JSONExtractRaw(properties, 'amount'))) AS amount
-        FROM journey_events WHERE event_type = 'opportunity'
+        -- only the opportunity records are merged by FINAL (an event's type is its first receipt's in
+        -- every version of its resolution: rows.first_wins_version)
+        FROM ({journey_events_sql("event_type = 'opportunity'")})
       )
       GROUP BY account_id, deal_id
       HAVING countIf(action = 'closed_won') > 0
@@ -295,9 +319,9 @@ def won_journeys(store: _Queries, qualified: str = "mql", opportunity: str = "op
            nullIf(if(d.created_at > toDateTime64(0, 3, 'UTC'), d.created_at, m.opp_at), toDateTime64(0, 3, 'UTC')) AS opp_at,
            arraySort(x -> (x.1, x.6), groupArray((t.event_time, t.channel, t.side, t.team, t.rep_role, t.event_id)))
              AS touches
-    FROM deals AS d
+    FROM ({TOUCHES}) AS t
+    INNER JOIN deals AS d ON t.account_id = d.account_id  -- the won deals (few) are the join's table
     LEFT JOIN milestones AS m ON m.account_id = d.account_id
-    INNER JOIN ({TOUCHES}) AS t ON t.account_id = d.account_id
     WHERE t.event_time <= d.won_at
     GROUP BY d.account_id, d.deal_id, d.revenue, d.currency, d.won_at, m.mql_at, d.created_at, m.opp_at
     ORDER BY d.account_id, d.deal_id

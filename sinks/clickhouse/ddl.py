@@ -478,6 +478,47 @@ MIGRATIONS = MIGRATIONS + (
     ),
 )
 
+# Migration 12: what the reports read from ``properties`` on every event, extracted once when a
+# resolution is written (MATERIALIZED: computed on insert, not in ``SELECT *``), so a report
+# reads a narrow column instead of parsing each event's JSON. journey_events reads them.
+_EXTRACTED = (
+    ("utm_source", "JSONExtractString(properties, 'utm', 'source')"),
+    ("lead_source", "if(event_type = 'lead_status', JSONExtractString(properties, 'leadSource'), '')"),
+)
+
+
+
+def journey_events_sql(prewhere: str = "") -> str:
+    """The ``journey_events`` view's query (migration 12 creates the view from it). A report that
+    needs only some events renders it with ``prewhere``: a condition on columns of
+    ``event_resolution`` that are the same in every version of an event's resolution (its type,
+    side, channel — never ``accounts``), so ``FINAL`` merges only those rows."""
+    narrow = f" PREWHERE {prewhere}" if prewhere else ""
+    return _JOURNEY_EVENTS_V.split(" AS\n", 1)[1].replace(
+        "JSONExtractString(r.properties, 'utm', 'source') AS utm_source", "r.utm_source AS utm_source",
+    ).replace(
+        "r.properties AS properties,", "r.lead_source AS lead_source, r.properties AS properties,",
+    ).replace(
+        "FROM (SELECT * FROM event_resolution FINAL) AS r",
+        f"FROM (SELECT *, {', '.join(name for name, _ in _EXTRACTED)} FROM event_resolution FINAL{narrow}) AS r",
+    )
+
+
+_JOURNEY_EVENTS_V12 = "\nCREATE OR REPLACE VIEW journey_events AS\n" + journey_events_sql()
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        12,
+        "event_resolution: UTM and lead source extracted from properties once, for the reports",
+        tuple(f"ALTER TABLE event_resolution ADD COLUMN IF NOT EXISTS {name} String MATERIALIZED {expr}"
+              for name, expr in _EXTRACTED)
+        # the rows resolved before: computed now (a mutation, waited for)
+        + tuple(f"ALTER TABLE event_resolution MATERIALIZE COLUMN {name} SETTINGS mutations_sync = 2"
+                for name, _ in _EXTRACTED)
+        + (_JOURNEY_EVENTS_V12,),
+    ),
+)
+
 COMPARISON_COLUMNS = ("run_id", "computed_at", "version", "recorded_version", "period_start", "period_end", "stage",
                       "rank", "recorded_accounts", "accounts")
 

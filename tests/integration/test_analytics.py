@@ -226,6 +226,25 @@ def test_time_in_stage(data) -> None:
     assert got == {k: (len(v), round(max(v), 1)) for k, v in stays.items()}
 
 
+def test_funnel_by_segment_persona_and_period_count_every_account_once(data) -> None:
+    """Segment joins each account's ICP fit (its latest score row); the other groupings do not
+    read the scores, and every grouping counts each account once."""
+    from sinks.clickhouse.rows import SCORE_COLUMNS
+
+    store, _, _, changes, _ = data
+    accounts = sorted({c["account"] for c in changes})
+    icp = set(accounts[::3])
+    rows = [(a, f"{a}-score", T0, "engaged", 1.0, 30.0 if a in icp else 10.0, 31.0, "", "test", "{}", "v1")
+            for a in accounts]
+    store.insert("account_scores", rows, SCORE_COLUMNS)
+    total = sum(r["accounts"] for r in recs(analytics.funnel(store, by="source")))
+    assert total == len(accounts)
+    segments = {r["group_key"]: r["accounts"] for r in recs(analytics.funnel(store, by="segment"))}
+    assert segments == {"icp": len(icp), "non-icp": len(accounts) - len(icp)}
+    for by in ("persona", "period"):
+        assert sum(r["accounts"] for r in recs(analytics.funnel(store, by=by))) == total, by
+
+
 def test_every_report_reads_the_same_through_the_read_only_store(data) -> None:
     """The API and the CLI read through ReadOnlyStore (readonly=2): every report must work there
     and give what the writer's connection gives; writes and DDL are refused by ClickHouse."""
@@ -247,3 +266,4 @@ def test_every_report_reads_the_same_through_the_read_only_store(data) -> None:
         with pytest.raises(Exception, match="readonly"):
             reader.query(sql)
     assert not hasattr(reader, "insert") and not hasattr(reader, "command")
+
