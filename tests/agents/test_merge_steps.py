@@ -12,10 +12,10 @@ import pytest
 
 from schemas.definitions import load
 from schemas.identity import IdentityLink
-from schemas.journey import JourneyUpdate
 from streams.steps.journey import merge_tick
 from streams.steps.memory import MemoryRunner
 from tests.integration.test_one_truth import scenario
+from tests.support.store_view import stage_changes
 
 DEFS = load()
 
@@ -33,21 +33,10 @@ def merges(runner: MemoryRunner) -> dict[str, str]:
 def stages(runner: MemoryRunner, unmerged: frozenset[str] = frozenset()) -> dict[str, list[tuple[str, str, str]]]:
     """account → its stage path as the reports read it: the store's newest record per change,
     retractions dropped, each change on its canonical account (one merge level, as the store)."""
-    changes: dict[str, tuple[int, tuple]] = {}
-    for record in runner.records(runner.names.journey_updates):
-        update = JourneyUpdate.model_validate_json(record.value)
-        for gone in update.retracted_changes:
-            if gone not in changes or changes[gone][0] <= update.version:
-                changes[gone] = (update.version, ())
-        for c in update.stage_changes:
-            if c.change_id not in changes or changes[c.change_id][0] <= update.version:
-                changes[c.change_id] = (update.version, (c.account_id, c.at.isoformat(), c.from_stage, c.to_stage))
     canon = {src: dst for src, dst in merges(runner).items() if src not in unmerged}
     out: dict[str, list[tuple[str, str, str]]] = {}
-    for _, change in changes.values():
-        if change:
-            account, at, from_stage, to_stage = change
-            out.setdefault(canon.get(account, account), []).append((at, from_stage, to_stage))
+    for account, at, from_stage, to_stage in stage_changes(runner):
+        out.setdefault(canon.get(account, account), []).append((at, from_stage, to_stage))
     return {a: sorted(v) for a, v in sorted(out.items())}
 
 

@@ -22,6 +22,7 @@ from streams.rules.normalize import normalize
 from streams.steps.journey import rebuild_ticks
 from streams.steps.memory import MemoryRunner
 from tests.support import events as ev
+from tests.support.store_view import stage_changes
 
 DEFS = load()
 NOW = datetime(2027, 1, 1, tzinfo=timezone.utc)
@@ -90,19 +91,9 @@ def run(order: list[TimelineEvent], stored: list[TimelineEvent] | None, batch: i
 
 
 def outcome(runner: MemoryRunner) -> tuple[dict, dict]:
-    changes: dict[str, tuple[int, tuple]] = {}
-    for record in runner.records(runner.names.journey_updates):
-        update = JourneyUpdate.model_validate_json(record.value)
-        for gone in update.retracted_changes:
-            if gone not in changes or changes[gone][0] <= update.version:
-                changes[gone] = (update.version, ())
-        for c in update.stage_changes:
-            if c.change_id not in changes or changes[c.change_id][0] <= update.version:
-                changes[c.change_id] = (update.version, (c.account_id, c.at.isoformat(), c.from_stage, c.to_stage))
     paths: dict[str, list] = {}
-    for _, change in changes.values():
-        if change:
-            paths.setdefault(change[0], []).append(change[1:])
+    for account, *change in stage_changes(runner):
+        paths.setdefault(account, []).append(tuple(change))
     journeys = {a: (s["stage"], round(s["engagement"], 6), round(s["fit"], 6), s["owner"], s["source"],
                     len(s["history"]), "rebuilding" in s)
                 for a, s in runner.table("journeys").items()}
