@@ -93,10 +93,9 @@ def tracker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
             return "won" in stages and bool(rows(tracker, "snapshot", account=ACCOUNT))
 
         tracker.wait_until(stored, 120, "the sample, Acme Corp's stage changes and snapshot stored")
-        # the alert feed is filtered by Acme below: its alerts (raised by the stream after its
-        # stage changes) are stored too, when the sample raises any for any account
-        tracker.wait_until(lambda: not rows(tracker, "alerts") or bool(rows(tracker, "alerts", account=ACCOUNT)),
-                           60, "Acme Corp's alerts stored")
+        # (the alert feed is filtered below by an account the API lists alerts for: which accounts
+        # the sample raises alerts for depends on processing order — Acme's channel bounce only
+        # in some; in memory, 1 partition raises Acme's, 4 do not, on main as before)
         yield tracker
     finally:
         tracker.stop()
@@ -231,13 +230,14 @@ def test_analyst_walks_from_search_to_journey_funnel_alerts_and_attribution(trac
     wait_ready(driver)
     assert driver.find_elements(By.CSS_SELECTOR, "#alerts-table, #alerts-empty")
     if driver.find_elements(By.ID, "alerts-table"):
+        alerted = rows(tracker, "alerts")[0]["account_id"]
         field = driver.find_element(By.ID, "account")
-        field.send_keys(ACCOUNT)
+        field.send_keys(alerted)
         driver.find_element(By.CSS_SELECTOR, "#alert-filters button[type=submit]").click()
-        WebDriverWait(driver, 20).until(ec.url_contains("account=acme-corp"))
+        WebDriverWait(driver, 20).until(ec.url_contains(f"account={alerted}"))
         wait_ready(driver)
         cells = driver.find_elements(By.CSS_SELECTOR, "#alerts-table tbody a.account-link")
-        assert cells and {c.text for c in cells} == {ACCOUNT}
+        assert cells and {c.text for c in cells} == {alerted}
     screenshot(driver, "alerts")
 
     # Attribution: the marketing/sales split bar and channel bars for a chosen model.
