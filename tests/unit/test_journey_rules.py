@@ -186,3 +186,13 @@ def test_forwarded_facts_are_tagged_dropped_on_unmerge_and_untagged_when_they_al
     on_journey_events(alone, theirs[:1], "acme", DEFS)
     assert round(merged["engagement"], 9) == round(alone["engagement"], 9)
     assert merged["stage"] == alone["stage"]
+
+
+def test_recompute_sends_every_stage_change_of_the_history_again_with_a_newer_version() -> None:
+    from streams.rules.journey import output_version, recompute
+
+    state, changes = run([ev.page(h, user="jane", path="/pricing") for h in range(1, 4)] + [lead(5, "mql")])
+    version = output_version(state)
+    out = recompute(state, "acme", DEFS, "unmerge:domain:acme.com")
+    assert {c.change_id for c in out.stage_changes} == {c.change_id for c in changes} and not out.retracted
+    assert path(out.stage_changes) == path(changes) and output_version(state) == version + 1
