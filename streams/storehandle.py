@@ -59,13 +59,19 @@ class StoreHandle:
 
     def reader(self) -> ReadOnlyStore:
         """The store for analyst reads: read-only queries, through the reader user if one is set
-        (never migrated from here: a reader cannot), else through the writer's connection."""
-        if self.reader_url:
-            with self._lock:
-                if self._reader_store is None:
-                    self._reader_store = Store(self.reader_url)
-                return ReadOnlyStore(self._reader_store, self.read_limits)
-        return ReadOnlyStore(self.get(), self.read_limits)
+        (never migrated from here: a reader cannot). On the embedded store, through a chDB
+        connection of its own (a session of its own, opened after the writer's has migrated):
+        a write the read-only guard refuses would otherwise leave the writer's session read-only
+        for good (ClickHouse error 164 on every later insert), and reads would wait for the
+        writer's lock."""
+        if not self.reader_url and not self.get().embedded:
+            return ReadOnlyStore(self.get(), self.read_limits)
+        if not self.reader_url:
+            self.get()  # the schema exists before the reader's session opens
+        with self._lock:
+            if self._reader_store is None:
+                self._reader_store = Store(self.reader_url or self.url)
+            return ReadOnlyStore(self._reader_store, self.read_limits)
 
     def close(self) -> None:
         with self._lock:
