@@ -8,7 +8,6 @@ partitions interleave as the ``shuffle`` seed says). Used by ``tests/agents``.
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 import zlib
@@ -18,10 +17,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from schemas.definitions import Definitions
 from streams.rules.identity import IdentityConfig
 from streams.steps import Names, Outbox, Record, States, run_batch
 from streams.steps.topology import TOPOLOGY, build
+
+
+def _as_stored(value: Any) -> Any:
+    """A fresh copy of a table value as the Faust runner reads it back: through JSON (RocksDB
+    keeps the JSON bytes), so a value that JSON changes (a tuple, a non-str key) shows here
+    too. (Also ~3x cheaper than a deep copy.)"""
+    return None if value is None else orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
 
 
 @dataclass
@@ -73,7 +81,7 @@ class MemoryRunner:
         start = self.read[(stage.name, source, p)]
         batch = self.log[source][p][start:start + self.batch_size]
         table = self.tables[stage.table] if stage.table else {}
-        out, states = Outbox(), States(lambda key: copy.deepcopy(table.get(key)))  # fresh, as a deserialised value
+        out, states = Outbox(), States(lambda key: _as_stored(table.get(key)))
         run_batch(self.steps[stage.name], batch, states, out, self.names.inbound_dlq)
         for key, value, _ in states.written():
             if value is None:
