@@ -148,7 +148,10 @@ class Store:
 
 
 # ClickHouse's own guard: reads (and settings) only, whatever the SQL says.
-READ_ONLY_SETTINGS = {"readonly": 2}
+READ_ONLY_SETTINGS = {"readonly": 2, "do_not_merge_across_partitions_select_final": 1}
+"""``readonly=2``: ClickHouse refuses writes and DDL. ``do_not_merge_across_partitions_select_final``:
+``FINAL`` merges rows within a partition only (every version of an event's resolution is in its
+event month's partition, migration 13), and reads a partition that settled into one part as it is."""
 
 # ClickHouse error codes of a query stopped by a limit (not a fault of the store): timeout,
 # memory, result size.

@@ -128,11 +128,17 @@ def statements_for(statement: str, cluster: str) -> list[str]:
 
 
 def migration_statements(migration: Migration, cluster: str) -> list[str]:
+    """The migration's statements ``ON CLUSTER`` (none for a single node's layout change: a
+    cluster's local tables keep theirs, and the migration is only recorded)."""
+    if migration.single_node:
+        return []
     return [out for statement in migration.statements for out in statements_for(statement, cluster)]
 
 
 def backfill_statements(migration: Migration) -> list[str]:
     """The migration's backfill, run once through the Distributed tables (synchronously)."""
+    if migration.single_node:
+        return []
     return [clean(s) + "\nSETTINGS distributed_foreground_insert = 1" for s in migration.backfill]
 
 

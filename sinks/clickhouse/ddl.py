@@ -30,6 +30,11 @@ class Migration:
     """``INSERT … SELECT`` statements run once after ``statements``, to fill new tables from existing
     data (on a cluster: through the Distributed tables). Safe to re-run: they fill
     ReplacingMergeTree tables keyed by every column, where a second run only adds duplicates."""
+    single_node: bool = False
+    """A change of a single node's table layout that a cluster does not take (no cluster variant:
+    skipped there, see :mod:`sinks.clickhouse.cluster`)."""
+    scratch: tuple[str, ...] = ()
+    """Tables the migration creates and drops again (not objects to grant on)."""
 
 
 # Non-replicated MergeTree (chDB) dedups retried insert blocks only with this window set.
@@ -521,6 +526,29 @@ MIGRATIONS = MIGRATIONS + (
 
 COMPARISON_COLUMNS = ("run_id", "computed_at", "version", "recorded_version", "period_start", "period_end", "stage",
                       "rank", "recorded_accounts", "accounts")
+
+# Migration 13: event_resolution partitioned by event month. Every report reads it with FINAL
+# (the newest resolution of each event wins), and with event ids random every part overlapped the
+# whole key range, so FINAL merged all 2 versions of all 10M events on every read: ~3 s before any
+# report's own work (docs/benchmarks.md). An event's time never changes, so its versions stay in
+# one partition; the partitions no insert touches any more settle into one part each (forced after
+# an hour), which FINAL reads without merging. The copy keeps every version; EXCHANGE swaps the
+# names atomically, and a re-run after a crash starts again from the table in place.
+_RESOLUTION_PARTITIONED = (
+    "DROP TABLE IF EXISTS event_resolution_v13",
+    "CREATE TABLE event_resolution_v13 AS event_resolution\n"
+    "ENGINE = ReplacingMergeTree(resolved_at) PARTITION BY toYYYYMM(event_time) ORDER BY event_id\n"
+    "SETTINGS non_replicated_deduplication_window = 1000, min_age_to_force_merge_seconds = 3600, "
+    "min_age_to_force_merge_on_partition_only = 1",
+    "INSERT INTO event_resolution_v13 SELECT * FROM event_resolution",
+    "EXCHANGE TABLES event_resolution AND event_resolution_v13",
+    "DROP TABLE event_resolution_v13",
+)
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(13, "event_resolution partitioned by event month: FINAL reads settled months without merging",
+              _RESOLUTION_PARTITIONED, single_node=True, scratch=("event_resolution_v13",)),
+)
 
 LATEST = MIGRATIONS[-1].version
 

@@ -42,6 +42,9 @@ class Limits:
             "max_result_bytes": self.max_result_bytes,
             "result_overflow_mode": "throw",  # a capped result is an error, never a silent truncation
             "max_memory_usage": self.max_memory_bytes,
+            # FINAL merges within a partition only: event_resolution's versions share their month's
+            # partition (migration 13), and settled months are read as they are
+            "do_not_merge_across_partitions_select_final": 1,
         }
 
 

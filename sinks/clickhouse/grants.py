@@ -28,7 +28,7 @@ def objects() -> list[str]:
     for migration in ddl.MIGRATIONS:
         for statement in migration.statements:
             for name in _CREATED.findall(statement):
-                if name not in seen:
+                if name not in seen and name not in migration.scratch:
                     seen.append(name)
     return seen + ["schema_migrations"]
 

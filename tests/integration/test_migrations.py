@@ -69,3 +69,59 @@ def test_db_ddl_prints_both_variants(tmp_path: Path) -> None:
     assert "ON CLUSTER" not in single and "ReplacingMergeTree(version)" in single
     assert "ON CLUSTER 'prod'" in clustered and "Distributed('prod', currentDatabase(), timeline_local" in clustered
     assert single.count("-- migration ") == clustered.count("-- migration ") == len(ddl.MIGRATIONS)
+
+
+# Migration 13 on a store at migration 12 holding two resolutions of each of 30 events over three
+# months; then a crash between its EXCHANGE and its ledger row, and the migration run again.
+PARTITIONED = """
+import json, sys
+from sinks.clickhouse import ddl
+from sinks.clickhouse.client import Store
+
+store = Store(sys.argv[1])
+store.command(ddl._LEDGER)
+for m in ddl.MIGRATIONS:
+    if m.version < 13:
+        for sql in m.statements + m.backfill:
+            store.command(sql)
+        store.command("INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+                      {"v": m.version, "n": m.name})
+for version, account in ((1, "domain:acme.com"), (2, "crm-1")):  # the newer resolution must win
+    store.command(
+        "INSERT INTO event_resolution (event_id, accounts, event_time, event_type, resolved_at) "
+        "SELECT concat('e', toString(number)), [{a:String}], "
+        "toDateTime64('2025-01-15 10:00:00', 3, 'UTC') + toIntervalMonth(number % 3), 'track', "
+        "toDateTime64('2025-06-01 00:00:00', 6, 'UTC') + toIntervalSecond({v:UInt32}) FROM numbers(30)",
+        {"a": account, "v": version})
+final = "SELECT event_id, accounts FROM event_resolution FINAL ORDER BY event_id"
+before = store.query(final)[1]
+out = {"applied": [m.version for m in ddl.migrate(store)]}
+key = "SELECT partition_key FROM system.tables WHERE database = currentDatabase() AND name = 'event_resolution'"
+out["partition_key"] = store.query(key)[1][0][0]
+out["same"] = store.query(final)[1] == before
+out["partitions"] = store.query("SELECT uniqExact(partition) FROM system.parts "
+                                "WHERE table = 'event_resolution' AND active")[1][0][0]
+[m13] = [m for m in ddl.MIGRATIONS if m.version == 13]
+for sql in m13.statements[:-1]:  # a crash after the EXCHANGE, before the DROP and the ledger row
+    store.command(sql)
+store.command("DELETE FROM schema_migrations WHERE version = 13")
+out["again"] = [m.version for m in ddl.migrate(store)]
+out["same_again"] = store.query(final)[1] == before
+out["key_again"] = store.query(key)[1][0][0]
+out["left"] = store.query("SELECT count() FROM system.tables WHERE name = 'event_resolution_v13'")[1][0][0]
+out["crm"] = sorted({r[1][0] for r in before})
+print(json.dumps(out))
+"""
+
+
+def test_event_resolution_is_partitioned_by_event_month_and_a_crashed_run_loses_nothing(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", PARTITIONED, f"chdb://{tmp_path / 'store'}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["applied"] == [v for v in (m.version for m in ddl.MIGRATIONS) if v >= 13]
+    assert result["partition_key"] == result["key_again"] == "toYYYYMM(event_time)"
+    assert result["same"] and result["same_again"], "FINAL answers changed"
+    assert result["crm"] == ["crm-1"], "the newest resolution of every event wins"
+    assert result["partitions"] == 3  # (row counts vary: merges drop replaced versions whenever they run)
+    assert result["again"] == [13] and result["left"] == 0
