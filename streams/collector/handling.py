@@ -294,7 +294,7 @@ def _wide_by_item(body: bytes) -> dict[int, str]:
     """Integers beyond 64 bits in a batch body: the first one's path within each item, by item
     index (``-1``: in the batch's shared fields, copied into every item)."""
     wide: dict[int, str] = {}
-    for path in wide_integers(body):
+    for path in wide_integers(body, first=None):  # all: a first item's many must not hide a later one's
         match = _BATCH_ITEM.match(path)
         index, rest = (int(match.group(1)), path[match.end():]) if match else (-1, path[1:])
         wide.setdefault(index, "$" + rest)

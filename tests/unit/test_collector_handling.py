@@ -261,3 +261,14 @@ def test_an_integer_beyond_64_bits_rejects_only_its_item_with_its_path() -> None
     # in the batch's shared context: every item carries it, every item is refused
     shared = run(b'{"context":{"n":99999999999999999999999},"batch":[' + items[0] + b"]}")
     assert [r.error.reasons[0].path for r in shared.rejected] == ["$.context.n"]
+
+
+def test_every_item_with_an_integer_beyond_64_bits_is_refused_however_many_come_before() -> None:
+    """The scan for wide integers stopped at the body's first 100: in a batch whose first item
+    carries 100 of them, the next item's was read as a float and accepted, rounded."""
+    wide = b"123456789012345678901234"
+    first = orjson.dumps(track(0))[:-1] + b',"properties":{"ids":[' + b",".join([wide] * 100) + b"]}}"
+    second = orjson.dumps(track(1))[:-1] + b',"properties":{"amount":' + wide + b"}}"
+    handled = run(b'{"batch":[' + first + b"," + second + b"]}")
+    assert [type(i) for i in handled.items] == [Rejected, Rejected]
+    assert handled.rejected[1].error.reasons[0].path == "$.properties.amount"
