@@ -95,6 +95,8 @@ MAX_LISTED_REASONS = 10
 
 
 _WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_CUT_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*\\?\Z')
+"""A key value the end of the bytes cuts (a dead letter keeps a large body's first bytes)."""
 _MAX_KEY_SCAN = 16
 REDACTED = b'"[redacted]"'
 
@@ -116,8 +118,10 @@ def body_write_keys(body: bytes) -> list[str]:
 
 
 def redact_write_keys(raw: bytes) -> bytes:
-    """``raw`` with the value of every ``"writeKey"`` member replaced (a dead letter keeps no key)."""
-    return _WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
+    """``raw`` with the value of every ``"writeKey"`` member replaced (a dead letter keeps no key),
+    a value cut off by the end of ``raw`` included."""
+    redacted = _WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
+    return _CUT_WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, redacted)
 
 
 @dataclass(frozen=True)

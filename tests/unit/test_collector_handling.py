@@ -223,6 +223,16 @@ def test_write_keys_are_redacted_from_dead_lettered_bodies() -> None:
     assert b"wk_secret" not in over.value and b"[redacted]" in over.value
 
 
+def test_a_write_key_cut_by_the_dead_letters_size_limit_is_redacted_too() -> None:
+    """An oversized body's dead letter keeps its first ``max_event_bytes``: a cut inside the
+    key's value left the key's start in the dead letter (no closing quote to match)."""
+    body = b'{"batch":[' + b" " * 1000 + b'],"writeKey":"wk_secret_0123456789"}'
+    cut = body.index(b"wk_secret") + 12  # the cut falls inside the key
+    (over,) = run(body, limits=Limits(max_request_bytes=512, max_event_bytes=cut)).items
+    assert isinstance(over, Rejected) and b"wk_sec" not in over.value
+    assert over.value.endswith(b'"writeKey":"[redacted]"')
+
+
 def test_unknown_keys_are_refused_before_the_body_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     from streams.collector import handling
 
