@@ -161,3 +161,14 @@ def test_one_huge_row_costs_only_its_row(monkeypatch: pytest.MonkeyPatch, tmp_pa
     (dead,) = [value for topic, value in producer.sent if topic.endswith("-dlq")]
     assert len(dead) == MAX_EVENT_BYTES
     assert any("dead letter keeps the first" in r for r in summary.reasons)
+
+
+def test_a_dead_letter_with_unreadable_headers_is_still_listed_and_replayed() -> None:
+    """``journeys dlq replay`` read each letter's reasons and time strictly: one letter whose
+    headers another producer wrote badly stopped the whole replay (the store keeps such letters)."""
+    for reasons, rejected in ((b"not json", b"2026-11-01T12:00:00+00:00"), (b'{"a": 1}', b"yesterday"),
+                              (b"[1, 2]", b"\xff")):
+        got = letter_of(b"k", b"payload", [(t.DLQ_HEADER_REASONS, reasons), (t.DLQ_HEADER_REJECTED_AT, rejected)])
+        assert got.value == b"payload" and got.reasons and all(isinstance(r, str) for r in got.reasons)
+    assert select([got], reason_contains="unreadable") == [got]
+    assert select([got], since=NOW) == []  # no readable time: not "since" anything
