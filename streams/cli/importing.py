@@ -34,6 +34,7 @@ from schemas.events import MAX_EVENT_BYTES
 from schemas.keys import inbound_key, raw_key
 from streams import topics as t
 from streams.agents.dlq import headers as dlq_headers
+from streams.cli.output import printable
 from streams.cli.presets import Cells, Context, Preset, Unmappable
 from streams.headers import SOURCE_HEADER
 from streams.producer import make_producer
@@ -182,7 +183,7 @@ def preset_header(data: bytes, preset: Preset) -> tuple[dict[int, str], list[str
     positions, missing, unmapped = preset.resolve(header)
     if missing:
         raise MissingColumns(f"{preset.name}: the file has no column {', '.join(repr(m) for m in missing)} "
-                             f"(required); its columns: {', '.join(header) or 'none'}")
+                             f"(required); its columns: {printable(', '.join(header)) or 'none'}")  # the file's: inert
     return positions, unmapped
 
 
