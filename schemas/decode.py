@@ -105,10 +105,10 @@ INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 WIDE_INTEGER = "integer beyond 64 bits: it would be stored rounded; send it as a string"
 
 
-def wide_integers(raw: bytes, first: int = 100) -> list[str]:
-    """The JSON paths of the (``first``) integers outside the 64-bit range in ``raw``: read as
-    floats they would be stored rounded (a CRM id or an amount silently changed). Only a body
-    with a run of 19+ digits is parsed again, exactly, to look."""
+def wide_integers(raw: bytes, first: int | None = 100) -> list[str]:
+    """The JSON paths of the (``first``; None: all) integers outside the 64-bit range in ``raw``:
+    read as floats they would be stored rounded (a CRM id or an amount silently changed). Only a
+    body with a run of 19+ digits is parsed again, exactly, to look."""
     if not _LONG_NUMBER.search(raw):
         return []
     try:
@@ -117,7 +117,7 @@ def wide_integers(raw: bytes, first: int = 100) -> list[str]:
         return []
     found: list[str] = []
     stack: list[tuple[Any, str]] = [(exact, "$")]
-    while stack and len(found) < first:
+    while stack and (first is None or len(found) < first):
         value, path = stack.pop()
         if isinstance(value, dict):
             stack.extend((v, f"{path}.{str(k)[:32]}") for k, v in reversed(list(value.items())))

@@ -6,7 +6,8 @@ with backoff); one that does not take it is recorded ``failed`` and the next ale
 each delivery ended goes to the alert-deliveries topic (the store keeps it: ``journeys
 alerts``, the UI), and the table remembers it, so a redelivered alert is not sent again to a
 receiver that had taken or refused it. An alert is acked only after every receiver took it or
-was marked failed.
+was marked failed. A record the agent fails on (one it cannot read) is dead-lettered with stage
+``alert-delivery`` and the next alerts go on (:func:`streams.agents.guarded`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from schemas.alerts import AlertDelivery, AlertRecord
 from schemas.definitions import Definitions
 from sinks import webhook
 from streams import metrics, tables
+from streams.agents import guarded
 from streams.rules.alert_routing import receivers
 
 
@@ -57,19 +59,22 @@ def register(app: faust.App, topics, settings, defs: Definitions) -> None:
     async def alert_delivery(stream: faust.StreamT) -> None:
         async with aiohttp.ClientSession() as session:
             async for event in stream.events():
-                alert = AlertRecord.model_validate_json(event.message.value)
-                done = _done(delivered.get(alert.alert_id))
-                urls = [u for u in receivers(alert.rule, alert.owner, defs.alerts, settings.alert_webhooks)
-                        if webhook.redact(u) not in done]
-                if not urls:
-                    continue
-                outcomes = await asyncio.gather(*(one(session, url, alert) for url in urls))
-                for url, outcome in zip(urls, outcomes, strict=True):
-                    record = AlertDelivery(
-                        alert_id=alert.alert_id, receiver=webhook.redact(url),
-                        status="delivered" if outcome.delivered else "failed", attempts=outcome.attempts,
-                        reason=outcome.reason, at=datetime.now(timezone.utc))
-                    await topics.alert_deliveries.send(key=alert.alert_id.encode(), value=record.to_bytes())
-                    _count(outcome)
-                    done[record.receiver] = record.status
-                delivered[alert.alert_id] = done
+                async with guarded(event, topics.inbound_dlq, "alert-delivery"):  # a bad record costs only itself
+                    await deliver(session, AlertRecord.model_validate_json(event.message.value))
+
+    async def deliver(session: aiohttp.ClientSession, alert: AlertRecord) -> None:
+        done = _done(delivered.get(alert.alert_id))
+        urls = [u for u in receivers(alert.rule, alert.owner, defs.alerts, settings.alert_webhooks)
+                if webhook.redact(u) not in done]
+        if not urls:
+            return
+        outcomes = await asyncio.gather(*(one(session, url, alert) for url in urls))
+        for url, outcome in zip(urls, outcomes, strict=True):
+            record = AlertDelivery(
+                alert_id=alert.alert_id, receiver=webhook.redact(url),
+                status="delivered" if outcome.delivered else "failed", attempts=outcome.attempts,
+                reason=outcome.reason, at=datetime.now(timezone.utc))
+            await topics.alert_deliveries.send(key=alert.alert_id.encode(), value=record.to_bytes())
+            _count(outcome)
+            done[record.receiver] = record.status
+        delivered[alert.alert_id] = done

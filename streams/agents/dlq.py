@@ -6,12 +6,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import faust
-import orjson
 
 from schemas.errors import InvalidEvent
 from sinks.clickhouse.rows import dead_letter_row
 from streams import topics as t
-from streams.deadletters import dlq_id, headers
+from streams.deadletters import dlq_id, headers, reasons_of
 
 
 async def send(topic: faust.TopicT, key: bytes | None, raw: bytes, source_kind: str, source: str,
@@ -27,24 +26,11 @@ def _header(headers: dict, name: str, default: str = "") -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or default)
 
 
-def _reasons(raw: object) -> list[str]:
-    """The reasons header, whatever a producer put there: a dead letter is stored, never dropped."""
-    if not raw:
-        return ["$: no reason recorded"]
-    try:
-        reasons = orjson.loads(raw)  # type: ignore[arg-type]
-    except (orjson.JSONDecodeError, TypeError):
-        return [f"$: unreadable reasons header: {bytes(raw)[:200]!r}" if isinstance(raw, bytes) else "$: unreadable reasons header"]
-    if isinstance(reasons, list) and all(isinstance(r, str) for r in reasons):
-        return reasons
-    return [f"$: unreadable reasons header: {str(reasons)[:200]}"]
-
-
 def row_of(message: Any) -> tuple:
     headers = dict(message.headers or {})
     raw = message.value or b""
     source = _header(headers, t.DLQ_HEADER_SOURCE, f"{message.topic}/{message.partition}@{message.offset}")
-    reasons = _reasons(headers.get(t.DLQ_HEADER_REASONS))
+    reasons = reasons_of(headers.get(t.DLQ_HEADER_REASONS))
     try:
         rejected_at = datetime.fromisoformat(_header(headers, t.DLQ_HEADER_REJECTED_AT))
     except ValueError:  # missing or unreadable: when the store read it

@@ -68,17 +68,29 @@ def _count(handle: StoreHandle, account: str, ids: list[str], box: dict[str, Any
     box["n"] = int(rows[0][0])
 
 
+def read_request(raw: bytes | None) -> tuple[str, str, list[str]]:
+    """(account, request id, the event ids it waits for) of a rebuild request; ``ValueError``
+    (or a JSON, key or type error) for one that cannot be answered — the empty account's read
+    is refused, and retried forever it would stop every later rebuild."""
+    request = orjson.loads(raw or b"null")
+    account, request_id, after = str(request["account"]), str(request["id"]), request.get("after", [])
+    if not account:
+        raise ValueError("the request names no account")
+    if not isinstance(after, list):
+        raise TypeError(f"after is a {type(after).__name__}, not a list of event ids")
+    return account, request_id, [str(i) for i in after]
+
+
 def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) -> None:
     @app.agent(topics.journey_rebuilds, name="store-rebuilds")
     async def rebuild(stream: faust.StreamT) -> None:
         async for event in stream.events():
             try:
-                request = orjson.loads(event.message.value)
-                account, request_id = str(request["account"]), str(request["id"])
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                account, request_id, after = read_request(event.message.value)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 await unreadable(event.message, "journey rebuilds", exc, topics.inbound_dlq)
                 continue
-            await caught_up(handle, account, [str(i) for i in request.get("after", ())], request_id)
+            await caught_up(handle, account, after, request_id)
             box: dict[str, Any] = {}
             await until_done(functools.partial(_read, handle, account, box), f"rebuild: the stored events of {account}")
             columns, rows = box["events"]

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
-import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from streams import topics as t
+from streams.deadletters import reasons_of
 from streams.headers import REPLAY_OF_HEADER, SOURCE_HEADER, WRITE_KEY_ID_HEADER
 from streams.kafka_config import client_options
 from streams.producer import make_producer
@@ -64,14 +64,16 @@ def letter_of(key: bytes | None, value: bytes | None, headers: Iterable[tuple[st
     def text(name: str) -> str:
         return h[name].decode("utf-8", "replace") if h.get(name) is not None else ""
 
-    reasons = orjson.loads(h[t.DLQ_HEADER_REASONS]) if h.get(t.DLQ_HEADER_REASONS) else []
-    rejected = text(t.DLQ_HEADER_REJECTED_AT)
+    try:  # a header another producer wrote badly: the letter is listed and replayed all the same
+        rejected_at: datetime | None = datetime.fromisoformat(text(t.DLQ_HEADER_REJECTED_AT))
+    except ValueError:
+        rejected_at = None
     payload = value or b""
     return DeadLetter(
         dlq_id=text(t.DLQ_HEADER_ID) or hashlib.sha256(payload).hexdigest()[:32],
         source_kind=text(t.DLQ_HEADER_SOURCE_KIND) or "kafka", source=text(t.DLQ_HEADER_SOURCE),
-        stage=text(t.DLQ_HEADER_STAGE), reasons=[str(r) for r in reasons],
-        rejected_at=datetime.fromisoformat(rejected) if rejected else None,
+        stage=text(t.DLQ_HEADER_STAGE), reasons=reasons_of(h.get(t.DLQ_HEADER_REASONS)),
+        rejected_at=rejected_at,
         key=key, value=payload, headers={k: v for k, v in h.items() if k in _KEPT_HEADERS},
     )  # fmt: skip
 

@@ -30,9 +30,11 @@ from kafka.errors import KafkaError
 
 from schemas.decode import decode
 from schemas.errors import InvalidEvent, Reason
+from schemas.events import MAX_EVENT_BYTES
 from schemas.keys import inbound_key, raw_key
 from streams import topics as t
 from streams.agents.dlq import headers as dlq_headers
+from streams.cli.output import printable
 from streams.cli.presets import Cells, Context, Preset, Unmappable
 from streams.headers import SOURCE_HEADER
 from streams.producer import make_producer
@@ -100,11 +102,12 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str]]]:
-    """(first line, size in bytes, raw text, cells) of every record, the header first; a
-    quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped.
+def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str], str | None]]:
+    """(first line, size in bytes, raw text, cells, problem) of every record, the header first;
+    a quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped.
     Bytes that are not UTF-8 are kept as surrogates (``surrogateescape``), so one bad byte costs
-    only its row (:func:`_not_utf8`), not the import."""
+    only its row (:func:`_unreadable`), not the import; so does a record the csv module refuses
+    (a cell over its 128 KiB field limit): no cells, and the problem."""
     lines = io.StringIO(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")).readlines()
     consumed: list[str] = []
 
@@ -113,33 +116,43 @@ def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str]]]:
             consumed.append(text)
             yield text
 
-    first = 1
-    for cells in csv.reader(feed()):
+    first, reader = 1, csv.reader(feed())
+    while True:
+        problem = None
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next line
+            cells, problem = [], f"row cannot be read as CSV: {exc} (the other rows are imported)"
         if first == 1:  # the header: a bad byte in a column name becomes U+FFFD (names, not data)
             cells = [_BAD_BYTE.sub("\ufffd", c) for c in cells]
         record = consumed[first - 1 :]
         raw, size = "".join(record), sum(len(x.encode("utf-8", "surrogateescape")) for x in record)
-        yield first, size, raw, cells
+        yield first, size, raw, cells, problem
         first = len(consumed) + 1
 
 
-def _not_utf8(line: int, size: int, raw: str) -> Row | None:
-    """The invalid Row of a record with bytes that are not UTF-8 (its original bytes kept), or None."""
+def _unreadable(line: int, size: int, raw: str, problem: str | None) -> Row | None:
+    """The invalid Row of a record the csv module refused (``problem``) or with bytes that are
+    not UTF-8 (its original bytes kept), or None."""
     bad = _BAD_BYTE.search(raw)
-    if bad is None:
+    if problem is None and bad is None:
         return None
-    error = InvalidEvent([Reason("$", f"row is not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at character "
-                                      f"{bad.start() + 1} (the other rows are imported)")])
-    return Row(line, size, raw.rstrip("\r\n").encode("utf-8", "surrogateescape"), error)
+    if problem is None:
+        assert bad is not None
+        problem = (f"row is not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at character {bad.start() + 1} "
+                   "(the other rows are imported)")
+    return Row(line, size, raw.rstrip("\r\n").encode("utf-8", "surrogateescape"), InvalidEvent([Reason("$", problem)]))
 
 
 def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
     records = _csv_records(data)
     header = next(records, (0, 0, "", None))[3]
-    for line, size, raw, cells in records:
-        if not any(c.strip() for c in cells):
+    for line, size, raw, cells, problem in records:
+        if problem is None and not any(c.strip() for c in cells):
             continue
-        bad = _not_utf8(line, size, raw)
+        bad = _unreadable(line, size, raw, problem)
         if bad is not None:
             yield bad
             continue
@@ -170,7 +183,7 @@ def preset_header(data: bytes, preset: Preset) -> tuple[dict[int, str], list[str
     positions, missing, unmapped = preset.resolve(header)
     if missing:
         raise MissingColumns(f"{preset.name}: the file has no column {', '.join(repr(m) for m in missing)} "
-                             f"(required); its columns: {', '.join(header) or 'none'}")
+                             f"(required); its columns: {printable(', '.join(header)) or 'none'}")  # the file's: inert
     return positions, unmapped
 
 
@@ -180,10 +193,10 @@ def read_preset(data: bytes, preset: Preset, ctx: Context, report: PresetReport)
     positions, report.unmapped = preset_header(data, preset)
     records = _csv_records(data)
     header = next(records)[3]
-    for line, size, raw, cells in records:
-        if not any(c.strip() for c in cells):
+    for line, size, raw, cells, problem in records:
+        if problem is None and not any(c.strip() for c in cells):
             continue
-        bad = _not_utf8(line, size, raw)
+        bad = _unreadable(line, size, raw, problem)
         if bad is not None:
             yield bad
             continue
@@ -220,6 +233,16 @@ def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes
     return (key.encode() if key else None), None
 
 
+def dead_letter(value: bytes, error: InvalidEvent, keep: int = MAX_EVENT_BYTES) -> tuple[bytes, InvalidEvent]:
+    """The value and error a rejected row is dead-lettered with: a row over ``keep`` bytes (no
+    event is that large) keeps its first ``keep``, as the collector does, so its dead letter fits
+    the producer's request limit (1 MiB) and does not stop the import."""
+    if len(value) <= keep:
+        return value, error
+    kept = Reason("$", f"row is {len(value)} bytes (dead letter keeps the first {keep} bytes)")
+    return value[:keep], InvalidEvent([*error.reasons, kept], stage=error.stage, oversized=True)
+
+
 def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | None = None,
                preset: Preset | None = None, ctx: Context | None = None, report: PresetReport | None = None,
                on_progress: Callable[[int], None] = lambda n: None) -> Summary:
@@ -250,8 +273,9 @@ def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | No
                 summary.accepted += 1
             else:
                 source = f"import:{path.name}:{row.line}"
-                headers = list(dlq_headers("import", source, row.value, error).items()) + origin
-                pending.append(producer.send(dead, key=key, value=row.value, headers=headers))
+                value, error = dead_letter(row.value, error)
+                headers = list(dlq_headers("import", source, value, error).items()) + origin
+                pending.append(producer.send(dead, key=key, value=value, headers=headers))
                 summary.rejected += 1
                 summary.reasons.update(str(r)[:160] for r in error.reasons)
             on_progress(row.size)
@@ -271,4 +295,5 @@ def _wait(producer: Any, pending: list[Any]) -> None:
 
 
 __all__ = ["KafkaError", "MissingColumns", "PresetReport", "Summary", "infer_format", "run_import", "csv_event",
+           "dead_letter",
            "read_csv", "read_ndjson", "read_preset", "check"]

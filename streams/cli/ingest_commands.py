@@ -11,10 +11,11 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from streams import topics as t
 from streams.cli.commands import format_option, settings_of
-from streams.cli.output import emit
+from streams.cli.output import emit, printable
 from streams.cli.presets import PRESETS as _PRESETS
 
 if TYPE_CHECKING:
@@ -152,20 +153,26 @@ def _print_summary(settings: Settings, file: Path, summary: Summary, preset: str
     table.add_row("accepted" + (" (events)" if preset else ""), str(summary.accepted))
     table.add_row("rejected (dead-lettered)", str(summary.rejected))
     for reason, count in summary.reasons.most_common(5):
-        table.add_row(f"  {reason}", str(count))
+        table.add_row(_inert(f"  {reason}"), str(count))
     if report is not None and context is not None:
         _preset_rows(table, report, context)
     Console(width=200).print(table)
+
+
+def _inert(text: str) -> Text:
+    """A cell with text from the file (reasons name its keys and values, owners are its cells):
+    Rich markup shown, not applied; control characters such as ESC shown as ``\\x1b``."""
+    return Text(printable(text))
 
 
 def _preset_rows(table: Table, report: PresetReport, context: Context) -> None:
     table.add_row("rows skipped (no buyer touch)", str(report.skipped))
     table.add_row("unmapped columns (not read)", str(len(report.unmapped)))
     if report.unmapped:
-        table.add_row(f"  {', '.join(report.unmapped)}"[:190], "")
+        table.add_row(_inert(f"  {', '.join(report.unmapped)}"[:190]), "")
     table.add_row(f"owners not in reps: (role {context.reps.default_role})", str(len(context.unknown_owners)))
     for owner, rows in context.unknown_owners.most_common(10):
-        table.add_row(f"  {owner}", str(rows))
+        table.add_row(_inert(f"  {owner}"), str(rows))
     if context.dropped_amounts:
         table.add_row("amounts dropped (no currency; pass --currency)", str(context.dropped_amounts))
 

@@ -95,6 +95,8 @@ MAX_LISTED_REASONS = 10
 
 
 _WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_CUT_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*\\?\Z')
+"""A key value the end of the bytes cuts (a dead letter keeps a large body's first bytes)."""
 _MAX_KEY_SCAN = 16
 REDACTED = b'"[redacted]"'
 
@@ -116,8 +118,10 @@ def body_write_keys(body: bytes) -> list[str]:
 
 
 def redact_write_keys(raw: bytes) -> bytes:
-    """``raw`` with the value of every ``"writeKey"`` member replaced (a dead letter keeps no key)."""
-    return _WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
+    """``raw`` with the value of every ``"writeKey"`` member replaced (a dead letter keeps no key),
+    a value cut off by the end of ``raw`` included."""
+    redacted = _WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
+    return _CUT_WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, redacted)
 
 
 @dataclass(frozen=True)
@@ -294,7 +298,7 @@ def _wide_by_item(body: bytes) -> dict[int, str]:
     """Integers beyond 64 bits in a batch body: the first one's path within each item, by item
     index (``-1``: in the batch's shared fields, copied into every item)."""
     wide: dict[int, str] = {}
-    for path in wide_integers(body):
+    for path in wide_integers(body, first=None):  # all: a first item's many must not hide a later one's
         match = _BATCH_ITEM.match(path)
         index, rest = (int(match.group(1)), path[match.end():]) if match else (-1, path[1:])
         wide.setdefault(index, "$" + rest)

@@ -41,7 +41,10 @@ def post(url: str, body: bytes, key: str | None = WRITE_KEY, gz: bool = False) -
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:  # aiohttp's own 500 page: the status is the finding
+            return exc.code, {}
 
 
 class Shared:
@@ -188,9 +191,30 @@ def collector_part(prefix: str, c: Collector, shared: Shared, rng: random.Random
         "unknown write key: nothing stored", key="wk_wrong_key", stored=False)
     bad(8, "page", orjson.dumps({"type": "page", "messageId": m(8), "userId": user}), 401,
         "no write key: nothing stored", key=None, stored=False)
+    # issue 20: an item nested deeper than the limit costs only itself, at 220 levels (past the
+    # collector it stopped a later stage) and at 300 (it made the collector answer 500)
+    for k, depth in enumerate((220, 300)):
+        ok = [deep_neighbour(prefix, f"{k}-{j}") for j in range(2)]
+        deep = orjson.dumps({"type": "track", "messageId": m(9 + k), "anonymousId": f"{prefix}deep-dev",
+                             "event": "Viewed", "timestamp": h.iso(_now() - timedelta(hours=1))})
+        body = b'{"batch":[' + b",".join([orjson.dumps(ok[0]), deep[:-1] + b',"properties":' + nested(depth) + b"}",
+                                         orjson.dumps(ok[1])]) + b"]}"
+        bad(9 + k, "batch", body, 400, f"batch: one item nested {depth} levels deep, two good ones")
+        recs += [h.Rec(orjson.dumps(o), event_id=o["messageId"], obj=o) for o in ok]
     expect("unknown endpoint /v1/nope", 404, post(c.url + "/v1/nope", b"{}"))  # /v1/screen: 400 since issue 21
     shared.notes["never stored"] = f"{m(7)},{m(8)}"
     return recs
+
+
+def nested(depth: int) -> bytes:
+    """An object ``depth`` levels deep, by hand: orjson cannot write 254 levels or more."""
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def deep_neighbour(prefix: str, n: str) -> dict:
+    """A good anonymous event sent next to a deep one (no account: outside the journey check)."""
+    return {"type": "track", "messageId": f"{prefix}deep-ok-{n}", "anonymousId": f"{prefix}deep-dev",
+            "event": "Viewed", "timestamp": h.iso(_now() - timedelta(hours=1))}
 
 
 def inbound_bad_classes(prefix: str) -> list[h.Rec]:
@@ -206,6 +230,12 @@ def inbound_bad_classes(prefix: str) -> list[h.Rec]:
         h.Rec(orjson.dumps({"type": "lead_status", "messageId": m(3), "leadId": "l1", "status": "mql",
                             "changedAt": h.iso(_now()), "crmAccountId": "x", "unknownField": 1}), marker=m(3)),
     ]
+    for k, depth in enumerate((220, 300)):  # issue 20: straight into Kafka, past the collector's check
+        deep = orjson.dumps({"type": "track", "messageId": m(4 + k), "anonymousId": f"{prefix}deep-dev",
+                             "event": "Viewed", "timestamp": h.iso(_now() - timedelta(hours=1))})
+        out.append(h.Rec(deep[:-1] + b',"properties":' + nested(depth) + b"}", marker=m(4 + k)))
+        ok = deep_neighbour(prefix, f"topic-{k}")
+        out.append(h.Rec(orjson.dumps(ok), event_id=ok["messageId"], obj=ok))
     tolerant = {"type": "page", "messageId": f"{prefix}topic-unknown-ok", "userId": user, "name": "/",
                 "timestamp": h.iso(_now() - timedelta(hours=2)), "someVendorField": {"a": 1}, "_metadata": {}}
     out.append(h.rec(tolerant, f"{prefix}http-a1"))

@@ -223,6 +223,16 @@ def test_write_keys_are_redacted_from_dead_lettered_bodies() -> None:
     assert b"wk_secret" not in over.value and b"[redacted]" in over.value
 
 
+def test_a_write_key_cut_by_the_dead_letters_size_limit_is_redacted_too() -> None:
+    """An oversized body's dead letter keeps its first ``max_event_bytes``: a cut inside the
+    key's value left the key's start in the dead letter (no closing quote to match)."""
+    body = b'{"batch":[' + b" " * 1000 + b'],"writeKey":"wk_secret_0123456789"}'
+    cut = body.index(b"wk_secret") + 12  # the cut falls inside the key
+    (over,) = run(body, limits=Limits(max_request_bytes=512, max_event_bytes=cut)).items
+    assert isinstance(over, Rejected) and b"wk_sec" not in over.value
+    assert over.value.endswith(b'"writeKey":"[redacted]"')
+
+
 def test_unknown_keys_are_refused_before_the_body_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     from streams.collector import handling
 
@@ -261,3 +271,14 @@ def test_an_integer_beyond_64_bits_rejects_only_its_item_with_its_path() -> None
     # in the batch's shared context: every item carries it, every item is refused
     shared = run(b'{"context":{"n":99999999999999999999999},"batch":[' + items[0] + b"]}")
     assert [r.error.reasons[0].path for r in shared.rejected] == ["$.context.n"]
+
+
+def test_every_item_with_an_integer_beyond_64_bits_is_refused_however_many_come_before() -> None:
+    """The scan for wide integers stopped at the body's first 100: in a batch whose first item
+    carries 100 of them, the next item's was read as a float and accepted, rounded."""
+    wide = b"123456789012345678901234"
+    first = orjson.dumps(track(0))[:-1] + b',"properties":{"ids":[' + b",".join([wide] * 100) + b"]}}"
+    second = orjson.dumps(track(1))[:-1] + b',"properties":{"amount":' + wide + b"}}"
+    handled = run(b'{"batch":[' + first + b"," + second + b"]}")
+    assert [type(i) for i in handled.items] == [Rejected, Rejected]
+    assert handled.rejected[1].error.reasons[0].path == "$.properties.amount"

@@ -104,3 +104,20 @@ def test_the_answer_lists_the_first_rejections_and_counts_them_all() -> None:
     _, payload = response(handle(orjson.dumps(many_fields), "crm", received_at=NOW, limits=Limits()))
     (listed,) = payload["rejected"]
     assert len(listed["reasons"]) == MAX_LISTED_REASONS + 1 and listed["reasons"][-1].startswith("… and ")
+
+
+def test_aiohttp_with_the_gzip_bomb_guard_is_required_and_installed() -> None:
+    """aiohttp 3.13.3 limits how far a gzip body may inflate; Faust pulls aiohttp in without
+    that floor, so the project's own requirement must name it (issue 20, "Smaller")."""
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    (aiohttp,) = [r for r in map(Requirement, pyproject["project"]["dependencies"]) if r.name == "aiohttp"]
+    floor = min(Version(s.version) for s in aiohttp.specifier if s.operator in (">=", "=="))
+    assert floor >= Version("3.13.3"), aiohttp
+    assert Version(version("aiohttp")) in aiohttp.specifier

@@ -187,6 +187,9 @@ def test_headers_match_without_case_or_bom_and_missing_required_columns_stop_the
     assert [e["action"] for e in out] == ["created", "closed_lost"]
     with pytest.raises(MissingColumns, match="'AccountId'"):
         mapped("salesforce-opportunity", b"Id,StageName,CloseDate,CreatedDate\n")
+    with pytest.raises(MissingColumns) as refused:  # the file's column names, printed: no terminal escapes
+        mapped("salesforce-opportunity", b"Id,StageName,CloseDate,CreatedDate,\x1b]0;pwned\x07\x1b[2J\n")
+    assert "\x1b" not in str(refused.value) and "\\x1b]0;pwned\\x07" in str(refused.value)
 
 
 def test_an_unmappable_row_becomes_an_invalid_row_and_the_value_map_is_configurable() -> None:

@@ -126,3 +126,32 @@ def test_a_batch_writes_each_key_with_its_own_record_as_the_current_event() -> N
     write_states(table, states)  # type: ignore[arg-type]
     assert table == {"a": (1, 0), "b": (2, 3)}
     assert current_event() is None
+
+
+@pytest.mark.parametrize("value", [b'{"account": "", "id": "r1"}', b'{"account": "a1", "id": "r1", "after": 5}',
+                                   b"[1]", b"{bad", None])
+def test_a_rebuild_request_that_cannot_be_answered_is_dead_lettered_not_retried_forever(value) -> None:
+    """The store's rebuild agent retried every failing read forever: a request naming the empty
+    account (whose read is refused) stalled every later rebuild; an ``after`` that is no list
+    stopped the agent."""
+    from types import SimpleNamespace
+
+    from streams.agents import rebuilds
+
+    class App:
+        def agent(self, topic: Any, name: str):
+            def register(fn):
+                self.fn = fn
+                return fn
+            return register
+
+    class Stream:
+        async def events(self):
+            yield Event(Message(value, topic="journeys-journey-rebuilds-v1"))
+
+    app, dlq = App(), Topic()
+    rebuilds.register(app, SimpleNamespace(journey_rebuilds=None, inbound_dlq=dlq), None,  # type: ignore[arg-type]
+                      SimpleNamespace(get=lambda: None))
+    asyncio.run(asyncio.wait_for(app.fn(Stream()), timeout=10))
+    (letter,) = dlq.sent
+    assert letter["value"] == (value or b"") and letter["headers"][t.DLQ_HEADER_STAGE] == b"store"

@@ -111,3 +111,64 @@ def test_one_bad_byte_in_a_csv_costs_only_its_row() -> None:
     assert bad.error is not None and "not UTF-8: byte 0xe9" in str(bad.error)
     assert bad.value == b"track,u-2,Caf\xe9 visited,b"  # the original bytes, dead-lettered as they were
     assert bad.size == len(b"track,u-2,Caf\xe9 visited,b\n")
+
+
+class _Producer:
+    """kafka-python's producer as the import sees it: ``send`` refuses a record over
+    ``max_request_size`` (1 MiB by default) at once, with ``MessageSizeTooLargeError``."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"", headers: list | None = None):
+        from kafka.errors import MessageSizeTooLargeError
+
+        if len(value) > 1024 * 1024:
+            raise MessageSizeTooLargeError(f"The message is {len(value)} bytes")
+        self.sent.append((topic, value))
+        return self
+
+    def get(self, timeout: float | None = None) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+    def close(self, timeout: float | None = None) -> None: ...
+
+
+@pytest.mark.parametrize("name, data", [
+    ("big.ndjson", b'{"type":"track","messageId":"m1","userId":"u","event":"e"}\n'
+                   b'{"type":"track","messageId":"m2","userId":"u","event":"e","properties":{"x":"'
+                   + b"x" * 2_000_000 + b'"}}\n'
+                   b'{"type":"track","messageId":"m3","userId":"u","event":"e"}\n'),
+    ("big.csv", b"type,messageId,userId,event\ntrack,m1,u-1,Viewed\ntrack,m2,u-2," + b"x" * 200_000
+                + b"\ntrack,m3,u-3,Viewed\n"),
+])
+def test_one_huge_row_costs_only_its_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
+                                         data: bytes) -> None:
+    """A 2 MB NDJSON line stopped the import ("Kafka failed": its dead letter was over the
+    producer's 1 MiB), and so did a CSV cell over the csv module's 128 KiB field limit
+    (``_csv.Error``). Now each is dead-lettered with its first 32 KiB, and the other rows go in."""
+    from schemas.events import MAX_EVENT_BYTES
+    from streams.cli import importing
+    from streams.settings import Settings
+
+    producer = _Producer()
+    monkeypatch.setattr(importing, "make_producer", lambda settings: producer)
+    path = tmp_path / name
+    path.write_bytes(data)
+    summary = importing.run_import(Settings(), path, importing.infer_format(path))
+    assert (summary.accepted, summary.rejected) == (2, 1)
+    (dead,) = [value for topic, value in producer.sent if topic.endswith("-dlq")]
+    assert len(dead) == MAX_EVENT_BYTES
+    assert any("dead letter keeps the first" in r for r in summary.reasons)
+
+
+def test_a_dead_letter_with_unreadable_headers_is_still_listed_and_replayed() -> None:
+    """``journeys dlq replay`` read each letter's reasons and time strictly: one letter whose
+    headers another producer wrote badly stopped the whole replay (the store keeps such letters)."""
+    for reasons, rejected in ((b"not json", b"2026-11-01T12:00:00+00:00"), (b'{"a": 1}', b"yesterday"),
+                              (b"[1, 2]", b"\xff")):
+        got = letter_of(b"k", b"payload", [(t.DLQ_HEADER_REASONS, reasons), (t.DLQ_HEADER_REJECTED_AT, rejected)])
+        assert got.value == b"payload" and got.reasons and all(isinstance(r, str) for r in got.reasons)
+    assert select([got], reason_contains="unreadable") == [got]
+    assert select([got], since=NOW) == []  # no readable time: not "since" anything

@@ -161,3 +161,63 @@ def test_a_delivery_record_maps_to_its_row() -> None:
     assert dict(zip(ALERT_DELIVERY_COLUMNS, alert_delivery_row(record), strict=True)) == {
         "alert_id": "a1", "receiver": "http://h/…12345678", "status": "failed", "attempts": 5, "reason": "HTTP 500",
         "at": at}
+
+
+def test_an_unreadable_alert_record_is_dead_lettered_and_the_next_alerts_are_delivered(monkeypatch) -> None:
+    """The delivery agent parsed each record unguarded: one it could not read (another
+    version's field, a stray record on the topic) stopped the agent, and every later alert
+    waited (issue 20: every agent dead-letters the record it fails on and goes on)."""
+    from dataclasses import dataclass, field
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+    from typing import Any
+
+    from schemas.alerts import AlertRecord
+    from schemas.definitions import load
+    from streams import tables
+    from streams import topics as t
+    from streams.agents import alerts_delivery
+    from streams.settings import Settings
+
+    @dataclass
+    class Topic:
+        sent: list[dict[str, Any]] = field(default_factory=list)
+
+        async def send(self, **record: Any) -> None:
+            self.sent.append(record)
+
+    class App:
+        def agent(self, topic: Any, name: str):
+            def register(fn):
+                self.fn = fn
+                return fn
+            return register
+
+    def event(value: bytes, offset: int) -> SimpleNamespace:
+        return SimpleNamespace(message=SimpleNamespace(value=value, key=b"a1", topic="journeys-alerts-v1",
+                                                       partition=0, offset=offset))
+
+    class Stream:
+        async def events(self):
+            for n, value in enumerate(values):
+                yield event(value, n)
+
+    async def delivered(session, url, body, alert_id, policy, *, on_retry=None) -> Outcome:
+        posted.append(alert_id)
+        return Outcome(True, 1)
+
+    alert = AlertRecord(alert_id="al-1", rule="r", account_id="a1", at=datetime(2026, 11, 1, tzinfo=timezone.utc),
+                        summary="s", definitions_version="1")
+    values = [b'{"alert_id": "al-0", "not": "an alert"}', alert.to_bytes()]
+    posted: list[str] = []
+    monkeypatch.setattr(tables, "table", lambda *a, **k: {})
+    monkeypatch.setattr(webhook, "deliver", delivered)
+    app, dlq = App(), Topic()
+    topics = SimpleNamespace(alerts=Topic(), alert_deliveries=Topic(), inbound_dlq=dlq)
+    alerts_delivery.register(app, topics, Settings(alert_webhooks=["http://127.0.0.1:9/hook"]), load())  # type: ignore[arg-type]
+    asyncio.run(app.fn(Stream()))
+    assert posted == ["al-1"]
+    (letter,) = dlq.sent
+    assert letter["value"] == values[0]
+    assert letter["headers"][t.DLQ_HEADER_STAGE] == b"alert-delivery"
+    assert letter["headers"][t.DLQ_HEADER_SOURCE] == b"journeys-alerts-v1/0@0"
