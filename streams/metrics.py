@@ -67,6 +67,14 @@ STORE_MEMORY = Gauge(
     ["kind"])
 AGENT_CRASHES = Counter(
     "journeys_agent_crashes_total", "Agents that raised: /health/live turns 503.", ["agent"])
+API_REQUESTS = Counter(
+    "journeys_api_requests_total",
+    "Requests the JSON API and the UI pages answered (a worker's or journeys serve's), by route name and "
+    "HTTP status (a request refused by the token check reaches no route and is not counted).",
+    ["route", "status"])
+API_REQUEST_SECONDS = Histogram(
+    "journeys_api_request_seconds", "Time to answer one API or UI request, store reads included, by route name.",
+    ["route"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 # Alerting: declared here, incremented by the alert agent and delivery.
 DEFINITIONS_RELOADS = Counter(
     "journeys_definitions_reloads_total",
@@ -141,3 +149,9 @@ def sink_insert(table: str, events: int, rows: int) -> Iterator[None]:
     yield
     SINK_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
     EVENTS_OUT.labels("store", table).inc(rows)
+
+
+def api_request(route: str, status: int, seconds: float) -> None:
+    """One answered request of the API or the UI (``route``: the route table's name, bounded)."""
+    API_REQUESTS.labels(route, str(status)).inc()
+    API_REQUEST_SECONDS.labels(route).observe(seconds)

@@ -8,11 +8,14 @@ adapters below turn a :data:`Route` list into Faust views (:func:`add_to_faust`)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Literal, Mapping
 
 from aiohttp import web
 from faust.utils import json as _json
+
+from streams import metrics
 
 
 @dataclass
@@ -49,14 +52,32 @@ def error(status: int, message: str) -> Reply:
     return Reply({"error": message}, status=status)
 
 
+def measured(route: Route) -> Handler:
+    """``route``'s handler, counting each answer and its time (``journeys_api_requests_total``,
+    ``journeys_api_request_seconds``) on either server; a handler that raises counts as 500."""
+
+    async def handle(ctx: Context, query: Mapping[str, str], **params: str) -> Reply:
+        started, status = time.perf_counter(), 500
+        try:
+            reply = await route.handler(ctx, query, **params)
+            status = reply.status
+            return reply
+        finally:
+            metrics.api_request(route.name, status, time.perf_counter() - started)
+
+    return handle
+
+
 def add_to_faust(app: Any, routes: list[Route], ctx: Context) -> None:
     """Register each route as a Faust view (GET) on the worker's web server."""
     from faust.web import Request, Response, View
 
     def view_of(route: Route) -> type[View]:
+        handler = measured(route)
+
         class RouteView(View):
             async def get(self, request: Request, **params: str) -> Response:
-                reply = await route.handler(ctx, request.query, **params)
+                reply = await handler(ctx, request.query, **params)
                 headers = dict(reply.headers) or None
                 if reply.kind == "json":
                     return self.json(reply.value, status=reply.status, headers=headers)
@@ -89,9 +110,11 @@ def add_to_aiohttp(web_app: web.Application, routes: list[Route], ctx: Context) 
     """Register each route (GET, and HEAD) on a plain aiohttp application."""
 
     def handler_of(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+        handler = measured(route)
+
         async def handle(request: web.Request) -> web.Response:
             query: Mapping[str, str] = request.query
-            return to_aiohttp(await route.handler(ctx, query, **request.match_info))
+            return to_aiohttp(await handler(ctx, query, **request.match_info))
 
         return handle
 

@@ -7,7 +7,9 @@ A plain aiohttp server — no Faust app running, no Kafka connection — serving
 token is required). It only reads: through ``JOURNEYS_READER_CLICKHOUSE_URL`` if set, else
 ``JOURNEYS_CLICKHOUSE_URL`` (a ClickHouse server: never migrated from here), or the embedded
 store's path — which only one process may open, so ``serve`` refuses when a worker (or another
-``serve``) answers at ``JOURNEYS_API_URL``.
+``serve``) answers at ``JOURNEYS_API_URL``. ``/metrics`` (no token, as on a worker) has the
+request counts and times of the API and the UI, glibc's heap and the process's CPU, memory and
+open files.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import logging
 from typing import Any, Mapping
 
 from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from sinks.clickhouse.client import ReadOnlyStore, Store, is_embedded, read_limits, redact
+from streams import malloc, metrics
 from streams.definitions_source import DefinitionsSource
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
@@ -78,6 +83,14 @@ async def ready(ctx: Context, query: Mapping[str, str]) -> Reply:
     return Reply({"ready": not problems, "not_ready": problems, "roles": "serve"}, status=200 if not problems else 503)
 
 
+async def prometheus(ctx: Context, query: Mapping[str, str]) -> Reply:
+    """The Prometheus text format of this process's series (the worker's ``/metrics`` has the same
+    API series, plus the stream and store ones a ``serve`` has no part in)."""
+    for kind, used in malloc.glibc_usage().items():
+        metrics.MALLOC.labels("glibc", kind).set(used)
+    return Reply(generate_latest(), kind="bytes", headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
 @api._capped
 async def schema(ctx: Context, query: Mapping[str, str]) -> Reply:
     """Applied and pending migrations, as the store worker's ``/api/v1/schema`` (read here, never run)."""
@@ -94,10 +107,11 @@ OWN = [
     Route("/health/live", "health-live", live),
     Route("/health/ready", "health-ready", ready),
     Route("/api/v1/schema", "api-schema", schema),
+    Route("/metrics", "metrics", prometheus),
 ]
 
 ROUTES = api.ROUTES + ui.ROUTES + OWN
-"""Everything ``journeys serve`` answers (no ``/metrics``: no Faust app, nothing to measure)."""
+"""Everything ``journeys serve`` answers."""
 
 
 def build(settings: Settings, handle: Any, definitions: DefinitionsSource | None) -> web.Application:

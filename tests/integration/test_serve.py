@@ -154,6 +154,32 @@ def test_serve_keeps_the_token_rule_and_is_read_only(stored, served: Serve) -> N
     assert "JOURNEYS_API_TOKEN" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_serve_exposes_prometheus_metrics_of_its_requests(served: Serve) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples() -> dict[tuple[str, tuple], float]:
+        status, body, ctype = call(served.port, "/metrics", token=None)  # no token, as on a worker
+        assert status == 200 and ctype.startswith("text/plain"), (status, body)
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body) for s in family.samples}
+
+    def requests(route: str, status: int) -> float:
+        return before.get(("journeys_api_requests_total", (("route", route), ("status", str(status)))), 0.0)
+
+    before = samples()
+    timeline, missing = requests("api-timeline", 200), requests("api-report", 400)
+    assert call(served.port, f"/api/v1/timeline/{ACCOUNT}")[0] == 200
+    assert call(served.port, f"/api/v1/timeline/{ACCOUNT}")[0] == 200
+    assert call(served.port, "/api/v1/reports/no-such-report")[0] == 400
+    before = samples()
+    assert requests("api-timeline", 200) == timeline + 2
+    assert requests("api-report", 400) == missing + 1
+    assert before[("journeys_api_request_seconds_count", (("route", "api-timeline"),))] >= 2
+    assert before[("journeys_api_request_seconds_sum", (("route", "api-timeline"),))] > 0
+    assert before[("process_resident_memory_bytes", ())] > 0  # the process's own series
+    assert before[("journeys_malloc_bytes", (("allocator", "glibc"), ("kind", "in_use")))] > 0
+
+
 def refused(env: dict[str, str]) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "streams", "serve", "--port", str(free_port())],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -68,12 +68,34 @@ def test_salesforce_lead_statuses_map_and_a_closed_lead_is_rejected_with_its_sta
         ("00QDn00000DanaLIAA", "sql"), ("00QDn00000SamKLIAA", "rejected"), ("00QDn00000PatRLIAA", "accepted")]
     converted, rejected = statuses[0], statuses[1]
     assert converted["crmAccountId"] == "001Dn000004AcmeIAA" and converted["changedAt"] == "2026-10-06T00:00:00.000Z"
-    assert converted["crmContactId"] == "00QDn00000DanaLIAA" and converted["leadSource"] == "Webinar"
+    assert converted["crmContactId"] == "003Dn00000DanaCIAA" and converted["leadSource"] == "Webinar"
     assert rejected["reason"] == "Closed - Not Converted" and "crmAccountId" not in rejected
-    identify = out[0]
-    assert identify["type"] == "identify" and identify["userId"] == "00QDn00000DanaLIAA"
-    assert "email" not in identify["traits"]  # converted: the contact carries the email
-    assert out[2]["traits"]["email"] == "sam.kim@initech.example"
+    assert rejected["crmContactId"] == "00QDn00000SamKLIAA"  # not converted: the lead is the person
+    sam = next(e for e in out if e["type"] == "identify" and e["userId"] == "00QDn00000SamKLIAA")
+    assert sam["traits"]["email"] == "sam.kim@initech.example"
+
+
+def test_salesforce_converted_lead_is_its_contacts_person_and_its_id_an_alias() -> None:
+    dana = [e for e in events("salesforce-lead") if "Dana" in str(e)]
+    assert [e["type"] for e in dana] == ["identify", "alias", "group", "lead_status"]
+    identify, alias, group, status = dana
+    assert identify["userId"] == "003Dn00000DanaCIAA"  # ConvertedContactId
+    assert identify["traits"]["email"] == "dana.lee@acme.example"  # one person: the email stays
+    assert (alias["previousId"], alias["userId"]) == ("00QDn00000DanaLIAA", "003Dn00000DanaCIAA")
+    # rows still naming the lead (a task logged before conversion) count for the converted account
+    assert (group["userId"], group["groupId"]) == ("00QDn00000DanaLIAA", "001Dn000004AcmeIAA")
+    assert (status["leadId"], status["crmContactId"]) == ("00QDn00000DanaLIAA", "003Dn00000DanaCIAA")
+    # converted, ConvertedContactId not exported: the lead stays its own person, the email the contact's
+    data = (b"Id,Email,Status,CreatedDate,IsConverted,ConvertedAccountId\n"
+            b"00Q1,a@b.example,Closed - Converted,2026-09-01T09:00:00.000Z,true,001A\n")
+    identify, status = events("salesforce-lead", data=data)
+    assert identify["userId"] == "00Q1" and "email" not in identify["traits"]
+    assert (status["crmContactId"], status["crmAccountId"]) == ("00Q1", "001A")
+    # the history's relationship column names the contact too
+    data = (b"LeadId,Lead.ConvertedAccountId,Lead.ConvertedContactId,Field,NewValue,CreatedDate\n"
+            b"00Q1,001A,003A,Status,Working - Contacted,2026-09-02T09:00:00.000Z\n"
+            b"00Q2,,,Status,Working - Contacted,2026-09-02T09:00:00.000Z\n")
+    assert [e["crmContactId"] for e in events("salesforce-lead-history", data=data)] == ["003A", "00Q2"]
 
 
 def test_salesforce_lead_history_keeps_status_rows_and_skips_other_fields() -> None:
@@ -83,7 +105,7 @@ def test_salesforce_lead_history_keeps_status_rows_and_skips_other_fields() -> N
     assert [(e["status"], e["changedAt"]) for e in out] == [
         ("new", "2026-09-20T10:00:00.000Z"), ("accepted", "2026-09-22T14:45:00.000Z"),
         ("sql", "2026-10-06T15:00:00.000Z")]
-    assert {e["crmAccountId"] for e in out} == {"001Dn000004AcmeIAA"}
+    assert {(e["crmAccountId"], e["crmContactId"]) for e in out} == {("001Dn000004AcmeIAA", "003Dn00000DanaCIAA")}
 
 
 def test_salesforce_opportunity_created_then_closed_won_and_amount_needs_a_currency() -> None:
@@ -250,7 +272,7 @@ def test_variant_salesforce_lead_statuses() -> None:
     assert first["crmAccountId"] == "0015g00000ACME01AAA" and first["leadSource"] == "Webinar"
     assert first["changedAt"] == "2026-09-10T14:00:00.000Z"  # converted, no ConvertedDate: LastModifiedDate
     assert statuses[2]["reason"] == "Closed - Not Converted"
-    assert report.unmapped == ["ConvertedContactId"]
+    assert report.unmapped == [] and first["crmContactId"] == "0035g00000DANA01AAA"
 
 
 def test_salesforce_lead_default_picklist_and_unknown_status_is_unmappable() -> None:

@@ -78,6 +78,7 @@ def test_serve_answers_with_the_shared_handlers_and_the_auth_rules(handle: serve
                 out["static"] = await get("/ui/static/ui.css")
                 out["missing"] = await get("/ui/static/none.css")
                 out["ready"] = await get("/health/ready")
+                out["metrics"] = await get("/metrics")  # no token, as on a worker
         finally:
             await server.close()
         return out
@@ -95,3 +96,30 @@ def test_serve_answers_with_the_shared_handlers_and_the_auth_rules(handle: serve
     assert out["static"][:2] == (200, "text/css; charset=utf-8")
     assert out["missing"][0] == 404
     assert out["ready"][0] == 200
+    status, ctype, body = out["metrics"]
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    assert 'journeys_api_requests_total{route="api-stats",status="200"}' in text
+    assert 'journeys_api_requests_total{route="api-timeline",status="400"}' in text
+    assert 'journeys_api_request_seconds_count{route="ui-account"}' in text
+    assert "process_resident_memory_bytes" in text
+
+
+def test_a_measured_route_counts_its_status_and_a_raising_handler_as_500() -> None:
+    from streams import metrics
+    from streams.web.routes import Reply, Route, measured
+
+    async def ok(ctx, query, **params):
+        return Reply({}, status=204)
+
+    async def boom(ctx, query, **params):
+        raise RuntimeError("store down")
+
+    def count(route: str, status: str) -> float:
+        return metrics.API_REQUESTS.labels(route, status)._value.get()
+
+    before = count("unit-ok", "204"), count("unit-boom", "500")
+    asyncio.run(measured(Route("/ok", "unit-ok", ok))(None, {}))
+    with pytest.raises(RuntimeError):
+        asyncio.run(measured(Route("/boom", "unit-boom", boom))(None, {}))
+    assert (count("unit-ok", "204"), count("unit-boom", "500")) == (before[0] + 1, before[1] + 1)

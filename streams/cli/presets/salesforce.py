@@ -3,9 +3,11 @@
 Field names as in Salesforce's Object Reference (Lead, LeadHistory, Opportunity,
 OpportunityHistory, OpportunityFieldHistory, Task, Event, Contact, Account). Salesforce ids
 are unique across objects, so they are used as they are: a Contact's ``Id`` is its person, an
-``AccountId`` its account, a Lead's ``Id`` the lead's person until it is converted.
+``AccountId`` its account, a Lead's ``Id`` the lead's person until it is converted; a converted
+lead's person is the contact it became (``ConvertedContactId``), and its ``Id`` an alias of it.
 History objects hold only their parent's id: export the parent's account with a relationship
-column (``Opportunity.AccountId``, ``Lead.ConvertedAccountId``) in the Data Loader query.
+column (``Opportunity.AccountId``, ``Lead.ConvertedAccountId``, ``Lead.ConvertedContactId``) in
+the Data Loader query.
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ def _lead_status(value: str, ctx: Context, column: str) -> str:
 
 
 def _lead_event(lead_id: str, status: str, label: str, at: str, by: str, account: str,
-                source: str = "") -> dict[str, Any]:
+                source: str = "", person: str = "") -> dict[str, Any]:
+    """A status change of the lead, whose person is ``person`` (converted: the contact), else the lead."""
     event: dict[str, Any] = {"type": "lead_status", "leadId": lead_id, "status": status, "changedAt": at,
-                             "crmContactId": lead_id}
+                             "crmContactId": person or lead_id}
     if status == "rejected":
         event["reason"] = label
     for name, value in (("changedBy", by), ("crmAccountId", account), ("leadSource", source)):
@@ -86,20 +89,37 @@ ACTIONS = {"won": "closed_won", "lost": "closed_lost", "open": "stage_changed"}
 
 
 def lead(r: Cells, ctx: Context) -> list[dict[str, Any]]:
-    """The lead as a person (identify, email kept unless converted: the contact carries it then)
-    and its current status (at ``ConvertedDate`` when converted, else ``LastModifiedDate``)."""
+    """The lead as a person (identify) and its current status (at ``ConvertedDate`` when
+    converted, else ``LastModifiedDate``).
+
+    A converted lead is the contact it became (``ConvertedContactId``): its identify and status
+    are the contact's person, an ``alias`` makes the lead ``Id`` another id of that person (a task
+    or history row still naming the lead resolves to the same person), and a ``group`` puts the
+    lead ``Id`` in ``ConvertedAccountId`` (so the live journey counts such rows for the account).
+    Converted without ``ConvertedContactId`` exported, the lead stays its own person and leaves
+    the email to the contact (two persons with one email would be linked to either)."""
     lead_id, created = r.need("Id"), when(r.need("CreatedDate"), "CreatedDate")
-    converted = truthy(r.get("IsConverted"))
+    contact = r.get("ConvertedContactId")
+    converted = truthy(r.get("IsConverted")) or bool(contact)
     status = _lead_status(r.need("Status"), ctx, "Status")
     changed = r.get("ConvertedDate") if converted and r.get("ConvertedDate") else r.get("LastModifiedDate")
     changed_at = max(created, when(changed, "LastModifiedDate")) if changed else created
+    person = contact or lead_id
+    version = r.get("LastModifiedDate") or created
     traits = {"firstName": r.get("FirstName"), "lastName": r.get("LastName"), "title": r.get("Title"),
-              "company": r.get("Company"), "email": "" if converted else r.get("Email")}
-    identify = {"type": "identify", "messageId": f"{SOURCE}:Lead:{lead_id}:{r.get('LastModifiedDate') or created}",
-                "userId": lead_id, "timestamp": created, "traits": {k: v for k, v in traits.items() if v}}
+              "company": r.get("Company"), "email": "" if converted and not contact else r.get("Email")}
     account = r.get("ConvertedAccountId") if converted else ""
-    return [identify, _lead_event(lead_id, status, r.get("Status"), changed_at, r.get("OwnerId"), account,
-                                  r.get("LeadSource"))]
+    events: list[dict[str, Any]] = [{"type": "identify", "messageId": f"{SOURCE}:Lead:{lead_id}:{version}",
+                                     "userId": person, "timestamp": created,
+                                     "traits": {k: v for k, v in traits.items() if v}}]
+    if contact:
+        events.append({"type": "alias", "messageId": f"{SOURCE}:Lead:{lead_id}:converted:{contact}",
+                       "previousId": lead_id, "userId": contact, "timestamp": changed_at})
+        if account:
+            events.append({"type": "group", "messageId": f"{SOURCE}:Lead:{lead_id}:group:{account}",
+                           "userId": lead_id, "groupId": account, "timestamp": created})
+    return [*events, _lead_event(lead_id, status, r.get("Status"), changed_at, r.get("OwnerId"), account,
+                                 r.get("LeadSource"), person)]
 
 
 def lead_history(r: Cells, ctx: Context) -> list[dict[str, Any]]:
@@ -114,8 +134,9 @@ def lead_history(r: Cells, ctx: Context) -> list[dict[str, Any]]:
         label, status = "converted", "sql"
     else:
         return []
+    # converted: the contact's person, as the Lead preset maps it (Lead.ConvertedContactId exported)
     return [_lead_event(r.need("LeadId"), status, label, when(r.need("CreatedDate"), "CreatedDate"),
-                        r.get("CreatedById"), r.get("Lead.ConvertedAccountId"))]
+                        r.get("CreatedById"), r.get("Lead.ConvertedAccountId"), person=r.get("Lead.ConvertedContactId"))]
 
 
 # -- Opportunity, OpportunityHistory, OpportunityFieldHistory ----------------------------------
@@ -267,10 +288,11 @@ def _columns(*names: str) -> dict[str, tuple[str, ...]]:
 PRESETS = (
     Preset("salesforce-lead", "Lead: identify + current status", _columns(
         "Id", "FirstName", "LastName", "Email", "Title", "Company", "Status", "LeadSource", "OwnerId",
-        "CreatedDate", "LastModifiedDate", "IsConverted", "ConvertedDate", "ConvertedAccountId"),
+        "CreatedDate", "LastModifiedDate", "IsConverted", "ConvertedDate", "ConvertedAccountId", "ConvertedContactId"),
         ("Id", "Status", "CreatedDate"), lead),
     Preset("salesforce-lead-history", "LeadHistory: status changes", _columns(
-        "Id", "LeadId", "Field", "OldValue", "NewValue", "CreatedById", "CreatedDate", "Lead.ConvertedAccountId"),
+        "Id", "LeadId", "Field", "OldValue", "NewValue", "CreatedById", "CreatedDate", "Lead.ConvertedAccountId",
+        "Lead.ConvertedContactId"),
         ("LeadId", "Field", "NewValue", "CreatedDate"), lead_history),
     Preset("salesforce-opportunity", "Opportunity: created + current stage or close", _columns(
         "Id", "AccountId", "Name", "StageName", "Amount", "CurrencyIsoCode", "CloseDate", "IsClosed", "IsWon",
