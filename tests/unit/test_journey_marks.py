@@ -82,6 +82,7 @@ def run(batches: list[list], lag: int | None, monkeypatch: pytest.MonkeyPatch) -
 def test_replays_from_marks_equal_replays_from_the_base(seed: int, history_max: int,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journey, "HISTORY_MAX", history_max)
+    monkeypatch.setattr(journey, "MARK_MIN_HISTORY", 10)
     rng = random.Random(seed)
     events = [entry(e) for e in long_journey(rng, 400)]
     events += [copy.copy(e) for e in rng.sample(events, 20)]  # redeliveries
@@ -95,6 +96,7 @@ def test_replays_from_marks_equal_replays_from_the_base(seed: int, history_max: 
 
 def test_a_mark_made_stale_by_a_fact_before_it_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journey, "MARK_LAG", 3)
+    monkeypatch.setattr(journey, "MARK_MIN_HISTORY", 5)
     state = new_journey()
     events = [entry(ev.page(h, user="jane", path="/pricing")) for h in range(1, 12)]
     on_journey_events(state, events[:10], "acme", DEFS)
@@ -105,3 +107,11 @@ def test_a_mark_made_stale_by_a_fact_before_it_is_not_used(monkeypatch: pytest.M
     assert journey._usable_mark(state, (journey.utc_ms(early.event_time), early.event_id)) is None
     late = entry(ev.page(11.5, user="jane"))
     assert journey._usable_mark(state, (journey.utc_ms(late.event_time), late.event_id)) is not None
+
+
+def test_short_journeys_keep_no_mark() -> None:
+    state = new_journey()
+    events = [entry(ev.page(h, user="jane", path="/pricing")) for h in range(1, 40)]
+    on_journey_events(state, events[:-1], "acme", DEFS)
+    on_journey_events(state, [entry(ev.page(30.5, user="jane"))], "acme", DEFS)  # a replay of 40 facts
+    assert "mark" not in state and len(state["history"]) < journey.MARK_MIN_HISTORY
