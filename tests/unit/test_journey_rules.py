@@ -196,3 +196,32 @@ def test_recompute_sends_every_stage_change_of_the_history_again_with_a_newer_ve
     out = recompute(state, "acme", DEFS, "unmerge:domain:acme.com")
     assert {c.change_id for c in out.stage_changes} == {c.change_id for c in changes} and not out.retracted
     assert path(out.stage_changes) == path(changes) and output_version(state) == version + 1
+
+
+def test_before_window_names_new_events_older_than_every_kept_fact_once_a_base_exists(monkeypatch) -> None:
+    import streams.rules.journey as journey
+
+    monkeypatch.setattr(journey, "HISTORY_MAX", 5)
+    state = new_journey()
+    pages = [entry(ev.page(h, user="jane")) for h in range(10, 18)]
+    old, known, newer = entry(ev.page(1, user="jane")), pages[-1], entry(ev.page(16.5, user="jane"))
+    assert journey.before_window(state, [old]) == []  # nothing kept yet
+    journey.on_journey_events(state, pages[:4], "acme", DEFS)
+    assert "base" not in state and journey.before_window(state, [old]) == []  # no base: replays are exact
+    journey.on_journey_events(state, pages[4:], "acme", DEFS)  # 8 facts: 3 folded into the base
+    assert state["base"] and len(state["history"]) == 5
+    assert journey.before_window(state, [old, known, newer]) == [old]
+
+
+def test_rebuild_into_keeps_every_stage_change_and_drops_the_retracted_ones() -> None:
+    from streams.rules.journey import rebuild_into
+
+    page, first_mql, late_mql = ev.page(1, user="jane"), lead(3, "mql"), lead(2, "mql")
+    fresh, changes = new_journey(), {}
+    rebuild_into(fresh, [entry(page), entry(first_mql)], "acme", DEFS, changes)
+    before = set(changes)
+    rebuild_into(fresh, [entry(late_mql)], "acme", DEFS, changes)  # the MQL happened earlier
+    assert before - set(changes), "the MQL on the later status change is retracted"
+    _, in_order = run([page, late_mql, first_mql])
+    assert set(changes) == {c.change_id for c in in_order}
+    assert all(changes[c.change_id] == dict(c.__dict__) for c in in_order)
