@@ -47,14 +47,16 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
                 continue
             done: dict[str, Any] = {}
 
-            def check() -> None:
+            # Each closure runs (in a thread) before this iteration moves on; the defaults bind
+            # this iteration's values all the same, so no later request can be seen by it.
+            def check(done: dict[str, Any] = done, request: ForgetRequest = request) -> None:
                 done["done"] = store_privacy.completed(handle.get(), request.request_id)
 
             await until_done(check, "privacy: audit lookup")
             if done["done"]:
                 continue
 
-            def run() -> None:
+            def run(done: dict[str, Any] = done, request: ForgetRequest = request) -> None:
                 store = handle.get()
                 subject = store_privacy.find(store, request.kind, request.identifier)
                 ids = subject.ids
@@ -75,7 +77,7 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
                                           request.requested_by, request.requested_at, deleted, changed,
                                           datetime.now(timezone.utc))
 
-            def audit() -> None:
+            def audit(row: Any = row) -> None:
                 handle.get().insert("privacy_requests", [row], store_privacy.AUDIT_COLUMNS)
 
             await until_done(audit, "privacy: audit row")

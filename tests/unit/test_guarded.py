@@ -12,6 +12,7 @@ import pytest
 from streams import metrics
 from streams import topics as t
 from streams.agents import guarded
+from tests.support.agent_capture import AgentCapture
 
 
 @dataclass
@@ -138,18 +139,12 @@ def test_a_rebuild_request_that_cannot_be_answered_is_dead_lettered_not_retried_
 
     from streams.agents import rebuilds
 
-    class App:
-        def agent(self, topic: Any, name: str):
-            def register(fn):
-                self.fn = fn
-                return fn
-            return register
 
     class Stream:
         async def events(self):
             yield Event(Message(value, topic="journeys-journey-rebuilds-v1"))
 
-    app, dlq = App(), Topic()
+    app, dlq = AgentCapture(), Topic()
     rebuilds.register(app, SimpleNamespace(journey_rebuilds=None, inbound_dlq=dlq), None,  # type: ignore[arg-type]
                       SimpleNamespace(get=lambda: None))
     asyncio.run(asyncio.wait_for(app.fn(Stream()), timeout=10))

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sinks import webhook
 from sinks.webhook import Health, Outcome, Policy, deliver, redact
+from tests.support.agent_capture import AgentCapture
 from tests.support.tracker import free_port
 
 BODY = {"text": "hello"}
@@ -186,12 +187,6 @@ def test_an_unreadable_alert_record_is_dead_lettered_and_the_next_alerts_are_del
         async def send(self, **record: Any) -> None:
             self.sent.append(record)
 
-    class App:
-        def agent(self, topic: Any, name: str):
-            def register(fn):
-                self.fn = fn
-                return fn
-            return register
 
     def event(value: bytes, offset: int) -> SimpleNamespace:
         return SimpleNamespace(message=SimpleNamespace(value=value, key=b"a1", topic="journeys-alerts-v1",
@@ -212,7 +207,7 @@ def test_an_unreadable_alert_record_is_dead_lettered_and_the_next_alerts_are_del
     posted: list[str] = []
     monkeypatch.setattr(tables, "table", lambda *a, **k: {})
     monkeypatch.setattr(webhook, "deliver", delivered)
-    app, dlq = App(), Topic()
+    app, dlq = AgentCapture(), Topic()
     topics = SimpleNamespace(alerts=Topic(), alert_deliveries=Topic(), inbound_dlq=dlq)
     alerts_delivery.register(app, topics, Settings(alert_webhooks=["http://127.0.0.1:9/hook"]), load())  # type: ignore[arg-type]
     asyncio.run(app.fn(Stream()))
