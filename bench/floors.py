@@ -2,6 +2,9 @@
 
 * ``kafka_consume`` — raw kafka-python consumption of the events from the broker (a fresh topic
   with the tracker's partition count); the producer rate is recorded on the way.
+* ``aiokafka_consume`` and ``faust_agent`` — the same topic read by a bare aiokafka consumer and by
+  a trivial Faust agent that only counts, per event and in ``take`` batches (bench/faust_floor.py):
+  the ceilings of the client and the framework the worker is built on.
 * ``parse_validate`` — ``schemas.decode.decode`` (orjson + pydantic) per event.
 * ``identity_rules`` — the identity path in one process (bench/simulate.py: decode, normalise,
   device and person rules), no Kafka, no Faust.
@@ -20,7 +23,7 @@ from typing import Any
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from bench import harness
+from bench import faust_floor, harness
 from bench.simulate import InProcessPipeline
 from schemas.decode import decode
 from sinks.clickhouse import ddl
@@ -49,7 +52,10 @@ def kafka_consume(bootstrap: str, lines: list[bytes], partitions: int) -> dict[s
                 break
         seconds = time.perf_counter() - began
         consumer.close()
-        return {"consume": _rate(got, seconds), "produce": _rate(sent, produce_s)}
+        return {"consume": _rate(got, seconds), "produce": _rate(sent, produce_s),
+                "aiokafka_consume": faust_floor.aiokafka_consume(bootstrap, topic, sent),
+                "faust_agent": faust_floor.faust_agent(bootstrap, topic, sent),
+                "faust_agent_take": faust_floor.faust_agent(bootstrap, topic, sent, take=1000)}
     finally:
         admin.delete_topics([topic])
         admin.close()

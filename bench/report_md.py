@@ -28,12 +28,18 @@ def render(r: dict[str, Any]) -> str:
         "|---|---|",
         f"| floor: kafka-python consume | {_n(f['kafka']['consume']['per_s'])} events/s ({_n(f['kafka']['consume']['events'])} events) |",
         f"| floor: kafka-python produce (acks=all) | {_n(f['kafka']['produce']['per_s'])} events/s |",
+        *([f"| floor: aiokafka consume (`getmany`, Faust's client) | {_n(f['kafka']['aiokafka_consume']['per_s'])} events/s |"]
+          if "aiokafka_consume" in f["kafka"] else []),
+        *([f"| floor: trivial Faust agent (counts only; per event / `take(1000)`) | "
+           f"{_n(f['kafka']['faust_agent']['per_s'])} / {_n(f['kafka']['faust_agent_take']['per_s'])} events/s |"]
+          if "faust_agent" in f["kafka"] else []),
         f"| floor: parse + validate (`schemas.decode.decode`) | {_n(f['parse_validate']['per_s'])} events/s |",
         f"| floor: identity rules in one process (no Kafka) | {_n(f['identity_rules']['per_s'])} events/s |",
         f"| floor: chDB insert (row mapper + `Store.insert`, {_n(f['chdb_insert']['batch_rows'])}-row blocks) | {_n(f['chdb_insert']['per_s'])} rows/s |",
         f"| pipeline sustained (drain of a {_n(p['throughput']['events'])}-event backlog → queryable) | {_n(p['throughput']['per_s'])} events/s ({p['throughput'].get('cpu_ms_per_event', '?')} ms CPU/event) |",
         *([f"| pipeline while producing (produce → queryable, {_n(p['throughput_live']['events'])} events) | {_n(p['throughput_live']['per_s'])} events/s |"] if "throughput_live" in p else []),
         f"| ratio to the lowest floor ({p['vs_lowest_floor']['floor']}) | {_n(p['vs_lowest_floor']['ratio'])} |",
+        *([f"| ratio to the trivial Faust agent | {_n(p['vs_faust_agent']['ratio'])} |"] if "vs_faust_agent" in p else []),
         f"| event → queryable at {_n(lat['offered_per_s'])} events/s offered | p50 {_n(e2q['p50'])} s, p99 {_n(e2q['p99'])} s (n={_n(e2q['n'])}; FIFO-count mean {_n(lat['fifo_count_check_s']['mean'])} s) |",
         f"| account timeline query ({_n(t['events'])} events in store, {_n(t['rows_per_timeline_mean'])} rows/answer) | p50 {_n(t['query_s']['p50'])} s, p99 {_n(t['query_s']['p99'])} s (n={_n(t['query_s']['n'])}) |",
         f"| journey page data: its 5 calls one after another (timeline, stages, snapshot, scores, alerts) | "

@@ -22,9 +22,12 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     report = json.loads((tmp_path / "latest.json").read_text())
     assert {"cores", "commit", "python"} <= set(report["machine"])
     assert {"kafka", "parse_validate", "chdb_insert"} <= set(report["floors"])
-    assert {"consume"} <= set(report["floors"]["kafka"])
+    assert {"consume", "aiokafka_consume", "faust_agent", "faust_agent_take"} <= set(report["floors"]["kafka"])
+    for floor in ("aiokafka_consume", "faust_agent", "faust_agent_take"):  # every event read, a real rate
+        assert report["floors"]["kafka"][floor]["events"] == report["floors"]["kafka"]["consume"]["events"]
+        assert report["floors"]["kafka"][floor]["per_s"] > 0
     pipeline = report["pipeline"]
-    assert {"throughput", "vs_lowest_floor", "latency", "rss", "restart"} <= set(pipeline)
+    assert {"throughput", "vs_lowest_floor", "vs_faust_agent", "latency", "rss", "restart"} <= set(pipeline)
     assert {"p50", "p99"} <= set(pipeline["latency"]["event_to_queryable_s"])
     assert {"idle_mb", "steps", "marginal_kb_per_account"} <= set(pipeline["rss"])
     assert {"to_api_s", "to_caught_up_s"} <= set(pipeline["restart"])
