@@ -103,3 +103,26 @@ def run(bootstrap: str, lines: list[bytes], work: Path, *, partitions: int, batc
         "identity_rules": identity_rules(lines),
         "chdb_insert": chdb_insert(lines, work / "floor-store", batch),
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.floors --events N``: the Kafka, aiokafka and Faust floors alone, as JSON."""
+    import argparse
+    import json
+    from itertools import islice
+
+    import orjson
+
+    from bench.synth import SynthConfig, generate
+
+    p = argparse.ArgumentParser(prog="python -m bench.floors", description=main.__doc__)
+    p.add_argument("--events", type=int, default=50_000)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--bootstrap", default=harness.default_bootstrap())
+    a = p.parse_args(argv)
+    lines = [orjson.dumps(s.obj) for s in islice(generate(SynthConfig(events=a.events, seed=1001)), a.events)]
+    print(json.dumps(kafka_consume(a.bootstrap, lines, a.partitions), indent=2))
+
+
+if __name__ == "__main__":
+    main()
