@@ -47,6 +47,14 @@ def render(r: dict[str, Any]) -> str:
         f"{_n(t['page_slowest_s']['p50'])} s, p99 {_n(t['page_slowest_s']['p99'])} s (n={_n(t['page_s']['n'])}) |",
         f"| worker RSS idle | {_n(rss['idle_mb'])} MB |",
     ]
+    # the cross-team reports over the whole timeline store (issue #18's goal: each ≤ 1 s p50)
+    reports = t.get("reports_s") or {}
+    if reports:
+        worst = max(reports, key=lambda name: reports[name]["p50"])
+        lines.insert(lines.index(f"| worker RSS idle | {_n(rss['idle_mb'])} MB |"),
+                     f"| cross-team reports on the same store (p50 of {_n(reports[worst]['n'])} runs each) | "
+                     + ", ".join(f"{name} {_n(v['p50'])} s" for name, v in reports.items())
+                     + f"; slowest: {worst} |")
     for step in rss["steps"]:
         lines.append(f"| worker RSS after {_n(step['events'])} events / {_n(step['accounts'])} accounts | "
                      f"{_n(step['rss_mb'])} MB ({_n(step['kb_per_account'])} kB/account) |")

@@ -32,4 +32,8 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     assert {"idle_mb", "steps", "marginal_kb_per_account"} <= set(pipeline["rss"])
     assert {"to_api_s", "to_caught_up_s"} <= set(pipeline["restart"])
     assert {"p50", "p99"} <= set(report["timeline_query"]["query_s"])
-    assert (tmp_path / "latest.md").read_text().startswith("# Benchmark")
+    assert {"funnel", "attribution", "time-share"} <= set(report["timeline_query"]["reports_s"])
+    md = (tmp_path / "latest.md").read_text()
+    assert md.startswith("# Benchmark")
+    for row in ("| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store"):
+        assert row in md, row
