@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -546,6 +546,23 @@ def recompute(state: dict[str, Any], account: str, defs: Definitions, trigger: s
     into another shows its own changes again)."""
     state["seq"] = state.get("seq", 0) + 1
     return _rebuild(state, account, defs, 0, trigger)
+
+
+MERGE_REASON = "identity merge"
+UNMERGE_REASON = "identity unmerge"
+
+
+def because(outcome: JourneyOutcome, reason: str, before: set[str] | None = None) -> JourneyOutcome:
+    """``outcome`` of a recompute the identity graph caused (``reason``: ``identity merge`` or
+    ``identity unmerge``): the stage changes it entered say so in their rule (``identity
+    unmerge: score >= 10``) — all of them, or with ``before`` (the change ids the journey had)
+    only the new ones; changes it only re-stated keep their own rule."""
+    if not reason:
+        return outcome
+    changes = [c if before is not None and c.change_id in before or c.rule.startswith(reason)
+               else replace(c, rule=f"{reason}: {c.rule}") for c in outcome.stage_changes]
+    return JourneyOutcome(duplicate=outcome.duplicate, stage_changes=changes, retracted=outcome.retracted,
+                          score=outcome.score)
 
 
 CHANGE_LOG_MAX = 40
