@@ -365,10 +365,11 @@ class Journey:
                                "journey": None, "changes": {}}
         if reason:  # re-resolved: the facts it has of the person moved count only as the store resolves them
             state["rebuilding"].update(reason=reason, known=_naming(state, str(override[1]) if override else None))
-        folded = (state.get("base") or {}).get("folded")
         # the store answers once it has resolved, to this account, the newest event the journey
         # folded into its base (the older ones came before it): what the journey no longer keeps
-        # must come from the store
+        # must come from the store — not for an identity override (that event may be the moved
+        # person's, no longer resolved here: the store waits for the override instead)
+        folded = None if override else (state.get("base") or {}).get("folded")
         body: dict[str, Any] = {"account": account, "id": request, "after": ([folded] if folded else []) + list(after)}
         if override:  # the store answers once it has the identity override too
             body["override"] = list(override)

@@ -201,3 +201,28 @@ def test_a_live_event_during_a_person_rebuild_stays_and_a_merged_journey_passes_
     runner.produce(runner.names.journey_ticks, b.encode(), reresolve_tick(b, "merge"))
     runner.run()
     assert [orjson.loads(r.value)["account"] for r in runner.records(runner.names.journey_rebuilds)][1:] == [a]
+
+
+def test_a_person_unmerged_from_a_journey_longer_than_its_kept_facts_gives_the_journey_without_them() -> None:
+    """A 400-event journey (older facts folded into its base): the store does not wait for the
+    newest folded event (it may be the moved person's) but for the override, and the rebuilt
+    journey is the one the remaining events make in order."""
+    from tests.agents.test_rebuild_steps import long_journey, outcome
+    from tests.agents.test_rebuild_steps import run as run_journey
+
+    account = "long-a"
+    events = long_journey(account, 400, seed=18)
+    moved = f"{account}-p0"
+    runner = run_journey(events, None)
+    assert runner.table("journeys")[account].get("base"), "older facts were folded"
+    override = ["person_account", moved, account, "unmerge"]
+    runner.produce(runner.names.journey_ticks, account.encode(), reresolve_tick(account, "unmerge", override))
+    runner.run()
+    [request] = [orjson.loads(r.value) for r in runner.records(runner.names.journey_rebuilds)]
+    assert request["after"] == [] and request["override"] == override
+    kept = [e for e in events if e.person_id != moved]
+    answer(runner, 0, {account: kept})
+    paths, journeys = outcome(runner)
+    expected_paths, expected = outcome(run_journey(kept, None))
+    assert journeys[account][:5] == expected[account][:5]  # stage, engagement, fit, owner, source
+    assert paths[account] == expected_paths[account]
