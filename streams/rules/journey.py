@@ -447,9 +447,11 @@ MERGE_KEYS = ("merged_into", "merge_rule", "unmerged")
 there), the account the identity rules last merged it into, and accounts a manual unmerge
 keeps it apart from."""
 
-MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + ("rebuilding", "rebuilt")
+MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + (
+    "rebuilding", "rebuilt", "alert_recheck")
 """What a journey remembers that is not computed from its facts: it survives a replay and a
-rebuild (alerts fired, outputs logged for redeliveries, merges, a rebuild in progress)."""
+rebuild (alerts fired, outputs logged for redeliveries, merges, a rebuild in progress, the
+touch alerts' re-check after an identity change)."""
 
 
 def before_window(state: dict[str, Any], entries: list[TimelineEvent]) -> list[TimelineEvent]:

@@ -102,6 +102,10 @@ def test_an_unmerge_rechecks_the_touch_alerts_a_merge_raised() -> None:
     assert recheck["reason"] == "identity unmerge"
     assert recheck["withdrawn"] == raised and recheck["holding"] == [], recheck
     assert {r[2] for r in journey["recent"]} == {"call"}, "the domain's visits are no longer the account's touches"
+    late = entry(ev.call(0.5, "ann@bounce.io", account=crm, rep="rep-sdr"), crm)  # replays the journey
+    runner.produce(runner.names.timeline, crm.encode(), late.to_bytes())
+    runner.run()
+    assert runner.table("journeys")[crm]["alert_recheck"] == recheck, "the outcome survives a replay"
 
     runner.produce(runner.names.journey_ticks, domain.encode(), merge_tick(domain, "merge", crm))
     runner.run()
