@@ -55,7 +55,11 @@ class JourneyUpdate(BaseModel):
     definitions_version: str
     stage_changes: list[StageChangeRecord] = []
     retracted_changes: list[str] = []
-    """Stage changes (ids) that no longer happened once a late event was placed in order."""
+    """Stage changes (ids) that no longer happened once a late event was placed in order, or
+    once the identity graph changed (see ``reason``)."""
+    reason: str = ""
+    """Why the retractions happened when no late event made them: ``identity merge`` or
+    ``identity unmerge`` (the stage changes such a recompute entered carry it in their rule)."""
     version: int = 0
     """Processing time in µs: orders stage-change rows and their retractions."""
 

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import orjson
 
 from schemas.alerts import AlertDelivery, AlertRecord
-from schemas.journey import JourneyUpdate
 from schemas.identity import IdentityLink, IdentityOverride
+from schemas.journey import JourneyUpdate
 from schemas.timeline import TimelineEvent, utc_ms
 
 TIMELINE_COLUMNS = (
@@ -86,7 +86,7 @@ def journey_rows(u: JourneyUpdate) -> tuple[tuple[Any, ...], list[tuple[Any, ...
          c.event_id, c.contact_id, c.source, c.persona, 1, u.version)
         for c in u.stage_changes
     ] + [
-        (change_id, u.account_id, "", "", _dt(0), "retracted: a late event changed the path",
+        (change_id, u.account_id, "", "", _dt(0), f"retracted: {u.reason or 'a late event changed the path'}",
          u.definitions_version, u.event_id, "", "", "", 0, u.version)
         for change_id in u.retracted_changes
     ]

@@ -61,6 +61,39 @@ async def caught_up(handle: StoreHandle, account: str, ids: list[str], request_i
         await asyncio.sleep(1.0)
 
 
+async def overridden(handle: StoreHandle, override: list[str] | None, request_id: str) -> None:
+    """Wait (at most ``REBUILD_WAIT_SECONDS``) until the store has the identity override
+    ``[kind, src, dst, action]`` a re-resolving rebuild was asked for (``journeys identity
+    unmerge|merge --kind person_account``): its answer must resolve the account with it."""
+    if not override:
+        return
+    deadline = time.monotonic() + REBUILD_WAIT_SECONDS
+    while True:
+        box: dict[str, Any] = {}
+        await until_done(functools.partial(_has_override, handle, override, box),
+                         f"rebuild {request_id}: is the override stored")
+        if box["ok"] or time.monotonic() >= deadline:
+            if not box["ok"]:
+                log.warning("journey rebuild %s: the override %s is still not stored after %.0f s; answering "
+                            "without it", request_id, override, REBUILD_WAIT_SECONDS)
+            return
+        await asyncio.sleep(0.5)
+
+
+def _has_override(handle: StoreHandle, override: list[str], box: dict[str, Any]) -> None:
+    kind, src, dst, action = (str(v) for v in override)
+    _, rows = handle.get().query(
+        "SELECT action FROM identity_overrides FINAL WHERE kind = {k:String} AND src = {s:String} AND dst = {d:String}",
+        {"k": kind, "s": src, "d": dst})
+    box["ok"] = bool(rows) and rows[0][0] == action
+
+
+def override_of(raw: bytes | None) -> list[str] | None:
+    """The identity override ``[kind, src, dst, action]`` a rebuild request waits for, if any."""
+    override = orjson.loads(raw or b"null").get("override")
+    return [str(v) for v in override] if isinstance(override, list) and len(override) == 4 else None
+
+
 def _count(handle: StoreHandle, account: str, ids: list[str], box: dict[str, Any]) -> None:
     sql = ("SELECT uniqExact(event_id) FROM event_resolution FINAL PREWHERE event_id IN {ids:Array(String)} "
            "WHERE has(accounts, {a:String})")
@@ -91,6 +124,7 @@ def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) ->
                 await unreadable(event.message, "journey rebuilds", exc, topics.inbound_dlq)
                 continue
             await caught_up(handle, account, after, request_id)
+            await overridden(handle, override_of(event.message.value), request_id)
             box: dict[str, Any] = {}
             await until_done(functools.partial(_read, handle, account, box), f"rebuild: the stored events of {account}")
             columns, rows = box["events"]

@@ -15,7 +15,7 @@ from streams.cli.commands import format_option, settings_of
 from streams.cli.output import emit
 from streams.producer import send_one
 from streams.rules import pii
-from streams.steps.journey import merge_tick
+from streams.steps.journey import merge_tick, reresolve_tick
 
 KINDS = click.Choice(["device", "person_account", "person_alias", "account_merge"])
 
@@ -35,7 +35,23 @@ def _send(ctx: click.Context, action: str, kind: str, src: str, dst: str, reason
     if kind == "account_merge":  # the stream's journeys follow (the domain journey's facts leave or rejoin)
         send_one(settings, t.JOURNEY_TICKS, src.encode(), merge_tick(src, action, dst))
     send_one(settings, t.IDENTITY_OVERRIDES, override.override_id.encode(), override.to_bytes())
+    if kind == "person_account":  # the person's events leave this account's journey (or rejoin it)
+        for account in _accounts_of(settings, src, dst):
+            send_one(settings, t.JOURNEY_TICKS, account.encode(),
+                     reresolve_tick(account, action, [kind, src, dst, action]))
     click.echo(f"{action} recorded: {kind} {src} → {dst} (by {by}: {reason})")
+
+
+def _accounts_of(settings, person: str, account: str) -> list[str]:
+    """``account`` and the person's other accounts (their person → account links): the journeys
+    a change of one of its links moves the person's events between. Without a store to ask,
+    ``account`` alone."""
+    try:
+        rows = client.report(settings, "identity", {"id": person})
+    except Exception:  # noqa: BLE001 - the journey of the account named still follows
+        rows = []
+    others = {str(r["dst"]) for r in rows if r.get("kind") == "person_account" and r.get("src") == person}
+    return [account] + sorted(others - {account})
 
 
 _options = [
@@ -58,7 +74,9 @@ def _with_options(fn):
 @click.pass_context
 def unmerge(ctx: click.Context, kind: str, src: str, dst: str, reason: str, by: str) -> None:
     """Undo one link: the reports and timelines resolve without it; for an account merge, the
-    merged journey's facts also leave the target's journey (its stages and scores follow).
+    merged journey's facts also leave the target's journey, and for a person → account link
+    the journeys of the person's accounts are rebuilt from the events the store now resolves to
+    them (stages and scores follow; the stage history says ``identity unmerge``).
     Stored events are untouched."""
     _send(ctx, "unmerge", kind, src, dst, reason, by)
 

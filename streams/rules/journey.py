@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -447,9 +447,11 @@ MERGE_KEYS = ("merged_into", "merge_rule", "unmerged")
 there), the account the identity rules last merged it into, and accounts a manual unmerge
 keeps it apart from."""
 
-MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + ("rebuilding", "rebuilt")
+MEMORY_KEYS = ("recent", "fired", "last_fired", "change_log", "alert_log", "seq") + MERGE_KEYS + (
+    "rebuilding", "rebuilt", "alert_recheck")
 """What a journey remembers that is not computed from its facts: it survives a replay and a
-rebuild (alerts fired, outputs logged for redeliveries, merges, a rebuild in progress)."""
+rebuild (alerts fired, outputs logged for redeliveries, merges, a rebuild in progress, the
+touch alerts' re-check after an identity change)."""
 
 
 def before_window(state: dict[str, Any], entries: list[TimelineEvent]) -> list[TimelineEvent]:
@@ -546,6 +548,23 @@ def recompute(state: dict[str, Any], account: str, defs: Definitions, trigger: s
     into another shows its own changes again)."""
     state["seq"] = state.get("seq", 0) + 1
     return _rebuild(state, account, defs, 0, trigger)
+
+
+MERGE_REASON = "identity merge"
+UNMERGE_REASON = "identity unmerge"
+
+
+def because(outcome: JourneyOutcome, reason: str, before: set[str] | None = None) -> JourneyOutcome:
+    """``outcome`` of a recompute the identity graph caused (``reason``: ``identity merge`` or
+    ``identity unmerge``): the stage changes it entered say so in their rule (``identity
+    unmerge: score >= 10``) — all of them, or with ``before`` (the change ids the journey had)
+    only the new ones; changes it only re-stated keep their own rule."""
+    if not reason:
+        return outcome
+    changes = [c if before is not None and c.change_id in before or c.rule.startswith(reason)
+               else replace(c, rule=f"{reason}: {c.rule}") for c in outcome.stage_changes]
+    return JourneyOutcome(duplicate=outcome.duplicate, stage_changes=changes, retracted=outcome.retracted,
+                          score=outcome.score)
 
 
 CHANGE_LOG_MAX = 40

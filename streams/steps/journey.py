@@ -31,8 +31,12 @@ from streams.rules.journey import (
     FACT_COLUMNS,
     HISTORY_MAX,
     JOURNEY_PROPS,
+    MERGE_REASON,
+    UNMERGE_REASON,
+    Fact,
     JourneyOutcome,
     StageChange,
+    because,
     before_window,
     committee,
     contact_key,
@@ -73,7 +77,7 @@ def alert_record(alert: rules.Alert, public_url: str) -> AlertRecord:
 
 
 def journey_update(state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
-                   defs: Definitions, contacts: Iterable[str] = ()) -> JourneyUpdate:
+                   defs: Definitions, contacts: Iterable[str] = (), reason: str = "") -> JourneyUpdate:
     return JourneyUpdate(
         # a late event's update shows the journey as of the newest event (it was replayed in order)
         account_id=account, event_id=entry.event_id, at=max(entry.event_time, _utc(state["ref_ms"])),
@@ -91,7 +95,8 @@ def journey_update(state: dict[str, Any], account: str, entry: TimelineEvent, ou
             )
             for c in outcome.stage_changes
         ],
-        retracted_changes=outcome.retracted, version=output_version(state),
+        retracted_changes=outcome.retracted, reason=reason if outcome.retracted else "",
+        version=output_version(state),
     )
 
 
@@ -204,8 +209,15 @@ class Journey:
             first.setdefault(entry.event_id, via)
         changes: dict[str, StageChange] = {}
         retracted: set[str] = set()
+        had = set(state.get("changes", []))
+        caused: set[str] = set()  # changes entered by facts a merged journey forwarded
+        reason = ""
 
         def after(entry: TimelineEvent, outcome: JourneyOutcome, newest: int) -> None:
+            nonlocal reason
+            if first.get(entry.event_id):  # a merged journey's fact: the merge entered or retracted these
+                caused.update(c.change_id for c in outcome.stage_changes if c.change_id not in had)
+                reason = MERGE_REASON if outcome.retracted else reason
             for gone in outcome.retracted:
                 changes.pop(gone, None)
                 retracted.add(gone)
@@ -229,12 +241,15 @@ class Journey:
         if merged:  # merged into another account: its journey gets these facts; this one's changes stay unsaid
             self.forward(out, account, merged, [fact_item(e) for e in entries])
             retracted |= set(changes)
+            reason = MERGE_REASON if changes else reason
             changes = {}
         last = outcomes[-1][0]
-        batch = JourneyOutcome(stage_changes=list(changes.values()), retracted=sorted(retracted))
+        entered = [because(JourneyOutcome(stage_changes=[c]), MERGE_REASON).stage_changes[0]
+                   if c.change_id in caused else c for c in changes.values()]
+        batch = JourneyOutcome(stage_changes=entered, retracted=sorted(retracted))
         out.add(self.names.journey_updates, account.encode(),
                 journey_update(state, account, last, batch, self.defs,
-                               contacts={contact_key(e) for e in entries}).to_bytes())
+                               contacts={contact_key(e) for e in entries}, reason=reason).to_bytes())
         if not all(outcome.duplicate for _, outcome in outcomes):
             self.written(states, account, state, run[-1][0])
         return state
@@ -245,6 +260,10 @@ class Journey:
         forget, or the timer rules."""
         if "merge_into" in tick or "unmerge_from" in tick or "remerge_into" in tick:
             state = self.merges(account, state or new_journey(), tick, out)
+            self.written(states, account, state, record)
+            return state
+        if "reresolve" in tick:  # a person moved in or out of this account (journeys identity)
+            state = self.reresolve(account, state, tick, out)
             self.written(states, account, state, record)
             return state
         if state is None:
@@ -259,9 +278,11 @@ class Journey:
                 self.written(states, account, state, record)
             return state
         if "drop" in tick:  # a journey merged into this one was unmerged: its facts go
+            had = set(state.get("changes", []))
             outcome = drop_forwarded(state, str(tick["drop"]), account, self.defs)
             if outcome is not None:
-                self.update(out, account, state, outcome)
+                self.update(out, account, state, because(outcome, UNMERGE_REASON, had), UNMERGE_REASON)
+                self.recheck_alerts(state, UNMERGE_REASON)
                 self.written(states, account, state, record)
             return state
         if tick["forget"]:  # a privacy request: the people go, the account's journey stays
@@ -279,8 +300,53 @@ class Journey:
         return state
 
     # -- rebuilds from the store ----------------------------------------------------------------
+    def reresolve(self, account: str, state: dict[str, Any] | None, tick: dict[str, Any],
+                  out: Outbox) -> dict[str, Any]:
+        """A person's link to this account was undone or re-applied (``journeys identity
+        unmerge|merge --kind person_account``): the journey is rebuilt from the events the store
+        now resolves to the account (their events leave it, or join it), its stage history
+        saying why. A journey merged into another: the target's journey is re-resolved (it
+        speaks for these events)."""
+        state = state or dict(new_journey(), account=account)
+        state["account"] = account
+        action = str(tick["reresolve"])
+        override = tick.get("override")
+        target = state.get("merged_into")
+        if target:
+            out.add(self.names.journey_ticks, target.encode(), reresolve_tick(target, action, override))
+            return state
+        reason = MERGE_REASON if action == "merge" else UNMERGE_REASON
+        self.ask_rebuild(account, state, [], out, reason=reason, override=override)
+        return state
+
+    def recheck_alerts(self, state: dict[str, Any], reason: str) -> None:
+        """The touch alert rules once the identity graph changed the journey's facts: the touches
+        they read (``recent``) are those of the journey's facts now, and the outcome is kept in
+        the state (``alert_recheck``): the alerts raised here that no longer hold over them
+        (``withdrawn``: the touches that made them left with an unmerge) and those that hold now.
+        Alerts are notifications, already delivered and stored as they were raised: nothing is
+        taken back; an alert a merge makes hold is raised live, as its facts are applied."""
+        account = state.get("account", "")
+        history = state.get("history", [])
+        floor = history[0][0] if history and state.get("base") else None
+        scratch: dict[str, Any] = {"recent": [r for r in state.get("recent", []) if floor is not None and r[0] < floor],
+                                   "owner": state.get("owner", "")}
+        holding: set[str] = set()
+        for t, event_id, data, *_ in history:
+            entry = fact_event(t, event_id, data, account)
+            channel = self.defs.channels.get(entry.channel)
+            if channel is None or not channel.touch:
+                continue
+            rules.remember_touch(scratch, entry, channel.side)
+            holding |= {a.alert_id for a in rules.on_touch(scratch, entry, account, channel.side, self.defs, t)}
+        state["recent"] = scratch["recent"]
+        raised = [AlertRecord.model_validate_json(raw) for _, raw in state.get("alert_log", [])]
+        touch_rules = {"channel_bounce", "back_to_research"}
+        withdrawn = sorted({a.alert_id for a in raised if a.rule in touch_rules and a.alert_id not in holding})
+        state["alert_recheck"] = {"reason": reason, "withdrawn": withdrawn, "holding": sorted(holding)}
+
     def ask_rebuild(self, account: str, state: dict[str, Any], late: list[TimelineEvent], out: Outbox,
-                    after: Sequence[str] = ()) -> None:
+                    after: Sequence[str] = (), reason: str = "", override: Any = None) -> None:
         """Ask the store process for the account's stored events (one request at a time; one
         unanswered for ``REBUILD_RETRY_MS`` is asked again). The events that were too late
         are kept until the rebuild is done: the store may not have written them yet. ``after``:
@@ -291,15 +357,22 @@ class Journey:
             pending["late"] = (pending["late"] + kept)[-HISTORY_MAX:]
             if after:  # the answer on its way may not have these: another rebuild once it is done
                 pending["again"] = sorted(set(pending.get("again", [])) | set(after))
+            if reason:  # the answer on its way may predate the identity change: another one after it
+                pending["recheck"] = [reason, override]
             return
         request = f"{account}:{state.get('seq', 0)}"
         state["rebuilding"] = {"id": request, "asked_ms": self.wall_ms(), "late": kept[-HISTORY_MAX:],
                                "journey": None, "changes": {}}
-        folded = (state.get("base") or {}).get("folded")
+        if reason:  # re-resolved: the facts it has of the person moved count only as the store resolves them
+            state["rebuilding"].update(reason=reason, known=_naming(state, str(override[1]) if override else None))
         # the store answers once it has resolved, to this account, the newest event the journey
         # folded into its base (the older ones came before it): what the journey no longer keeps
-        # must come from the store
-        body = {"account": account, "id": request, "after": ([folded] if folded else []) + list(after)}
+        # must come from the store — not for an identity override (that event may be the moved
+        # person's, no longer resolved here: the store waits for the override instead)
+        folded = None if override else (state.get("base") or {}).get("folded")
+        body: dict[str, Any] = {"account": account, "id": request, "after": ([folded] if folded else []) + list(after)}
+        if override:  # the store answers once it has the identity override too
+            body["override"] = list(override)
         out.add(self.names.journey_rebuilds, account.encode(), orjson.dumps(body))
         metrics.JOURNEY_REBUILDS.labels("asked").inc()
 
@@ -321,7 +394,9 @@ class Journey:
         # the journey's own facts and the late ones, each applied once: those the store has with
         # its copy; those it lacks (not written yet) in their place among the stored ones — with
         # the part that reaches past them, or the last part
-        mine = {h[1]: h[:3] for h in state.get("history", [])} | {f[1]: f for f in pending["late"]}
+        known = set(pending.get("known", []))  # re-resolved: the facts it had at the request only as the store has them
+        mine = ({h[1]: h[:3] for h in state.get("history", []) if h[1] not in known}
+                | {f[1]: f for f in pending["late"]})
         seen = set(pending.get("seen", [])) | (mine.keys() & {i for _, i, _ in stored})
         horizon = (stored[-1][0], stored[-1][1]) if stored else None
         extra = [f for i, f in mine.items() if i not in seen
@@ -332,12 +407,19 @@ class Journey:
         pending["journey"], pending["seen"] = fresh, sorted(seen & mine.keys())
         if not tick.get("last"):
             return True
-        sent = self.update(out, account, state, rebuilt(state, fresh, changes))
+        had = set(state.get("changes", [])) | set((state.get("base") or {}).get("changes", []))
+        newest = (state.get("history") or [None])[-1]
+        outcome = rebuilt(state, fresh, changes)
+        reason = str(pending.get("reason", ""))
+        sent = self.update(out, account, state, because(outcome, reason, had), reason, newest)
         if sent is not None:  # kept to send again if this answer is redelivered (a crash before the sends)
             state["rebuilt"] = [pending["id"], sent.decode()]
+        if reason:
+            self.recheck_alerts(state, reason)
         metrics.JOURNEY_REBUILDS.labels("done").inc()
-        if pending.get("again"):
-            self.ask_rebuild(account, state, [], out, pending["again"])
+        if pending.get("again") or pending.get("recheck"):
+            again, override = pending.get("recheck") or ["", None]
+            self.ask_rebuild(account, state, [], out, pending.get("again", []), again, override)
         return True
 
     # -- merged accounts ----------------------------------------------------------------------
@@ -359,7 +441,9 @@ class Journey:
                 state["merged_into"] = ""
                 out.add(self.names.journey_ticks, target.encode(), orjson.dumps({"account": target, "drop": account}))
                 if state.get("history"):  # its own stage changes count again, on this account
-                    self.update(out, account, state, recompute(state, account, self.defs, f"unmerge:{target}"))
+                    outcome = recompute(state, account, self.defs, f"unmerge:{target}")
+                    self.update(out, account, state, because(outcome, UNMERGE_REASON), UNMERGE_REASON)
+                    self.recheck_alerts(state, UNMERGE_REASON)
         else:
             target = str(tick["remerge_into"])
             if target in unmerged:
@@ -382,7 +466,7 @@ class Journey:
         self.forward(out, account, target, facts(state), (state.get("base") or {}).get("folded", ""))
         if state.get("changes") and state.get("history"):
             state["seq"] = state.get("seq", 0) + 1
-            self.update(out, account, state, JourneyOutcome(retracted=sorted(state["changes"])))
+            self.update(out, account, state, JourneyOutcome(retracted=sorted(state["changes"])), MERGE_REASON)
 
     def forward(self, out: Outbox, account: str, target: str, items: list[list[Any]], folded: str = "") -> None:
         """Facts to ``target``'s journey; ``folded``: the newest fact this journey folded into its
@@ -393,15 +477,17 @@ class Journey:
                 body["folded"] = folded
             out.add(self.names.journey_ticks, target.encode(), orjson.dumps(body))
 
-    def update(self, out: Outbox, account: str, state: dict[str, Any], outcome: JourneyOutcome) -> bytes | None:
+    def update(self, out: Outbox, account: str, state: dict[str, Any], outcome: JourneyOutcome,
+               reason: str = "", fallback: list[Any] | None = None) -> bytes | None:
         """A journey update for a change no event made (a merge, an unmerge, a rebuild): as of the
-        newest fact; the record sent (None: no facts, nothing to say)."""
-        history = state.get("history")
-        if not history:
+        newest fact; the record sent (None: no facts, nothing to say). ``reason``: why its
+        retractions happened (``identity merge``/``unmerge``; none: a late event)."""
+        history = state.get("history") or ([fallback] if fallback and outcome.retracted else [])
+        if not history:  # (``fallback``: the newest fact it had, when its retractions left it none)
             return None
         t, event_id, data, *_ = history[-1]
         newest = fact_event(t, event_id, data, account)
-        value = journey_update(state, account, newest, outcome, self.defs).to_bytes()
+        value = journey_update(state, account, newest, outcome, self.defs, reason=reason).to_bytes()
         out.add(self.names.journey_updates, account.encode(), value)
         return value
 
@@ -445,6 +531,28 @@ def merge_tick(account: str, action: str, target: str) -> bytes:
     """The tick a manual ``unmerge`` or ``merge`` of the account merge ``account → target`` sends
     ``account``'s journey (``journeys identity``)."""
     return orjson.dumps({"account": account, "unmerge_from" if action == "unmerge" else "remerge_into": target})
+
+
+def _naming(state: dict[str, Any], person: str | None) -> list[str]:
+    """The ids of the journey's facts that name ``person`` (as person, contact or email; None:
+    every fact): those a re-resolving rebuild keeps only if the store still resolves them to
+    the account (the others, missing from the store, are taken as not written yet)."""
+    out = []
+    for h in state.get("history", []):
+        fact = Fact(h[2], h[1])
+        if person is None or person in (fact.person_id, fact.contact_id, fact.email):
+            out.append(h[1])
+    return out
+
+
+def reresolve_tick(account: str, action: str, override: Any = None) -> bytes:
+    """The tick a manual ``unmerge`` or ``merge`` of a person's link to ``account`` sends that
+    account's journey (``journeys identity --kind person_account``); ``override``: the
+    ``[kind, src, dst, action]`` the store must have before it answers the rebuild."""
+    body: dict[str, Any] = {"account": account, "reresolve": action}
+    if override:
+        body["override"] = list(override)
+    return orjson.dumps(body)
 
 
 def rebuild_ticks(account: str, request: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> list[bytes]:

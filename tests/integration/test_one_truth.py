@@ -186,3 +186,55 @@ def test_anonymous_paid_ad_gets_first_touch_credit_and_unmerge_changes_the_answe
                        "the merge to bring the credit back")
     assert report(tracker, "funnel") == funnel_before
     assert report(tracker, "stages", account=crm) == stages_before
+
+
+# ---- a person moved out of an account (person → account unmerge), and back -----------------
+
+def test_a_person_account_unmerge_rebuilds_the_journeys_with_the_reason_and_merge_brings_it_back(
+        tracker_factory) -> None:
+    """Kim's visits at her old company (kim-x) and, after a job change, at her new one (kim-y)
+    each make that account engaged. ``journeys identity unmerge --kind person_account`` of Kim
+    and kim-y rebuilds both of Kim's accounts' journeys from the events the store then resolves
+    to them: kim-y's engaged stage is retracted (its row says ``identity unmerge``), kim-x keeps
+    its own; ``merge`` enters it again (``identity merge: …``)."""
+    import clickhouse_connect
+
+    from tests.support.tracker import free_port
+
+    token, sql_port = "t18-person-token-0123456789", free_port()
+    tracker = tracker_factory(JOURNEYS_API_TOKEN=token, JOURNEYS_SQL__PORT=str(sql_port)).start()
+    kim = "t18k-kim"
+    visits = ((0, "/pricing"), (0.5, "/compare"), (1, "/docs"), (1.5, "/pricing"))
+    events = ([ev.group(1, kim, "kim-x")] + [ev.page(2 + h, user=kim, path=p) for h, p in visits]
+              + [ev.group(5, kim, "kim-y")] + [ev.page(6 + h, user=kim, path=p) for h, p in visits])
+    tracker.produce([orjson.dumps(e) for e in events])
+    settled(tracker, len(events))
+
+    def stages(account: str) -> dict[str, str]:
+        return {r["to_stage"]: r["rule"] for r in report(tracker, "stages", account=account)}
+
+    tracker.wait_until(lambda: "engaged" in stages("kim-x") and "engaged" in stages("kim-y"), 60, "both engaged")
+    x_before, y_before = stages("kim-x"), stages("kim-y")
+    assert y_before == {"engaged": "score >= 10"}, y_before
+    sql = clickhouse_connect.get_client(host="127.0.0.1", port=sql_port, username="default", password=token)
+
+    def rows(account: str, only: str = "") -> list[tuple[str, str, int]]:
+        """(change id, rule, valid) of the account's stage_changes rows (``only``: the valid ones)."""
+        return sql.query("SELECT change_id, rule, valid FROM stage_changes FINAL WHERE account_id = {a:String} "
+                         f"{'AND valid = 1' if only else ''} ORDER BY change_id",
+                         parameters={"a": account}).result_rows
+
+    [(engaged, _, _)] = rows("kim-y", only="valid")
+
+    tracker.journeys("identity", "unmerge", "--kind", "person_account", "--src", kim, "--dst", "kim-y",
+                     "--reason", "test: not her account", "--by", "t18")
+    tracker.wait_until(lambda: "engaged" not in stages("kim-y"), 90, "the unmerge to reach kim-y's journey")
+    assert [r[1:] for r in rows("kim-y") if r[0] == engaged] == [("retracted: identity unmerge", 0)], rows("kim-y")
+    assert stages("kim-x") == x_before, "Kim's visits before the job change stay kim-x's"
+
+    tracker.journeys("identity", "merge", "--kind", "person_account", "--src", kim, "--dst", "kim-y",
+                     "--reason", "test: it is her account after all", "--by", "t18")
+    tracker.wait_until(lambda: "engaged" in stages("kim-y"), 90, "the merge to bring kim-y's stage back")
+    assert stages("kim-y") == {"engaged": "identity merge: score >= 10"}
+    assert [r[1:] for r in rows("kim-y", only="valid")] == [("identity merge: score >= 10", 1)]
+    assert stages("kim-x") == x_before
