@@ -356,6 +356,14 @@ class Settings(BaseSettings):
             database = prefix + database
         return urlunsplit(parts._replace(path="/" + database))
 
+    @property
+    def server_database(self) -> str:
+        """The tenant's database on a ClickHouse server: the one of ``JOURNEYS_CLICKHOUSE_URL`` (a
+        server URL), else ``default`` — either namespaced by the tenant (:meth:`tenant_url`)."""
+        url = self.store_url if self.clickhouse_url is not None and not self.store_url.startswith("chdb:") \
+            else self.tenant_url("http://localhost/default")
+        return urlsplit(url).path.strip("/") or "default"
+
     def legacy_store_problem(self) -> str | None:
         """Before the tenant had its own state directory, a prefixed tracker kept its embedded
         store in ``data_dir/store``: refuse to start on a fresh tenant store next to it (the events

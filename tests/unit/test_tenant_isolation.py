@@ -57,6 +57,9 @@ def test_the_prefix_names_the_tenant_s_server_database() -> None:
     assert urls("acme-", "https://u:p@ch:8443") == ("https://u:p@ch:8443/acme_default", "https://r:q@ch:8443/acme_default")
     assert urls("acme-", "http://u:p@ch:8123/acme_events")[0] == "http://u:p@ch:8123/acme_events"  # already the tenant's
     assert urls("big.co-", "http://u:p@ch:8123/j")[0] == "http://u:p@ch:8123/big_co_j"
+    assert Settings(topic_prefix="acme-", clickhouse_url="http://u:p@ch:8123/j").server_database == "acme_j"
+    assert Settings(topic_prefix="acme-").server_database == "acme_default"
+    assert Settings().server_database == "default"
 
 
 def test_a_prefix_must_be_a_topic_name_part() -> None:
