@@ -80,15 +80,15 @@ def test_two_tenants_with_the_same_app_id_data_dir_and_ids_never_see_each_other(
             assert links and f"{tenant}.example" in text and f"{other}.example" not in text, links
             # every series its worker exports carries its tenant, none the other's
             # (the tenant's name: its prefix without the trailing "-")
-            exported, name = metrics_of(tracker.port), tracker.prefix.rstrip("-")
+            exported, name = metrics_of(tracker.port), tracker.tenant
             assert f'journeys_events_in_total{{stage="ingest",tenant="{name}"}} 4.0' in exported, \
                 [line for line in samples(exported) if "events_in" in line]
             assert all(f'tenant="{name}"' in line for line in samples(exported)), exported[:2000]
-            assert f'tenant="{trackers[other].prefix.rstrip("-")}"' not in exported
+            assert f'tenant="{trackers[other].tenant}"' not in exported
         # one data directory, a store and tables per tenant, nothing at the untenanted place
         for tracker in trackers.values():
-            assert (data / tracker.prefix.rstrip("-") / "store").is_dir()
-            assert (data / tracker.prefix.rstrip("-") / "faust").is_dir()
+            assert (data / tracker.tenant / "store").is_dir()
+            assert (data / tracker.tenant / "faust").is_dir()
         assert not (data / "store").exists() and not (data / "faust").exists()
         # without its worker, `journeys serve` of a tenant opens that tenant's store and labels its metrics
         acme.stop()
@@ -96,7 +96,7 @@ def test_two_tenants_with_the_same_app_id_data_dir_and_ids_never_see_each_other(
         try:
             assert call(serve.port, "/api/v1/stats", token=None)[1]["events"] == 4
             exported = call(serve.port, "/metrics", token=None)[1]
-            name = acme.prefix.rstrip("-")
+            name = acme.tenant
             assert samples(exported) and all(f'tenant="{name}"' in line for line in samples(exported))
             assert f'journeys_api_requests_total{{route="api-stats",status="200",tenant="{name}"}} 1.0' in exported, \
                 [line for line in samples(exported) if "api_requests" in line]
