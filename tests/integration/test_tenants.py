@@ -81,8 +81,10 @@ def test_two_tenants_with_the_same_app_id_data_dir_and_ids_never_see_each_other(
             # every series its worker exports carries its tenant, none the other's
             # (the tenant's name: its prefix without the trailing "-")
             exported, name = metrics_of(tracker.port), tracker.tenant
-            assert f'journeys_events_in_total{{stage="ingest",tenant="{name}"}} 4.0' in exported, \
-                [line for line in samples(exported) if "events_in" in line]
+            ingested = [float(line.rsplit(" ", 1)[1]) for line in samples(exported)
+                        if line.startswith(f'journeys_events_in_total{{stage="ingest",tenant="{name}"}} ')]
+            # at least once: a record read again after a rebalance counts again
+            assert ingested and ingested[0] >= 4, [line for line in samples(exported) if "events_in" in line]
             assert all(f'tenant="{name}"' in line for line in samples(exported)), exported[:2000]
             assert f'tenant="{trackers[other].tenant}"' not in exported
         # one data directory, a store and tables per tenant, nothing at the untenanted place
