@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import faust
 
+from schemas.errors import ConfigurationError
 from streams import ack_guard
 from streams import kafka_config
 from streams import tables
@@ -53,7 +54,10 @@ def _topic(app: faust.App, spec: t.TopicSpec, settings: Settings) -> faust.Topic
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for the roles in ``settings.roles``."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    problem = settings.legacy_store_problem()
+    if problem:
+        raise ConfigurationError(problem)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # the tenant's own (data_dir without a prefix)
     ack_guard.install()  # never commit past a record skipped during a rebalance (B7)
     # A store-only process reads topics the stream role reads too (timeline, alerts) and needs
     # every record of them: it gets its own consumer group, else Kafka hands each partition to
@@ -63,7 +67,7 @@ def create_app(settings: Settings) -> faust.App:
         group,
         **kafka_config.faust_options(settings),  # broker URLs (+ SASL/TLS credentials)
         store=tables.store_url(settings, ""),  # any table made without tables.table() is bounded too
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(settings.state_dir / "faust"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replicas,
         topic_allow_declare=True,

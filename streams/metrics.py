@@ -3,6 +3,7 @@
 Agents call the small helpers below with one line each; ``streams.web.ops`` refreshes the
 gauges computed on scrape (consumer lag, table sizes). Label values are bounded: stages, tables,
 topics/partitions and dead-letter reason *paths* (normalised, capped), never ids or payloads.
+With a tenant (``JOURNEYS_TOPIC_PREFIX``), :func:`render` adds ``tenant="<name>"`` to every series.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from schemas.errors import TransientSinkError
 from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS
@@ -149,6 +151,26 @@ def sink_insert(table: str, events: int, rows: int) -> Iterator[None]:
     yield
     SINK_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
     EVENTS_OUT.labels("store", table).inc(rows)
+
+
+class _Tenanted:
+    """A view of a registry whose every sample carries ``tenant``: one label for the whole
+    process, added when the series are written out (the series themselves stay unlabelled)."""
+
+    def __init__(self, registry: Any, tenant: str) -> None:
+        self.registry, self.tenant = registry, tenant
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            tenanted = Metric(family.name, family.documentation, family.type, family.unit)
+            tenanted.samples = [s._replace(labels={**s.labels, "tenant": self.tenant}) for s in family.samples]
+            yield tenanted
+
+
+def render(tenant: str = "", registry: Any = REGISTRY) -> bytes:
+    """This process's series in the Prometheus text format, each labelled ``tenant`` when there
+    is one (``Settings.tenant``); without a tenant exactly as before."""
+    return generate_latest(_Tenanted(registry, tenant) if tenant else registry)  # type: ignore[arg-type]
 
 
 def api_request(route: str, status: int, seconds: float) -> None:

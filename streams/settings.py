@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
@@ -153,8 +155,9 @@ class Settings(BaseSettings):
     )
     clickhouse_url: SecretStr | None = Field(
         None,
-        description="chdb:///abs/path (embedded, default: <data_dir>/store) or "
-        "http(s)://user:password@host:8123/database for a ClickHouse server.",
+        description="chdb:///abs/path (embedded, default: <data_dir>/store, with a tenant prefix "
+        "<data_dir>/<tenant>/store) or http(s)://user:password@host:8123/database for a ClickHouse server "
+        "(with a tenant prefix the database is <tenant>_<database> unless it already starts with that).",
     )
     reader_clickhouse_url: SecretStr | None = Field(
         None,
@@ -162,14 +165,18 @@ class Settings(BaseSettings):
         "(http(s)://reader:password@host:8123/database; its role: `journeys db grants`). Default: the "
         "main URL; either way every analyst query runs with readonly=2.",
     )
-    data_dir: Path = Field(Path(".journeys"), description="Local state: Faust tables and the embedded store.")
+    data_dir: Path = Field(Path(".journeys"), description="Local state: Faust tables and the embedded store "
+                           "(with JOURNEYS_TOPIC_PREFIX, in its tenant's subdirectory <data_dir>/<tenant>).")
     app_id: str = Field(
         "journeys", description="Faust application id: the consumer group and the prefix of the state "
         "(changelog) topics. JOURNEYS_TOPIC_PREFIX is prepended unless the id already starts with it."
     )
     topic_prefix: str = Field(
-        "", description="Prepended to every topic name and to the application id, so the consumer group "
-        "and state topics too are the prefix's own (isolates test runs, tenants)."
+        "", pattern=r"^[A-Za-z0-9._-]*$",
+        description="The tenant: prepended to every topic name and to the application id (consumer group, "
+        "state topics); the tenant's name (the prefix without trailing '-', '_', '.') also names its local "
+        "state directory, its ClickHouse database on a server and the `tenant` label of every metric. "
+        "Empty: no tenant, today's names.",
     )
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics the tracker creates.")
     topic_replicas: int = Field(1, ge=1, description="Replication factor for topics the tracker creates.")
@@ -323,6 +330,53 @@ class Settings(BaseSettings):
             return self.app_id
         return self.topic_prefix + self.app_id
 
+    @property
+    def tenant(self) -> str:
+        """The tenant's name: ``topic_prefix`` without trailing separators (``acme-`` -> ``acme``);
+        empty without a prefix. It names the local state directory, the server database and the
+        ``tenant`` label of every metric."""
+        return self.topic_prefix.rstrip("-_.") or self.topic_prefix
+
+    @property
+    def state_dir(self) -> Path:
+        """This tenant's local state (Faust tables, the default embedded store): ``data_dir``
+        itself without a prefix, ``data_dir/<tenant>`` with one."""
+        return self.data_dir / self.tenant if self.tenant else self.data_dir
+
+    def tenant_url(self, url: str) -> str:
+        """``url`` namespaced by the tenant: a server URL's database becomes ``<tenant>_<database>``
+        (``-`` and ``.`` as ``_``; ``default`` when the URL names none), unless it already starts
+        with ``<tenant>_``. Embedded (``chdb://``) paths are kept as given: one path, one store."""
+        if not self.tenant or url.startswith("chdb:"):
+            return url
+        parts = urlsplit(url)
+        prefix = re.sub(r"[^A-Za-z0-9_]", "_", self.tenant) + "_"
+        database = parts.path.strip("/") or "default"
+        if not database.startswith(prefix):
+            database = prefix + database
+        return urlunsplit(parts._replace(path="/" + database))
+
+    @property
+    def server_database(self) -> str:
+        """The tenant's database on a ClickHouse server: the one of ``JOURNEYS_CLICKHOUSE_URL`` (a
+        server URL), else ``default`` — either namespaced by the tenant (:meth:`tenant_url`)."""
+        url = self.store_url if self.clickhouse_url is not None and not self.store_url.startswith("chdb:") \
+            else self.tenant_url("http://localhost/default")
+        return urlsplit(url).path.strip("/") or "default"
+
+    def legacy_store_problem(self) -> str | None:
+        """Before the tenant had its own state directory, a prefixed tracker kept its embedded
+        store in ``data_dir/store``: refuse to start on a fresh tenant store next to it (the events
+        would seem gone), saying what to move."""
+        if not self.tenant or self.clickhouse_url is not None:
+            return None
+        old, new = self.data_dir / "store", self.state_dir / "store"
+        if old.is_dir() and not new.exists():
+            return (f"JOURNEYS_TOPIC_PREFIX={self.topic_prefix} keeps its embedded store in {new}, but a store is in "
+                    f"{old} (the layout before tenants had their own directory): if it is this tenant's, move it "
+                    f"there (mv {old} {new}); if it is not, create {new} (mkdir -p) to start the tenant's own")
+        return None
+
     @model_validator(mode="after")
     def _kafka_security_is_consistent(self) -> "Settings":
         """Refuse combinations that would fail at connect time or silently skip TLS/authentication.
@@ -357,12 +411,12 @@ class Settings(BaseSettings):
     @property
     def store_url(self) -> str:
         if self.clickhouse_url is not None:
-            return self.clickhouse_url.get_secret_value()
-        return f"chdb://{(self.data_dir / 'store').resolve()}"
+            return self.tenant_url(self.clickhouse_url.get_secret_value())
+        return f"chdb://{(self.state_dir / 'store').resolve()}"
 
     @property
     def reader_url(self) -> str | None:
-        return self.reader_clickhouse_url.get_secret_value() if self.reader_clickhouse_url else None
+        return self.tenant_url(self.reader_clickhouse_url.get_secret_value()) if self.reader_clickhouse_url else None
 
     def has_role(self, role: str) -> bool:
         return role in {r.strip() for r in self.roles.split(",")}

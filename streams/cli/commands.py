@@ -111,15 +111,18 @@ def db_status(ctx: click.Context, cluster: str | None) -> None:
 
 
 @db.command("grants")
-@click.option("--database", default="default", show_default=True, help="Database of the tracker's tables.")
+@click.option("--database", default=None, help="Database of the tracker's tables [default: the one of "
+              "JOURNEYS_CLICKHOUSE_URL, namespaced by the tenant prefix; else default, or <tenant>_default].")
 @click.option("--role", default="journeys_reader", show_default=True, help="Role to create.")
 @click.option("--user", "users", multiple=True, metavar="NAME", help="Existing user(s) to give the role.")
-def db_grants(database: str, role: str, users: tuple[str, ...]) -> None:
+def db_grants(database: str | None, role: str, users: tuple[str, ...]) -> None:
     """Print the SQL of the read-only analyst role for a ClickHouse server: SELECT on every tracker
     table and view, dead-letter payloads (PII) excluded. Run it as an admin; then point
     JOURNEYS_READER_CLICKHOUSE_URL at a user holding the role."""
     from sinks.clickhouse import grants
 
+    if database is None:
+        database = Settings().server_database
     try:
         statements = grants.reader_statements(database, role, users)
     except ValueError as exc:

@@ -60,7 +60,7 @@ def expected_outcome(lines: list[bytes], settings: Settings) -> tuple[set[str], 
 
 
 def start_worker(settings: Settings) -> subprocess.Popen:
-    log_path = settings.data_dir / "worker.log"
+    log_path = settings.state_dir / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     click.echo(f"starting the tracker (worker log: {log_path})")
     return subprocess.Popen(

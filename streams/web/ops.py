@@ -17,7 +17,6 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from sinks.clickhouse import ddl
@@ -197,7 +196,7 @@ def register(app: faust.App, settings: Settings, handle: StoreHandle | None) -> 
             refresh_table_memory()
             if sizes is not None:
                 await sizes.refresh()
-            return self.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+            return self.bytes(metrics.render(settings.tenant), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     @app.page("/health/live")
     class LiveView(View):

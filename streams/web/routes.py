@@ -21,10 +21,12 @@ from streams import metrics
 @dataclass
 class Context:
     """What the handlers read: the store (a :class:`~streams.storehandle.StoreHandle` or anything
-    with ``reader()``) and the definitions (a :class:`~streams.definitions_source.DefinitionsSource`, or None)."""
+    with ``reader()``), the definitions (a :class:`~streams.definitions_source.DefinitionsSource`, or None)
+    and the tenant."""
 
     handle: Any = None
     definitions: Any = None
+    tenant: str = ""  # Settings.tenant: the label /metrics adds to every series ("" for none)
 
 
 @dataclass

@@ -20,7 +20,6 @@ import logging
 from typing import Any, Mapping
 
 from aiohttp import web
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from sinks.clickhouse.client import ReadOnlyStore, Store, is_embedded, read_limits, redact
@@ -88,7 +87,7 @@ async def prometheus(ctx: Context, query: Mapping[str, str]) -> Reply:
     API series, plus the stream and store ones a ``serve`` has no part in)."""
     for kind, used in malloc.glibc_usage().items():
         metrics.MALLOC.labels("glibc", kind).set(used)
-    return Reply(generate_latest(), kind="bytes", headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+    return Reply(metrics.render(ctx.tenant), kind="bytes", headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 @api._capped
@@ -118,7 +117,7 @@ def build(settings: Settings, handle: Any, definitions: DefinitionsSource | None
     """The aiohttp application: the shared routes behind the auth middleware."""
     token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     web_app = web.Application(middlewares=[auth.middleware(token or None)])
-    add_to_aiohttp(web_app, ROUTES, Context(handle, definitions))
+    add_to_aiohttp(web_app, ROUTES, Context(handle, definitions, settings.tenant))
     if definitions is not None and settings.definitions_reload_seconds > 0:
         async def reload(app: web.Application):
             async def poll() -> None:

@@ -206,5 +206,7 @@ def test_dead_webhooks_are_given_up_on_while_the_healthy_one_gets_every_alert_ro
     assert "<!here>" not in raw and "bouncer-&lt;!here&gt;&amp;co" in raw
 
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/metrics", timeout=10).read().decode()
-    failed = next(line for line in metrics.splitlines() if line.startswith('journeys_alerts_failed_total{channel="webhook"}'))
+    tenant = tracker.tenant  # the prefix names the tenant of every series
+    failed = next(line for line in metrics.splitlines()
+                  if line.startswith(f'journeys_alerts_failed_total{{channel="webhook",tenant="{tenant}"}}'))
     assert float(failed.split()[-1]) == 2 * len(bouncers)

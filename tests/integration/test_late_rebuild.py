@@ -54,6 +54,7 @@ def journey_lines(n: int = 1000) -> tuple[list[bytes], list[bytes]]:
 def metric(tracker, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
+    name = name.replace("}", f',tenant="{tracker.tenant}"}}')  # every series names the tenant
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 

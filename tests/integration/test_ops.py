@@ -42,8 +42,11 @@ def scrape(tracker: Tracker) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     with urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/metrics", timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    found = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    # every series carries the worker's tenant (its prefix, less the "-"): checked here, then left out
+    tenant = tracker.tenant
+    assert found and all(s.labels.get("tenant") == tenant for s in found), [s for s in found[:5]]
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "tenant"))): s.value for s in found}
 
 
 def value(samples: dict, name: str, **labels: str) -> float | None:

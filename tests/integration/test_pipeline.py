@@ -61,7 +61,8 @@ def _journeys_metric(tracker, stage: str, outcome: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{tracker.port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "journeys_events_out_total" and s.labels == {"stage": stage, "outcome": outcome})
+               if s.name == "journeys_events_out_total"
+               and s.labels == {"stage": stage, "outcome": outcome, "tenant": tracker.tenant})
 
 
 RESENDS = (

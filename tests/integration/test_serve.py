@@ -154,14 +154,19 @@ def test_serve_keeps_the_token_rule_and_is_read_only(stored, served: Serve) -> N
     assert "JOURNEYS_API_TOKEN" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-def test_serve_exposes_prometheus_metrics_of_its_requests(served: Serve) -> None:
+def test_serve_exposes_prometheus_metrics_of_its_requests(stored, served: Serve) -> None:
     from prometheus_client.parser import text_string_to_metric_families
+
+    served_tenant = stored[0].tenant  # the tracker's JOURNEYS_TOPIC_PREFIX names the tenant
 
     def samples() -> dict[tuple[str, tuple], float]:
         status, body, ctype = call(served.port, "/metrics", token=None)  # no token, as on a worker
         assert status == 200 and ctype.startswith("text/plain"), (status, body)
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(body) for s in family.samples}
+        found = [s for family in text_string_to_metric_families(body) for s in family.samples]
+        tenant = served_tenant  # serve's series carry the tenant of its settings: checked, then left out
+        assert found and all(s.labels.get("tenant") == tenant for s in found), found[:5]
+        return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "tenant"))): s.value
+                for s in found}
 
     def requests(route: str, status: int) -> float:
         return before.get(("journeys_api_requests_total", (("route", route), ("status", str(status)))), 0.0)

@@ -110,6 +110,11 @@ class Tracker:
             return "(no log)"
 
     # -- data in and out -------------------------------------------------------------------
+    @property
+    def tenant(self) -> str:
+        """The tenant its prefix names (``Settings.tenant``): the ``tenant`` label of its metrics."""
+        return self.prefix.rstrip("-_.") or self.prefix
+
     def topic(self, name: str) -> str:
         return self.prefix + name
 

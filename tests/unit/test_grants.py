@@ -49,5 +49,10 @@ def test_cli_prints_the_script_and_refuses_bad_names() -> None:
     result = CliRunner().invoke(db, ["grants", "--database", "crm", "--user", "ana"])
     assert result.exit_code == 0, result.output
     assert "GRANT journeys_reader TO ana;" in result.output and "ON crm.timeline_v" in result.output
+    # by default, the database of the tenant's URL
+    tenant = CliRunner().invoke(db, ["grants"], env={"JOURNEYS_TOPIC_PREFIX": "acme-",
+                                                     "JOURNEYS_CLICKHOUSE_URL": "http://u:p@ch:8123/journeys"})
+    assert tenant.exit_code == 0 and "ON acme_journeys.timeline_v" in tenant.output, tenant.output
+    assert "ON acme_default.timeline_v" in CliRunner().invoke(db, ["grants"], env={"JOURNEYS_TOPIC_PREFIX": "acme-"}).output
     bad = CliRunner().invoke(db, ["grants", "--role", "x y"])
     assert bad.exit_code == 2 and "plain identifier" in bad.output
