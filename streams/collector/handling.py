@@ -44,9 +44,17 @@ from typing import Any, Union
 import orjson
 
 from schemas.decode import (
-    CUT_MARKER, DEPTH_EXCEEDED, WIDE_INTEGER, check_not_future, cut_deeper_than, event_time, parse_json, too_deep,
-    validate, wide_integers,
-)  # fmt: skip
+    CUT_MARKER,
+    DEPTH_EXCEEDED,
+    WIDE_INTEGER,
+    check_not_future,
+    cut_deeper_than,
+    event_time,
+    parse_json,
+    too_deep,
+    validate,
+    wide_integers,
+)
 from schemas.errors import InvalidEvent, Reason
 from schemas.events import (
     DERIVED_PREFIX,
