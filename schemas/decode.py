@@ -74,6 +74,41 @@ def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
         raise InvalidEvent([Reason(path, f"nested deeper than {limit} levels (the nesting limit)")], stage="decode")
 
 
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+"""A JSON string (skipped whole: brackets inside it are text) or a bracket."""
+DEPTH_EXCEEDED = "depth limit exceeded"
+"""orjson's message for a document nested deeper than it parses (1024 levels)."""
+CUT_MARKER = "[cut: nested deeper than the limit; {kind} omitted]"
+"""What stands where a too-deep part was cut (a dead letter keeps the item up to there)."""
+
+
+def cut_deeper_than(raw: bytes, levels: int) -> bytes | None:
+    """``raw`` with every array or object that opens more than ``levels`` containers deep
+    replaced by a :data:`CUT_MARKER` string, found by a scan of the bytes (no parsing, no
+    recursion): what lets a body too deep for the JSON parser be parsed, so that only the
+    part that is too deep is refused, with its path. None when nothing is that deep or the
+    brackets do not balance (then the body is malformed anyway)."""
+    out, depth, start, last = [], 0, -1, 0
+    for match in _TOKEN.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth == levels + 1:
+                start = match.start()
+        elif token in (b"]", b"}"):
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == levels and start >= 0:
+                kind = "list" if raw[start:start + 1] == b"[" else "dict"
+                out += [raw[last:start], orjson.dumps(CUT_MARKER.format(kind=kind))]
+                last, start = match.end(), -1
+    if depth != 0 or not out:
+        return None
+    out.append(raw[last:])
+    return b"".join(out)
+
+
 def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | None = MAX_DEPTH,
                exact_integers: bool = True) -> Any:
     """Bytes → JSON value within the size and nesting limits (``max_depth`` None: the caller

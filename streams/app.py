@@ -145,7 +145,8 @@ def create_app(settings: Settings) -> faust.App:
         channels = ddl.channel_rows(defs.channels, defs.version, time.time_ns() // 1000)
         handle = StoreHandle(settings.store_url, faults=faults, reader_url=settings.reader_url, channels=channels,
                              retention_days=(settings.retention.events_days, settings.retention.dead_letters_days),
-                             read_limits=read_limits(settings.api_query_seconds, settings.api_query_memory_mb))
+                             read_limits=read_limits(settings.api_query_seconds, settings.api_query_memory_mb,
+                                  settings.api_query_rows))
         definitions.subscribe(lambda d: asyncio.get_running_loop().run_in_executor(
             None, handle.set_channels, ddl.channel_rows(d.channels, d.version, time.time_ns() // 1000)))
         store.register(app, topics, settings, handle)

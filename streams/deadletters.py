@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 
 import orjson
 
 from schemas.errors import InvalidEvent
 from streams import topics as t
+
+WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+"""A ``"writeKey": "…"`` member in raw JSON bytes (group 2: the value as written)."""
+_CUT_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*\\?\Z')
+"""A key value the end of the bytes cuts (a dead letter keeps a large body's first bytes)."""
+REDACTED = b'"[redacted]"'
+
+
+def redact_write_keys(raw: bytes) -> bytes:
+    """``raw`` with the value of every ``"writeKey"`` member replaced by ``"[redacted]"`` and
+    every other byte as it was: a dead letter keeps no key, whichever way it came in (the
+    collector, the inbound topic, ``journeys import``), a value cut off by the end of ``raw``
+    included."""
+    if b"writeKey" not in raw:
+        return raw
+    redacted = WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
+    return _CUT_WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, redacted)
 
 
 def dlq_id(source: str, raw: bytes) -> str:

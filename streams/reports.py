@@ -87,7 +87,7 @@ def _alerts(store, defs, p):
 
 def _bounded_int(p: dict[str, str], name: str, default: int, high: int) -> int:
     raw = p.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= high:
         raise ValueError(f"{name} must be an integer between 1 and {high}")
     return int(raw)
 

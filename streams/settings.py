@@ -211,6 +211,10 @@ class Settings(BaseSettings):
     api_query_memory_mb: int = Field(
         2048, ge=16, description="Most memory one query of the JSON API or web UI may use (then 503), MB.",
     )
+    api_query_rows: int = Field(
+        1_000_000, ge=100_000, description="Most rows one query of the JSON API or web UI may answer (then 503, "
+        "never an answer cut short); at least the largest `limit` parameter (100000).",
+    )
     max_future_seconds: int = Field(
         300, ge=0, description="Events stamped further than this in the future are rejected."
     )

@@ -163,10 +163,13 @@ class QueryLimitExceeded(RuntimeError):
     """A read stopped by one of its limits (:func:`read_limits`); the message says which."""
 
 
-def read_limits(seconds: float, memory_mb: int) -> dict[str, Any]:
-    """The caps on every API, UI and CLI read (``JOURNEYS_API_QUERY_SECONDS`` / ``_MEMORY_MB``)."""
+def read_limits(seconds: float, memory_mb: int, rows: int = 1_000_000) -> dict[str, Any]:
+    """The caps on every API and UI read (``JOURNEYS_API_QUERY_SECONDS`` / ``_MEMORY_MB`` /
+    ``_ROWS``): time, memory, and rows in the answer (over it the query fails: an answer is
+    never silently cut short)."""
     return {"max_execution_time": seconds, "timeout_overflow_mode": "throw",
-            "max_memory_usage": memory_mb * 1024**2}
+            "max_memory_usage": memory_mb * 1024**2,
+            "max_result_rows": rows, "result_overflow_mode": "throw"}
 
 
 def limit_exceeded(exc: Exception) -> str | None:
@@ -206,7 +209,8 @@ class ReadOnlyStore:
             raise QueryLimitExceeded(
                 f"the query {what} (JOURNEYS_API_QUERY_SECONDS={self._settings.get('max_execution_time', '-')}, "
                 f"JOURNEYS_API_QUERY_MEMORY_MB="
-                f"{int(self._settings.get('max_memory_usage', 0)) // 1024**2 or '-'}): narrow it "
+                f"{int(self._settings.get('max_memory_usage', 0)) // 1024**2 or '-'}, "
+                f"JOURNEYS_API_QUERY_ROWS={self._settings.get('max_result_rows', '-')}): narrow it "
                 "(an account, a shorter period, a smaller limit)") from exc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 
@@ -85,15 +86,68 @@ ARRAY JOIN dsts AS dst, valid_froms AS vf, valid_tos AS vt
 """
 
 # The account's events, and candidates among the unattributed events (by person or device id,
-# from the key index ``timeline_by_key``) with the exact conditions on their current rows.
+# from the key index ``timeline_by_key``), each with how it belongs to the account (``_via``:
+# 0 it names the account, 1 one of its people then, 2 a device of theirs then, 3 not at all; the
+# intervals come as parallel arrays of keys and epoch milliseconds). Each event once (its row
+# with the lowest ``_via``), in (event_time, event_id) order, after the cursor, at most ``limit``.
 _EVENTS_SQL = f"""
-SELECT {_TIMELINE_COLUMNS}{{extra}} FROM timeline FINAL
-PREWHERE account_id IN {{accts:Array(String)}}
-  OR (account_id = '' AND event_id IN (SELECT event_id FROM timeline_by_key WHERE key IN {{keys:Array(String)}}))
-WHERE account_id IN {{accts:Array(String)}}
-  OR user_id IN {{people:Array(String)}} OR email IN {{people:Array(String)}} OR contact_id IN {{people:Array(String)}}
-  OR (user_id = '' AND email = '' AND contact_id = '' AND anonymous_id IN {{devices:Array(String)}})
+SELECT {', '.join(TIMELINE_OUT_COLUMNS)}{{extra}} FROM (
+  SELECT * FROM (
+    SELECT {_TIMELINE_COLUMNS}{{extra}}, multiIf(
+      account_id IN {{accts:Array(String)}}, 0,
+      arrayExists((k, f, t) -> k != '' AND (k = user_id OR k = email OR k = contact_id)
+                  AND toUnixTimestamp64Milli(event_time) >= f AND toUnixTimestamp64Milli(event_time) < t,
+                  {{pk:Array(String)}}, {{pf:Array(Int64)}}, {{pt:Array(Int64)}}), 1,
+      user_id = '' AND email = '' AND contact_id = '' AND arrayExists((k, f, t) -> k = anonymous_id
+                  AND toUnixTimestamp64Milli(event_time) >= f AND toUnixTimestamp64Milli(event_time) < t,
+                  {{dk:Array(String)}}, {{df:Array(Int64)}}, {{dt:Array(Int64)}}), 2,
+      3) AS _via
+    FROM timeline FINAL
+    PREWHERE account_id IN {{accts:Array(String)}}
+      OR (account_id = '' AND event_id IN (SELECT event_id FROM timeline_by_key WHERE key IN {{keys:Array(String)}}))
+    WHERE account_id IN {{accts:Array(String)}}
+      OR user_id IN {{people:Array(String)}} OR email IN {{people:Array(String)}} OR contact_id IN {{people:Array(String)}}
+      OR (user_id = '' AND email = '' AND contact_id = '' AND anonymous_id IN {{devices:Array(String)}})
+  )
+  WHERE _via < 3
+  ORDER BY event_id, _via
+  LIMIT 1 BY event_id
+)
+WHERE (toUnixTimestamp64Milli(event_time), event_id) > ({{after_ms:Int64}}, {{after_id:String}})
+ORDER BY event_time, event_id
+LIMIT {{limit:UInt32}}
 """
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_BEFORE_ALL = -(2**62)
+"""The cursor of the first page: before every event time."""
+
+
+def _ms(when: datetime) -> int:
+    """Epoch milliseconds of a store time (DateTime64(3, 'UTC'); naive means UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
+def cursor_of(event_time: datetime, event_id: str) -> str:
+    """The keyset cursor after an event: ``<event time, ISO-8601 UTC, ms>|<event id>``."""
+    if event_time.tzinfo is None:
+        event_time = event_time.replace(tzinfo=timezone.utc)
+    stamp = event_time.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f"{stamp}|{event_id}"
+
+
+def parse_cursor(cursor: str) -> tuple[int, str]:
+    """``(epoch ms, event id)`` of a cursor from :func:`cursor_of`, or ValueError saying why."""
+    stamp, sep, event_id = cursor.partition("|")
+    try:
+        if not sep or len(cursor) > 1000:
+            raise ValueError(cursor)
+        return _ms(datetime.fromisoformat(stamp.replace("Z", "+00:00"))), event_id
+    except ValueError:
+        raise ValueError("after must be a cursor from a previous page (<event time>|<event id>, "
+                         "as that page's `next` says)") from None
 
 
 def _links(store: _Queries, kind: str, ids: list[str], params: dict[str, Any], where: str,
@@ -109,10 +163,6 @@ def _links(store: _Queries, kind: str, ids: list[str], params: dict[str, Any], w
     key = f"kind = {{kind:String}} AND src IN ({candidates})"
     _, rows = store.query(_LINKS_SQL.format(key=key, where=where), {**params, "kind": kind, "ids": ids})
     return [r for r in rows if (r[0], r[1], r[2]) not in unmerged]
-
-
-def _within(intervals: dict[str, list[tuple]], key: str, when: Any) -> bool:
-    return any(vf <= when < vt for vf, vt in intervals.get(key, ()))
 
 
 def _resolve(store: _Queries, account_id: str) -> tuple[set[str], dict[str, list[tuple]], dict[str, list[tuple]]]:
@@ -147,7 +197,7 @@ def _resolve(store: _Queries, account_id: str) -> tuple[set[str], dict[str, list
 
 
 def timeline(store: _Queries, account_id: str, limit: int = 1000,
-             properties: bool = False) -> tuple[list[str], list[tuple]]:
+             properties: bool = False, after: str | None = None) -> tuple[list[str], list[tuple]]:
     """One account's journey in event-time order, each event once, identities resolved now.
 
     The same semantics as :data:`RESOLVED_TIMELINE_SQL`, run as a few small keyed queries
@@ -156,27 +206,39 @@ def timeline(store: _Queries, account_id: str, limit: int = 1000,
     ``identity_links_by_dst``, unattributed events by identifier through ``timeline_by_key``
     (migration 6), and then read by primary key and filtered by the same exact conditions.
     With ``properties``, each row also has the event's properties (JSON): what a journey
-    rebuild reads (:mod:`streams.agents.rebuilds`).
+    rebuild reads (:mod:`streams.agents.rebuilds`). The query itself is bounded (``LIMIT``);
+    ``after`` (a :func:`cursor_of` cursor) pages on: the events after that one, in the same order
+    (:func:`timeline_page`).
     """
     if not account_id:
         raise ValueError("an account id is required (the empty id would read every unattributed event)")
+    after_ms, after_id = parse_cursor(after) if after else (_BEFORE_ALL, "")
     accts, people, devices = _resolve(store, account_id)
     cols = TIMELINE_OUT_COLUMNS + (["properties"] if properties else [])
     sql = _EVENTS_SQL.replace("{extra}", ", properties" if properties else "")
+    pk, pf, pt = _intervals(people)
+    dk, df, dt = _intervals(devices)
     _, rows = store.query(sql, {"accts": sorted(accts), "keys": sorted(people.keys() | devices.keys()),
-                                "people": sorted(people), "devices": sorted(devices)})
-    at, ev, direct = cols.index("event_time"), cols.index("event_id"), cols.index("direct_account_id")
-    ids, anon = [cols.index(c) for c in ("user_id", "email", "contact_id")], cols.index("anonymous_id")
-    out = {r[ev]: r for r in rows if r[direct] in accts}
-    rest = [r for r in rows if r[direct] not in accts]  # unattributed: through people, then devices
-    for r in rest:
-        if any(r[i] and _within(people, r[i], r[at]) for i in ids):
-            out.setdefault(r[ev], r)
-    for r in rest:
-        if not any(r[i] for i in ids) and _within(devices, r[anon], r[at]):
-            out.setdefault(r[ev], r)
-    ordered = sorted(out.values(), key=lambda r: (r[at], r[ev]))[:limit]
-    return cols, ordered
+                                "people": sorted(people), "devices": sorted(devices),
+                                "pk": pk, "pf": pf, "pt": pt, "dk": dk, "df": df, "dt": dt,
+                                "after_ms": after_ms, "after_id": after_id, "limit": limit})
+    return cols, rows
+
+
+def _intervals(intervals: dict[str, list[tuple]]) -> tuple[list[str], list[int], list[int]]:
+    """Parallel arrays (key, from ms, to ms) of every validity interval, for the query."""
+    flat = [(key, _ms(vf), _ms(vt)) for key in sorted(intervals) for vf, vt in intervals[key]]
+    return [k for k, _, _ in flat], [f for _, f, _ in flat], [t for _, _, t in flat]
+
+
+def timeline_page(store: _Queries, account_id: str, limit: int = 1000,
+                  after: str | None = None) -> tuple[list[str], list[tuple], str | None]:
+    """One page of :func:`timeline`: its rows and the cursor of the next page (None: no more)."""
+    cols, rows = timeline(store, account_id, limit + 1, after=after)
+    if len(rows) <= limit:
+        return cols, rows, None
+    at, ev = cols.index("event_time"), cols.index("event_id")
+    return cols, rows[:limit], cursor_of(rows[limit - 1][at], rows[limit - 1][ev])
 
 
 def accounts(store: _Queries, limit: int = 100) -> tuple[list[str], list[tuple]]:

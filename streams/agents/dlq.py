@@ -10,11 +10,12 @@ import faust
 from schemas.errors import InvalidEvent
 from sinks.clickhouse.rows import dead_letter_row
 from streams import topics as t
-from streams.deadletters import dlq_id, headers, reasons_of
+from streams.deadletters import dlq_id, headers, reasons_of, redact_write_keys
 
 
 async def send(topic: faust.TopicT, key: bytes | None, raw: bytes, source_kind: str, source: str,
                error: InvalidEvent) -> None:
+    raw = redact_write_keys(raw)  # the original bytes, but never a write key
     await topic.send(key=key, value=raw, headers=headers(source_kind, source, raw, error))
 
 

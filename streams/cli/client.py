@@ -50,13 +50,22 @@ def direct(settings: Settings, fn: Callable[..., Any], *args: Any) -> Any:
         handle.close()
 
 
-def timeline(settings: Settings, account_id: str, limit: int) -> list[dict[str, Any]]:
+def timeline_page(settings: Settings, account_id: str, limit: int,
+                  after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the account's journey and the cursor of the next one (None: no more)."""
+    if after:
+        queries.parse_cursor(after)  # a bad cursor fails here, with its reason
     if is_embedded(settings.store_url):
-        body = api_get(settings, f"/api/v1/timeline/{quote(account_id, safe='')}?limit={limit}")
+        path = f"/api/v1/timeline/{quote(account_id, safe='')}?limit={limit}"
+        body = api_get(settings, path + (f"&after={quote(after, safe='')}" if after else ""))
         if body is not None:
-            return body["events"]
-    cols, rows = direct(settings, queries.timeline, account_id, limit)
-    return queries.records(cols, rows)
+            return body["events"], body.get("next")
+    cols, rows, after_last = direct(settings, queries.timeline_page, account_id, limit, after)
+    return queries.records(cols, rows), after_last
+
+
+def timeline(settings: Settings, account_id: str, limit: int) -> list[dict[str, Any]]:
+    return timeline_page(settings, account_id, limit)[0]
 
 
 def accounts(settings: Settings) -> list[dict[str, Any]]:

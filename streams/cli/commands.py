@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,18 +27,30 @@ format_option = click.option(
 @click.command()
 @click.argument("account_id")
 @format_option
-@click.option("--limit", default=1000, show_default=True, help="Most events to show.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Most events to show (a page).")
+@click.option("--after", default=None, metavar="CURSOR",
+              help="Show the events after this cursor (the next page; the previous page names it).")
 @click.pass_context
-def timeline(ctx: click.Context, account_id: str, fmt: str, limit: int) -> None:
-    """Show ACCOUNT_ID's journey: every touch, in event-time order, each event once."""
+def timeline(ctx: click.Context, account_id: str, fmt: str, limit: int, after: str | None) -> None:
+    """Show ACCOUNT_ID's journey: every touch, in event-time order, each event once.
+
+    A page holds --limit events; when there are more, the command ends by saying (on stderr)
+    the --after CURSOR that shows the next page."""
     if not account_id.strip():
         raise click.BadParameter("must not be empty", param_hint="ACCOUNT_ID")
-    records = client.timeline(settings_of(ctx), account_id, limit)
+    try:
+        records, after_last = client.timeline_page(settings_of(ctx), account_id, limit, after)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("after "), param_hint="--after") from exc
     if not records and fmt == "table":
         click.echo(f"No events for account {account_id!r}. Try `journeys accounts`.", err=True)
     emit(records, fmt, title=f"Journey of {account_id}",
          columns=["event_time", "side", "channel", "event_type", "name", "contact_id", "rep_role", "event_id"]
          if fmt == "table" else None)
+    if after_last is not None:
+        click.echo(f"More events: journeys timeline {shlex.quote(account_id)} --limit {limit} "
+                   f"--after {shlex.quote(after_last)}", err=True)
 
 
 @click.command()

@@ -36,6 +36,7 @@ from streams import topics as t
 from streams.agents.dlq import headers as dlq_headers
 from streams.cli.output import printable
 from streams.cli.presets import Cells, Context, Preset, Unmappable
+from streams.deadletters import redact_write_keys
 from streams.headers import SOURCE_HEADER
 from streams.producer import make_producer
 from streams.settings import Settings
@@ -236,7 +237,9 @@ def check(row: Row, received_at: datetime, max_future: timedelta) -> tuple[bytes
 def dead_letter(value: bytes, error: InvalidEvent, keep: int = MAX_EVENT_BYTES) -> tuple[bytes, InvalidEvent]:
     """The value and error a rejected row is dead-lettered with: a row over ``keep`` bytes (no
     event is that large) keeps its first ``keep``, as the collector does, so its dead letter fits
-    the producer's request limit (1 MiB) and does not stop the import."""
+    the producer's request limit (1 MiB) and does not stop the import. A ``writeKey`` in it is
+    redacted (as the collector does), every other byte kept."""
+    value = redact_write_keys(value)
     if len(value) <= keep:
         return value, error
     kept = Reason("$", f"row is {len(value)} bytes (dead letter keeps the first {keep} bytes)")

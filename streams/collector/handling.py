@@ -43,7 +43,18 @@ from typing import Any, Union
 
 import orjson
 
-from schemas.decode import WIDE_INTEGER, check_not_future, event_time, parse_json, too_deep, validate, wide_integers
+from schemas.decode import (
+    CUT_MARKER,
+    DEPTH_EXCEEDED,
+    WIDE_INTEGER,
+    check_not_future,
+    cut_deeper_than,
+    event_time,
+    parse_json,
+    too_deep,
+    validate,
+    wide_integers,
+)
 from schemas.errors import InvalidEvent, Reason
 from schemas.events import (
     DERIVED_PREFIX,
@@ -58,6 +69,7 @@ from schemas.events import (
     derived_id,
 )
 from schemas.keys import inbound_key, raw_key
+from streams.deadletters import REDACTED, WRITE_KEY, redact_write_keys  # noqa: F401 - REDACTED re-exported
 
 SEGMENT_TYPES = ("track", "page", "identify", "group", "alias")
 CRM_TYPES = ("conversation", "lead_status", "opportunity")
@@ -94,18 +106,14 @@ MAX_LISTED_REASONS = 10
 """Reasons an answer lists per rejected item (then ``… and N more``)."""
 
 
-_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"((?:[^"\\]|\\.)*)"')
-_CUT_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*\\?\Z')
-"""A key value the end of the bytes cuts (a dead letter keeps a large body's first bytes)."""
 _MAX_KEY_SCAN = 16
-REDACTED = b'"[redacted]"'
 
 
 def body_write_keys(body: bytes) -> list[str]:
     """The string values of ``"writeKey"`` members anywhere in a raw body (at most 16), found
     without parsing it: enough to refuse an unknown key before doing any work."""
     keys = []
-    for n, match in enumerate(_WRITE_KEY.finditer(body)):
+    for n, match in enumerate(WRITE_KEY.finditer(body)):
         if n >= _MAX_KEY_SCAN:
             break
         try:
@@ -115,13 +123,6 @@ def body_write_keys(body: bytes) -> list[str]:
         if isinstance(value, str):
             keys.append(value)
     return keys
-
-
-def redact_write_keys(raw: bytes) -> bytes:
-    """``raw`` with the value of every ``"writeKey"`` member replaced (a dead letter keeps no key),
-    a value cut off by the end of ``raw`` included."""
-    redacted = _WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, raw)
-    return _CUT_WRITE_KEY.sub(lambda m: m.group(1) + REDACTED, redacted)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,9 @@ class Parsed:
 
     obj: Any
     write_key: str | None
+    parsed_body: bytes | None = None
+    """The body as parsed when it is not the body received: too deep for the JSON parser, with
+    its too-deep parts cut (:func:`schemas.decode.cut_deeper_than`)."""
 
 
 def parse(body: bytes, endpoint: str, *, limits: Limits) -> Parsed | Handled:
@@ -222,12 +226,32 @@ def parse(body: bytes, endpoint: str, *, limits: Limits) -> Parsed | Handled:
     if len(body) > limit:
         return Handled([too_large(body, len(body), limit, limits.max_event_bytes)], None, too_large=True)
     single = endpoint in SINGLE
+    parsed_body = None
     try:  # a batch's items are checked for depth one by one (_item), so one deep item costs only itself
         obj = parse_json(body, limit=limit, max_depth=limits.max_depth if single else None, exact_integers=single)
     except InvalidEvent as exc:
-        return Handled([Rejected(None, None, redact_write_keys(body), exc)])
+        # Too deep for the JSON parser (1024 levels): cut what is deeper than an item could be
+        # accepted at, then parse; the deep item is refused by its path (_item), the others kept.
+        cut = cut_deeper_than(body, limits.max_depth + _ENVELOPE_LEVELS) if _too_deep_to_parse(exc) else None
+        if cut is None:
+            return Handled([Rejected(None, None, redact_write_keys(body), exc)])
+        try:
+            obj = parse_json(cut, limit=max(limit, len(cut)), max_depth=limits.max_depth if single else None,
+                             exact_integers=single)
+        except InvalidEvent as again:
+            return Handled([Rejected(None, None, redact_write_keys(body), again)])
+        parsed_body = cut
     write_key = obj.pop("writeKey", None) if isinstance(obj, dict) else None
-    return Parsed(obj, write_key if isinstance(write_key, str) else None)
+    return Parsed(obj, write_key if isinstance(write_key, str) else None, parsed_body)
+
+
+_ENVELOPE_LEVELS = 8
+"""Levels kept past the nesting limit when a too-deep body is cut: the batch envelope (2) and
+enough of the item that it is still refused for its depth, at the path where it goes too deep."""
+
+
+def _too_deep_to_parse(exc: InvalidEvent) -> bool:
+    return any(DEPTH_EXCEEDED in r.message for r in exc.reasons)
 
 
 def split(parsed: Parsed, body: bytes, endpoint: str, *, received_at: datetime, limits: Limits,
@@ -251,7 +275,7 @@ def split(parsed: Parsed, body: bytes, endpoint: str, *, received_at: datetime, 
                        too_large=True)
     defaults = _defaults(obj) if endpoint == "batch" else {}
     allowed = SEGMENT_TYPES if endpoint == "batch" else CRM_TYPES
-    wide = _wide_by_item(body)
+    wide = _wide_by_item(parsed.parsed_body if parsed.parsed_body is not None else body)
     items: list[Item] = []
     expanded = 0
     for i, it in enumerate(obj["batch"]):
@@ -361,7 +385,7 @@ def _cut(value: Any, levels: int) -> Any:
     if not isinstance(value, (dict, list)):
         return value
     if levels <= 0:
-        return f"[cut: nested deeper than the limit; {type(value).__name__} omitted]"
+        return CUT_MARKER.format(kind=type(value).__name__)
     if isinstance(value, dict):
         return {k: _cut(v, levels - 1) for k, v in value.items()}
     return [_cut(v, levels - 1) for v in value]

@@ -147,7 +147,7 @@ def dead_letter(out: Outbox, dead_letters: str, record: Any, stage: str, exc: Ex
     text = loggable(exc, MAX_REASON_CHARS)  # paths and error types: no input values (PII) in logs
     log.error("%s: record %s dead-lettered: %s", stage, where(record), text, exc_info=log_exc_info(exc))
     error = RecordFailed([Reason("$", f"{stage} failed on this record: {text}")], stage=stage)
-    raw = record.value if record.value is not None else b""
+    raw = deadletters.redact_write_keys(record.value if record.value is not None else b"")
     out.add(dead_letters, record.key, raw, deadletters.headers("kafka", where(record), raw, error))
     metrics.EVENTS_OUT.labels(stage, "dead-lettered").inc()
 

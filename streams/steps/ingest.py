@@ -67,7 +67,8 @@ class Ingest:
         try:
             inbound, when = decode(raw, received_at=received, max_future=self.max_future, max_depth=self.max_depth)
         except InvalidEvent as exc:
-            out.add(self.names.inbound_dlq, record.key, raw, deadletters.headers("kafka", source, raw, exc))
+            kept = deadletters.redact_write_keys(raw)  # the original bytes, but never a write key
+            out.add(self.names.inbound_dlq, record.key, kept, deadletters.headers("kafka", source, kept, exc))
             metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
             return
         received = getattr(inbound, "receivedAt", None) or received
@@ -78,7 +79,8 @@ class Ingest:
                               email_key=self.email_key)
         except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
             error = InvalidEvent(reasons_from(exc, tagged=False), stage="normalize")
-            out.add(self.names.inbound_dlq, record.key, raw, deadletters.headers("kafka", source, raw, error))
+            kept = deadletters.redact_write_keys(raw)
+            out.add(self.names.inbound_dlq, record.key, kept, deadletters.headers("kafka", source, kept, error))
             metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
             return
         stage, key, value = route_of(entry, self.cfg)

@@ -28,7 +28,7 @@ async def read(handle: Any, fn, *args):
 
 def limit_of(query: Mapping[str, str], default: int = 1000) -> int:
     raw = query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= 100_000:
         raise ValueError("limit must be an integer between 1 and 100000")
     return int(raw)
 
@@ -49,12 +49,20 @@ def _capped(handler):
 
 @_capped
 async def timeline(ctx: Context, query: Mapping[str, str], account_id: str) -> Reply:
+    """A page of the account's journey (``limit`` events, after the cursor ``after``); when
+    there are more, ``next`` is the cursor of the next page (``?after=<next>``)."""
+    after = query.get("after") or None
     try:
         limit = limit_of(query)
+        if after is not None:
+            queries.parse_cursor(after)
     except ValueError as exc:
         return error(400, str(exc))
-    cols, rows = await read(ctx.handle, queries.timeline, account_id, limit)
-    return Reply({"account_id": account_id, "events": queries.records(cols, rows)})
+    cols, rows, after_last = await read(ctx.handle, queries.timeline_page, account_id, limit, after)
+    body: dict = {"account_id": account_id, "events": queries.records(cols, rows)}
+    if after_last is not None:
+        body["next"] = after_last
+    return Reply(body)
 
 
 @_capped

@@ -44,7 +44,8 @@ class ReaderHandle:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.store_url
-        self.limits = read_limits(settings.api_query_seconds, settings.api_query_memory_mb)
+        self.limits = read_limits(settings.api_query_seconds, settings.api_query_memory_mb,
+                                settings.api_query_rows)
         self._embedded: StoreHandle | None = None
         self._server: Store | None = None
         if is_embedded(self.url):

@@ -192,3 +192,19 @@ def test_a_redelivered_batch_sends_the_same_outputs_again_and_changes_no_state()
 def test_records_have_what_the_faust_runner_gives_the_steps() -> None:
     record = Record("t", b"k", b"v", {"h": b"1"}, 2, 7, 1.5)
     assert (record.topic, record.partition, record.offset, dict(record.headers)) == ("t", 2, 7, {"h": b"1"})
+
+
+def test_dead_letters_of_records_on_the_inbound_topic_keep_no_write_key() -> None:
+    """A rejected record a producer wrote straight to Kafka keeps its bytes as the dead letter,
+    except the ``writeKey`` value (as the collector redacts): not decodable, not valid, or
+    too deep, the key is gone and every other byte is as it came."""
+    runner = MemoryRunner(DEFS, partitions=1, batch_size=10)
+    bad = [b'{"type":"track","writeKey":"wk_live_secret_1","event":"No identity"}',
+           b'{"writeKey" :\t"wk_live_secret_2", not json',
+           b'{"type":"track","anonymousId":"a","writeKey":"wk_live_secret_3","properties":' + b"[" * 40 + b"]" * 40 + b"}"]
+    runner.feed(bad)
+    runner.run()
+    dead = [r.value for r in runner.records(runner.names.inbound_dlq)]
+    assert sorted(dead) == sorted(line.replace(line[line.index(b'"wk_'):line.index(b'"', line.index(b'"wk_') + 1) + 1],
+                                               b'"[redacted]"') for line in bad)
+    assert not any(b"wk_live_secret" in v for v in dead)

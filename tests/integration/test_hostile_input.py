@@ -9,8 +9,10 @@ events still flow.
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import urllib.request
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -135,5 +137,98 @@ def test_a_burst_over_the_key_rate_gets_429_and_a_slow_body_408(tracker_factory)
                          + b"Authorization: Basic " + base64.b64encode(f"{other}:".encode()) + b"\r\n\r\n{\"type\"")
             answer = conn.recv(4096)  # the rest of the body never comes
         assert answer.startswith(b"HTTP/1.1 408"), answer
+    finally:
+        collector.stop()
+
+
+def dead_letter_values(tracker) -> list[bytes]:
+    """Every value on the dead-letter topic (what the store writes as the dead letter's payload)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = tracker.topic("journeys-inbound-v1-dlq")
+    consumer = KafkaConsumer(bootstrap_servers=tracker.bootstrap, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends, values = consumer.end_offsets(tps), []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=5000).values():
+                values.extend(r.value for r in batch)
+        return values
+    finally:
+        consumer.close()
+
+
+def test_too_deep_to_parse_costs_one_item_no_dead_letter_keeps_a_key_and_timelines_page(
+        tracker_factory, tmp_path) -> None:
+    """Issue #20: a batch item nested past the JSON parser's 1024 levels is dead-lettered alone
+    (its batch's valid items stored); a bad record with a ``writeKey`` straight on the inbound
+    topic or through ``journeys import`` is dead-lettered with the key redacted and every other
+    byte kept; an account's timeline pages through the API and the CLI, each event once, in order."""
+    from tests.support.events import call, encode
+
+    tracker = tracker_factory().start()
+    collector = Collector(tracker, {KEY: SOURCE}).start()
+    try:
+        for n, depth in enumerate((2_000, 60_000)):  # past orjson's 1024 levels
+            body = b'{"batch":[' + b",".join([track(f"deep-ok-{n}-a"), deep_track(f"too-deep-{n}", depth),
+                                              track(f"deep-ok-{n}-b")]) + b"]}"
+            resp = requests.post(collector.url + "/v1/batch", data=body, headers=auth(), timeout=30)
+            assert resp.status_code == 400, resp.text
+            payload = resp.json()
+            assert payload["accepted"] == 2 and [r["index"] for r in payload["rejected"]] == [1], payload
+            assert payload["rejected"][0]["reasons"][0].startswith("$.properties.a.a.a")
+            assert "deeper than 32 levels" in payload["rejected"][0]["reasons"][0]
+
+        secret = "wk_live_3f9a_never_store_me"
+        on_kafka = (b'{"type":"track","writeKey":"' + secret.encode() + b'","messageId":"kafka-bad",'
+                    b'"event":"No identity","timestamp":"2026-10-01T10:00:00Z"}')
+        tracker.produce([on_kafka])
+        imported = (b'{"type":"track","messageId":"import-bad","event":"No identity",'
+                    b'"writeKey" : "' + secret.encode() + b'","timestamp":"2026-10-01T10:00:00Z"}')
+        path = tmp_path / "with-key.jsonl"
+        path.write_bytes(track("import-ok") + b"\n" + imported + b"\n")
+        out = tracker.journeys("import", str(path), check=False)
+        assert out.returncode == 1, out.stdout + out.stderr  # 1: some rows rejected (dead-lettered)
+
+        account = "acme-paged"
+        calls = [call(h, f"p{h}@acme-paged.example", account=account) for h in (1, 2, 2, 3, 5, 8, 8)]
+        tracker.produce(encode(calls))
+
+        stats = tracker.wait_for_stored(events=4 + 1 + len(calls), dead_letters=4)
+        assert stats["events"] == 4 + 1 + len(calls) and stats["dead_letters"] == 4, stats
+        assert live(tracker) == 200, tracker.log_tail()
+
+        values = dead_letter_values(tracker)
+        assert not any(secret.encode() in v for v in values)
+        assert on_kafka.replace(b'"' + secret.encode() + b'"', b'"[redacted]"') in values  # else byte-identical
+        assert imported.replace(b'"' + secret.encode() + b'"', b'"[redacted]"') in values
+        deep = [v for v in values if b"too-deep-" in v]
+        assert len(deep) == 2 and all(b"[cut: nested deeper than the limit" in v for v in deep)
+        dead = tracker.api("/api/v1/dead-letters")["dead_letters"]
+        assert sum(any("deeper than 32 levels" in r for r in d["reasons"]) for d in dead) == 2
+
+        # the timeline, a page of 3 at a time: through the API (next / after) ...
+        whole = tracker.api(f"/api/v1/timeline/{account}")
+        assert "next" not in whole and len(whole["events"]) == len(calls)
+        pages, after = [], ""
+        while True:
+            page = tracker.api(f"/api/v1/timeline/{account}?limit=3" + (f"&after={quote(after)}" if after else ""))
+            pages.append(page["events"])
+            after = page.get("next")
+            if after is None:
+                break
+        assert [len(p) for p in pages] == [3, 3, 1]
+        assert [e["event_id"] for p in pages for e in p] == [e["event_id"] for e in whole["events"]]
+        # ... and the CLI (--after, the next cursor said on stderr)
+        first = tracker.journeys("timeline", account, "--limit", "4", "--format", "json")
+        assert [e["event_id"] for e in json.loads(first.stdout)] == [e["event_id"] for e in whole["events"][:4]]
+        cursor = first.stderr.split("--after ")[-1].strip().strip("'")
+        rest = tracker.journeys("timeline", account, "--limit", "4", "--after", cursor, "--format", "json")
+        assert [e["event_id"] for e in json.loads(rest.stdout)] == [e["event_id"] for e in whole["events"][4:]]
+        assert "More events" not in rest.stderr
+        bad = tracker.journeys("timeline", account, "--after", "nonsense", check=False)
+        assert bad.returncode == 2 and "Invalid value for --after: must be a cursor" in bad.stderr
     finally:
         collector.stop()

@@ -204,3 +204,36 @@ def test_cluster_variant_reads_and_writes_local_tables_and_backfills_once() -> N
     assert len(backfill) == 2 and all("ON CLUSTER" not in s and "_local" not in s for s in backfill)
     assert all(s.endswith("SETTINGS distributed_foreground_insert = 1") for s in backfill)
     assert cluster.script("c1").count("INSERT INTO timeline_by_key") == 1
+
+
+def test_timeline_pages_walk_every_event_once_in_order_under_a_row_cap(loaded: Store) -> None:
+    """The timeline query is bounded by SQL ``LIMIT`` and pages by keyset (event_time, event_id):
+    walking an account's pages gives its whole resolved timeline (the reference SQL's), each
+    event once, in order; each page is read under a result-row cap far below the account's size,
+    which reading the whole account and slicing in Python would break."""
+    from sinks.clickhouse.client import QueryLimitExceeded, ReadOnlyStore, read_limits
+
+    sizes = {a: len(queries.timeline(loaded, a, limit=100_000)[1]) for a in all_accounts(loaded)}
+    walked = 0
+    for account in sorted(sizes, key=lambda a: -sizes[a])[:5]:
+        full = reference(loaded, account)
+        assert len(full) > 40, (account, len(full))
+        capped = ReadOnlyStore(loaded, {**read_limits(30, 2048), "max_result_rows": 30})
+        with pytest.raises(QueryLimitExceeded):  # the cap is real: the account has more rows than that
+            capped.query(queries.RESOLVED_TIMELINE_SQL, {"account": account, "limit": 100_000})
+        pages, after = [], None
+        while True:
+            cols, rows, after = queries.timeline_page(capped, account, 7, after)
+            assert len(rows) <= 7 and (after is None or len(rows) == 7)
+            pages.append(rows)
+            if after is None:
+                break
+        assert len(pages) == -(-len(full) // 7) or (len(full) % 7 == 0 and len(pages) == len(full) // 7 + 1)
+        flat = [r for page in pages for r in page]
+        assert flat == full  # every event once, in (event_time, event_id) order, as resolved
+        assert len({r[cols.index("event_id")] for r in flat}) == len(flat)
+        assert queries.timeline(loaded, account, limit=7)[1] == full[:7]  # the first page as before
+        walked += len(flat)
+    assert walked > 200
+    with pytest.raises(ValueError, match="after must be a cursor"):
+        queries.timeline(loaded, "acct", after="not a cursor")

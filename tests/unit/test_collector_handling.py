@@ -187,8 +187,10 @@ def deep_batch(depth: int, write_key: str | None = None) -> bytes:
     return b"{" + key + b'"batch":[' + items + b"]}"
 
 
-@pytest.mark.parametrize("depth", [220, 300, 1000])
+@pytest.mark.parametrize("depth", [220, 300, 1000, 1030, 5000, 60_000])
 def test_a_deep_batch_item_is_rejected_alone_with_its_path(depth: int) -> None:
+    """Past 1024 levels the JSON parser refuses the whole body: the too-deep part is cut by a
+    scan of the bytes first, so still only that item is refused, by its path."""
     handled = run(deep_batch(depth))
     assert [type(i) for i in handled.items] == [Accepted, Rejected, Accepted]
     (bad,) = handled.rejected
@@ -198,6 +200,28 @@ def test_a_deep_batch_item_is_rejected_alone_with_its_path(depth: int) -> None:
     assert orjson.loads(bad.value)["messageId"] == "m1"  # the dead letter is readable JSON
     status, payload = response(handled)
     assert status == 400 and payload["accepted"] == 2
+
+
+def test_a_batch_too_deep_to_parse_keeps_its_valid_items_and_no_key() -> None:
+    handled = run(deep_batch(2000, write_key="wk_secret_abc"))
+    assert handled.write_key == "wk_secret_abc"
+    assert [type(i) for i in handled.items] == [Accepted, Rejected, Accepted]
+    (bad,) = handled.rejected
+    assert b"wk_secret_abc" not in bad.value and len(bad.value) < 1000  # the item, cut at the limit
+    assert b"[cut: nested deeper than the limit; dict omitted]" in bad.value
+
+
+def test_the_depth_scan_cuts_only_what_is_too_deep_and_leaves_strings_alone() -> None:
+    from schemas.decode import cut_deeper_than
+
+    body = b'{"s":"[[[{{{","a":[1,[2,[3,[4]]]],"b":{"c":{"d":{}}}}'
+    assert cut_deeper_than(body, 10) is None  # nothing that deep
+    cut = cut_deeper_than(body, 3)
+    assert orjson.loads(cut) == {"s": "[[[{{{", "a": [1, [2, "[cut: nested deeper than the limit; list omitted]"]],
+                                 "b": {"c": {"d": "[cut: nested deeper than the limit; dict omitted]"}}}
+    assert cut_deeper_than(b'[' * 3000, 5) is None and cut_deeper_than(b']]' + b'[' * 30, 5) is None  # unbalanced
+    ugly = b'{"batch":[' + b'[' * 2000 + b'"\\"' + b']' * 2000 + b']}'
+    assert orjson.loads(cut_deeper_than(ugly, 4)) == {"batch": [[["[cut: nested deeper than the limit; list omitted]"]]]}
 
 
 def test_a_deep_single_call_is_rejected() -> None:

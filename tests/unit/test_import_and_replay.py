@@ -172,3 +172,15 @@ def test_a_dead_letter_with_unreadable_headers_is_still_listed_and_replayed() ->
         assert got.value == b"payload" and got.reasons and all(isinstance(r, str) for r in got.reasons)
     assert select([got], reason_contains="unreadable") == [got]
     assert select([got], since=NOW) == []  # no readable time: not "since" anything
+
+
+def test_an_imported_row_is_dead_lettered_without_its_write_key() -> None:
+    from streams.cli.importing import dead_letter
+
+    error = InvalidEvent([Reason("$.userId", "required")])
+    line = b'{"type":"track","writeKey":"wk_live_secret","event":"x"}'
+    value, _ = dead_letter(line, error)
+    assert value == b'{"type":"track","writeKey":"[redacted]","event":"x"}'
+    huge = b'{"type":"track","event":"' + b"x" * 100 + b'","writeKey":"wk_live_' + b"s" * 200 + b'"}'
+    value, kept = dead_letter(huge, error, keep=140)  # the size cut falls inside the key
+    assert b"wk_live" not in value and kept.oversized

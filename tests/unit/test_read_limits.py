@@ -60,3 +60,21 @@ def test_the_api_answers_a_capped_read_with_a_503_that_says_why(store: Store) ->
         asyncio.run(api.read(Handle(), lambda reader: reader.query(slow)))
     assert info.value.code == 503 and "JOURNEYS_API_QUERY_SECONDS" in info.value.detail
     assert asyncio.run(api.read(Handle(), lambda reader: reader.query("SELECT 2")))[1] == [(2,)]
+
+
+def test_a_read_answering_more_rows_than_its_cap_fails_and_says_so_never_cut_short(store: Store) -> None:
+    reader = ReadOnlyStore(store, read_limits(30, 2048, 1000))
+    with pytest.raises(QueryLimitExceeded, match="more than its result limit.*JOURNEYS_API_QUERY_ROWS=1000"):
+        reader.query("SELECT number FROM numbers(1001)")
+    assert len(reader.query("SELECT number FROM numbers(1000)")[1]) == 1000
+    assert reader.query("SELECT count() FROM numbers(5000)")[1] == [(5000,)]  # rows read are not capped
+
+
+def test_the_api_caps_come_from_the_settings(tmp_path: Path) -> None:
+    from streams.settings import Settings
+    from streams.web.serve import ReaderHandle
+
+    limits = ReaderHandle(Settings(api_query_rows=250_000, api_query_memory_mb=64, api_query_seconds=5,
+                                   clickhouse_url=f"chdb://{tmp_path / 'never-opened'}")).limits
+    assert limits["max_result_rows"] == 250_000 and limits["result_overflow_mode"] == "throw"
+    assert limits["max_memory_usage"] == 64 * 1024**2 and limits["max_execution_time"] == 5
