@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import faust
 
 from streams import ack_guard
+from streams import fast_delivery
 from streams import kafka_config
 from streams import tables
 from streams import topics as t
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for the roles in ``settings.roles``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ack_guard.install()  # never commit past a record skipped during a rebalance (B7)
+    fast_delivery.install()  # fetched records to their streams without four tasks each
     # A store-only process reads topics the stream role reads too (timeline, alerts) and needs
     # every record of them: it gets its own consumer group, else Kafka hands each partition to
     # only one of the two roles (found by tests/faults, scenario 2; see docs/faults.md).
