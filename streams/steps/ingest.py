@@ -68,7 +68,7 @@ class Ingest:
             inbound, when = decode(raw, received_at=received, max_future=self.max_future, max_depth=self.max_depth)
         except InvalidEvent as exc:
             out.add(self.names.inbound_dlq, record.key, raw, deadletters.headers("kafka", source, raw, exc))
-            metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+            metrics.child(metrics.EVENTS_OUT, "ingest", "rejected").inc()
             return
         received = getattr(inbound, "receivedAt", None) or received
         source_header = dict(record.headers or {}).get(SOURCE_HEADER)
@@ -79,7 +79,7 @@ class Ingest:
         except ValidationError as exc:  # valid input we cannot represent: dead-letter, never drop
             error = InvalidEvent(reasons_from(exc, tagged=False), stage="normalize")
             out.add(self.names.inbound_dlq, record.key, raw, deadletters.headers("kafka", source, raw, error))
-            metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+            metrics.child(metrics.EVENTS_OUT, "ingest", "rejected").inc()
             return
         stage, key, value = route_of(entry, self.cfg)
         if not self.dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
@@ -87,4 +87,4 @@ class Ingest:
         else:
             out.add(self.names.receipts, entry.event_id.encode(), value, {
                 RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
-        metrics.EVENTS_OUT.labels("ingest", "accepted").inc()
+        metrics.child(metrics.EVENTS_OUT, "ingest", "accepted").inc()
