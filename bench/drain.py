@@ -63,7 +63,7 @@ def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, pr
             profile.mkdir(parents=True, exist_ok=True)
             for pid in procs:
                 spies.append(subprocess.Popen(
-                    ["py-spy", "record", "-r", "50", "-p", str(pid), "-f", "raw", "-o", str(profile / f"{pid}.txt")],
+                    [py_spy(), "record", "-r", "50", "-p", str(pid), "-f", "raw", "-o", str(profile / f"{pid}.txt")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         cpu_before = {pid: cpu_seconds(pid) for pid in procs}
         # every generated event is valid, ids distinct; polled once a second: the count query
@@ -127,6 +127,12 @@ def changelog_bytes(bootstrap: str, prefix: str) -> dict[str, int]:
         return out
     finally:
         consumer.close()
+
+
+def py_spy() -> str:
+    """py-spy on the PATH, else the one installed beside this Python (the venv's ``[test]`` extra)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else "py-spy")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import faust
+from aiokafka.structs import TopicPartition
 from faust.streams import _current_event
 
 from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
@@ -157,11 +158,49 @@ async def send(app: faust.App, out: Outbox) -> None:
     ``streams.admin``), without Faust's per-record channel machinery. No await of the
     delivery: Faust flushes the producer before it commits an offset, so the outputs are on
     the broker before the batch's input is committed (at-least-once; every consumer of these
-    topics is idempotent). A refused delivery stops the worker (:func:`_exit_if_refused`)."""
+    topics is idempotent). A refused delivery stops the worker (:func:`_exit_if_refused`).
+    With aiokafka (Faust's producer), the records go straight to its accumulator
+    (:func:`send_direct`)."""
+    if not out.items:
+        return
     producer = app.producer
+    kafka = getattr(producer, "_producer", None)
+    if kafka is not None and hasattr(kafka, "_message_accumulator"):
+        await send_direct(kafka, out.items)
+        return
     for topic, key, value, headers in out.items:
         delivery = await producer.send(topic, key, value, None, None, headers)
         delivery.add_done_callback(_exit_if_refused(topic))
+
+
+async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes, Any]]) -> None:
+    """``items`` into an aiokafka producer's accumulator, in order, each on the partition
+    ``kafka.send`` would pick (the producer's partitioner on its key) — what ``kafka.send`` does,
+    with the topic's metadata checked once per topic and each key partitioned once per batch
+    instead of both per record, and without Faust's wrapper (the producer path was ≈ 8% of a live
+    drain's event loop). Records still join the open record batch of their partition, as
+    ``send`` does (aiokafka's ``send_batch`` would queue a batch per call and wait for the one
+    before it to drain: measured slower). A refused record stops the worker
+    (:func:`_exit_if_refused`)."""
+    accumulator = kafka._message_accumulator
+    timeout = kafka._request_timeout_ms / 1000
+    by_topic: dict[str, list[tuple[bytes | None, bytes, Any]]] = {}
+    for topic, key, value, headers in items:
+        by_topic.setdefault(topic, []).append((key, value, headers))
+    for topic, records in by_topic.items():
+        await kafka.client._wait_on_metadata(topic)  # as kafka.send: the topic's partitions known
+        refused = _exit_if_refused(topic)
+        tps: dict[bytes, TopicPartition] = {}
+        for key, value, headers in records:
+            headers = headers or []
+            key, value = kafka._serialize(key, value, headers)  # as kafka.send: a record over max_request_size raises
+            tp = tps.get(key) if key is not None else None
+            if tp is None:
+                tp = TopicPartition(topic, kafka._partition(topic, None, key, value, key, value))
+                if key is not None:
+                    tps[key] = tp
+            delivery = await accumulator.add_message(tp, key, value, timeout, timestamp_ms=None, headers=headers)
+            delivery.add_done_callback(refused)
 
 
 def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any, fence: Fence,

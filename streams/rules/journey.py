@@ -160,8 +160,22 @@ def _persona_of(state: dict[str, Any], entry: TimelineEvent | Fact) -> str:
     return personas[0] if personas else ""
 
 
+_FIT_POINTS: dict[int, tuple[Definitions, dict[str, float]]] = {}
+
+
+def _fit_points(defs: Definitions) -> dict[str, float]:
+    """Persona name → fit points of ``defs`` (frozen), made once per version rather than once per
+    fact applied (``persona_fit`` runs on every fact of every replay)."""
+    made = _FIT_POINTS.get(id(defs))
+    if made is None or made[0] is not defs:  # the object is kept: its id is not reused meanwhile
+        if len(_FIT_POINTS) >= 8:
+            _FIT_POINTS.clear()
+        made = _FIT_POINTS[id(defs)] = (defs, {p.name: p.fit_points for p in defs.personas})
+    return made[1]
+
+
 def persona_fit(state: dict[str, Any], defs: Definitions) -> float:
-    points = {p.name: p.fit_points for p in defs.personas}
+    points = _fit_points(defs)
     return max((points.get(c["persona"], 0.0) for c in state["contacts"].values()), default=0.0)
 
 

@@ -149,7 +149,7 @@ def dead_letter(out: Outbox, dead_letters: str, record: Any, stage: str, exc: Ex
     error = RecordFailed([Reason("$", f"{stage} failed on this record: {text}")], stage=stage)
     raw = deadletters.redact_write_keys(record.value if record.value is not None else b"")
     out.add(dead_letters, record.key, raw, deadletters.headers("kafka", where(record), raw, error))
-    metrics.EVENTS_OUT.labels(stage, "dead-lettered").inc()
+    metrics.child(metrics.EVENTS_OUT, stage, "dead-lettered").inc()
 
 
 def run_batch(step: Step, records: Sequence[Any], states: States, out: Outbox, dead_letters: str) -> None:

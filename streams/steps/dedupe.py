@@ -44,14 +44,14 @@ class Dedupe:
             stage = headers.get(ROUTE_HEADER, b"").decode("utf-8", "replace")
             if stage not in ROUTES or record.key is None:  # only ingest writes here: a bug, say so
                 log.error("receipt without a route at %s[%d]@%d skipped", record.topic, record.partition, record.offset)
-                metrics.EVENTS_OUT.labels("dedupe", "unroutable").inc()
+                metrics.child(metrics.EVENTS_OUT, "dedupe", "unroutable").inc()
                 continue
             ref = headers.get(RECEIPT_HEADER, b"").decode("utf-8", "replace")
             state = states.get(key)
             if not passes(state, ref):
-                metrics.EVENTS_OUT.labels("dedupe", "resent").inc()
+                metrics.child(metrics.EVENTS_OUT, "dedupe", "resent").inc()
                 continue
             if state is None:
                 states.put(key, new_receipt(ref, now_ms()), record)  # written with the batch: a redelivery re-sends
             out.add(getattr(self.names, stage), headers.get(ROUTE_KEY_HEADER, b""), record.value or b"")
-            metrics.EVENTS_OUT.labels("dedupe", "first").inc()
+            metrics.child(metrics.EVENTS_OUT, "dedupe", "first").inc()

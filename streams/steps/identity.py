@@ -84,7 +84,7 @@ class Devices:
                         entry.model_copy(update={"person_id": outcome.person}).to_bytes())
             else:
                 out.add(self.names.timeline, f"anon:{device}".encode(), record.value)
-            metrics.EVENTS_OUT.labels(self.name, "persons" if outcome.person else "timeline").inc()
+            metrics.child(metrics.EVENTS_OUT, self.name, "persons" if outcome.person else "timeline").inc()
         _keep(states, device, state, items[-1][0])
 
 
@@ -116,5 +116,5 @@ class Persons:
             resolved = entry.model_copy(update={"journey_account_id": outcome.account})
             key = outcome.account or entry.account_id or f"person:{person}"
             out.add(self.names.timeline, key.encode(), resolved.to_bytes())
-            metrics.EVENTS_OUT.labels(self.name, "timeline").inc()
+            metrics.child(metrics.EVENTS_OUT, self.name, "timeline").inc()
         _keep(states, person, state, items[-1][0])

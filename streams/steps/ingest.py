@@ -69,7 +69,7 @@ class Ingest:
         except InvalidEvent as exc:
             kept = deadletters.redact_write_keys(raw)  # the original bytes, but never a write key
             out.add(self.names.inbound_dlq, record.key, kept, deadletters.headers("kafka", source, kept, exc))
-            metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+            metrics.child(metrics.EVENTS_OUT, "ingest", "rejected").inc()
             return
         received = getattr(inbound, "receivedAt", None) or received
         source_header = dict(record.headers or {}).get(SOURCE_HEADER)
@@ -81,7 +81,7 @@ class Ingest:
             error = InvalidEvent(reasons_from(exc, tagged=False), stage="normalize")
             kept = deadletters.redact_write_keys(raw)
             out.add(self.names.inbound_dlq, record.key, kept, deadletters.headers("kafka", source, kept, error))
-            metrics.EVENTS_OUT.labels("ingest", "rejected").inc()
+            metrics.child(metrics.EVENTS_OUT, "ingest", "rejected").inc()
             return
         stage, key, value = route_of(entry, self.cfg)
         if not self.dedupe:  # JOURNEYS_DEDUPE_DAYS=0: straight on, re-sends included
@@ -89,4 +89,4 @@ class Ingest:
         else:
             out.add(self.names.receipts, entry.event_id.encode(), value, {
                 RECEIPT_HEADER: source.encode(), ROUTE_HEADER: stage.encode(), ROUTE_KEY_HEADER: key})
-        metrics.EVENTS_OUT.labels("ingest", "accepted").inc()
+        metrics.child(metrics.EVENTS_OUT, "ingest", "accepted").inc()

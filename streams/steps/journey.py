@@ -164,7 +164,7 @@ class Journey:
                 else:
                     groups.setdefault(account, []).append((record, None, tick))
                 continue
-            metrics.EVENTS_IN.labels(self.name).inc()
+            metrics.child(metrics.EVENTS_IN, self.name).inc()
             try:
                 entry = TimelineEvent.from_bytes(record.value)
             except Exception as exc:  # noqa: BLE001 - not our record format: dead-lettered

@@ -105,3 +105,12 @@ def test_grafana_dashboard_only_uses_declared_series() -> None:
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for wanted in ("per stage", "lag", "dead letters", "p99", "retries", "table sizes"):
         assert wanted in titles
+
+
+def test_child_is_the_registry_series_looked_up_once() -> None:
+    counter = metrics.child(metrics.EVENTS_OUT, "unit-child", "first")
+    assert counter is metrics.child(metrics.EVENTS_OUT, "unit-child", "first")  # cached
+    assert counter is metrics.EVENTS_OUT.labels("unit-child", "first")  # the series /metrics shows
+    before = sample(metrics.EVENTS_OUT, "unit-child", "first")
+    counter.inc(3)
+    assert sample(metrics.EVENTS_OUT, "unit-child", "first") == before + 3

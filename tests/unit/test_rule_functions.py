@@ -118,6 +118,17 @@ def test_touch_points_and_persona_fit() -> None:
     assert persona_fit(state, DEFS) == next(p.fit_points for p in DEFS.personas if p.name == "executive")
 
 
+def test_persona_fit_points_are_made_once_per_definitions_and_follow_a_new_version() -> None:
+    from streams.rules.journey import _fit_points
+
+    assert _fit_points(DEFS) is _fit_points(DEFS)  # not rebuilt for every fact applied
+    state = new_journey()
+    state["contacts"]["ann"] = {"persona": "executive", "score": 0.0, "ref_ms": 0, "title": ""}
+    newer = DEFS.model_copy(update={"personas": [p.model_copy(update={"fit_points": 99.0}) for p in DEFS.personas]})
+    assert persona_fit(state, newer) == 99.0
+    assert persona_fit(state, DEFS) == next(p.fit_points for p in DEFS.personas if p.name == "executive")
+
+
 def test_normalize_email() -> None:
     assert normalize_email("  Jane@ACME.com ") == "jane@acme.com"
     assert normalize_email("not an email") == "" and normalize_email(None) == ""

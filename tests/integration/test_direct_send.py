@@ -1,0 +1,77 @@
+"""A stage's outputs go straight into the producer's accumulator (streams/agents, ``send_direct``),
+not through ``send`` per record — each record on the partition ``send`` would pick, in order, with
+its headers, on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from streams.agents import send_direct
+
+pytestmark = pytest.mark.integration
+
+
+def _read(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes | None, bytes, list]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out = []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for batch in consumer.poll(timeout_ms=2000).values():
+                out += [(m.partition, m.key, m.value, list(m.headers or [])) for m in batch]
+        return out
+    finally:
+        consumer.close()
+
+
+def test_outputs_go_where_per_record_sends_put_them_without_a_send_each(kafka_bootstrap: str) -> None:
+    name = f"batched-send-{uuid.uuid4().hex[:8]}"
+    batched, single = f"{name}-batched", f"{name}-single"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in (batched, single)])
+    keys = [f"account-{i % 7}".encode() for i in range(60)]
+    items = [(batched, key, f"v{i}".encode(), [("h", str(i).encode())] if i % 2 else None)
+             for i, key in enumerate(keys)]
+
+    async def produce() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks=-1, max_batch_size=1024 * 1024)
+        await producer.start()
+        sends: list[str] = []
+        original = producer.send
+
+        async def counted(topic, *args, **kwargs):
+            sends.append(topic)
+            return await original(topic, *args, **kwargs)
+
+        producer.send = counted  # type: ignore[method-assign]
+        try:
+            await send_direct(producer, items)
+            for i, key in enumerate(keys):  # the same records one by one, as before
+                await producer.send(single, f"v{i}".encode(), key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return sends.count(batched)
+
+    try:
+        assert asyncio.run(produce()) == 0  # no send per record
+        got, expected = _read(kafka_bootstrap, batched, 4), _read(kafka_bootstrap, single, 4)
+        assert len(got) == 60
+        assert {(p, k, v) for p, k, v, _ in got} == {(p, k, v) for p, k, v, _ in expected}
+        for key in set(keys):  # per key, in the order sent
+            values = [v for _, k, v, _ in got if k == key]
+            assert values == [v for _, k, v, _ in items if k == key]
+        headers = {v: h for _, _, v, h in got}
+        assert headers[b"v1"] == [("h", b"1")] and headers[b"v2"] == []
+    finally:
+        admin.delete_topics([batched, single])
+        admin.close()
