@@ -93,7 +93,13 @@ def client_options(settings: Settings) -> dict[str, Any]:
     """Connection keywords for kafka-python (``KafkaProducer``, ``KafkaConsumer``, ``KafkaAdminClient``)
     and aiokafka (``AIOKafkaProducer`` …) alike: both take ``bootstrap_servers``,
     ``security_protocol``, ``sasl_mechanism``, ``sasl_plain_username``/``_password`` and a ready
-    ``ssl_context`` under the same names."""
+    ``ssl_context`` under the same names.
+
+    Installs :mod:`streams.kafka_net_fixes` (kafka-python dropped a broker's last answer before a
+    close, and had no deadline on the TLS handshake)."""
+    from streams import kafka_net_fixes
+
+    kafka_net_fixes.install()
     return {"bootstrap_servers": bootstrap_servers(settings), **security_options(settings)}
 
 
