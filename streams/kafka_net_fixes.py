@@ -3,8 +3,9 @@
 Every kafka-python client of the tracker (the admin client of ``journeys worker`` and
 ``journeys doctor``, the CLI/import producer, the DLQ consumer) takes its options from
 :func:`streams.kafka_config.client_options`, which calls :func:`install`. aiokafka (Faust, the
-collector) has neither problem: its stream reader hands over buffered bytes before the EOF,
-and its connect has one timeout over the whole setup.
+collector) has neither problem: its ``asyncio.StreamReader`` hands over buffered bytes before
+the EOF, and its TCP connect and TLS handshake run under ``request_timeout_ms``
+(``aiokafka/conn.py``, ``create_conn``).
 
 **Bytes that arrive with the peer's close were dropped.** ``KafkaTCPTransport._read_from_sock``
 reads until the socket would block; when the last read returns EOF it aborts with
