@@ -10,7 +10,11 @@ The journey tables the page reads are derived from the copied timeline with one
 ``INSERT … SELECT`` each: ``account_scores`` (one row per event of an account, as the journey
 agent writes), ``stage_changes`` (one to five per account) and ``alerts`` (one to three per account).
 
-Queries pick random accounts of random copies. ``query_s`` is ``queries.timeline`` alone;
+Queries pick random accounts of random copies. ``query_s`` is the timeline the API serves
+(``queries.account_timeline``: the account's rows of ``account_events``) alone;
+``query_time_resolution_s`` the same account resolved at query time (``queries.timeline``, keyed
+look-ups: what the API served before migration 14), and ``timelines_agree`` how many of the
+accounts got the same events from both;
 ``page_s`` is the journey page's data (streams/web/static/account.js ``load()``): the timeline
 with the page's limit and the stages, snapshot, scores and alerts reports, called through the
 same Python functions as the API, one after the other (the store answers one query at a time,
@@ -142,7 +146,7 @@ def page(store: ReadOnlyStore, defs: Any, account: str) -> tuple[dict[str, float
     took, answers = {}, []
     cpu = time.process_time()
     t = time.perf_counter()
-    _, rows = queries.timeline(store, account, limit=PAGE_LIMIT)
+    _, rows = queries.account_timeline(store, account, limit=PAGE_LIMIT)
     took["timeline"] = time.perf_counter() - t
     answers.append(rows)
     for name in PAGE_REPORTS:
@@ -187,12 +191,17 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             "(SELECT count() FROM alerts)")[1]
         defs, reader = load(), ReadOnlyStore(store)  # what the API queries through
         rng = random.Random(seed)
-        latencies, sizes, pages, slowest, cpus, calls = [], [], [], [], [], {}
+        latencies, sizes, pages, slowest, cpus, calls, query_time, agree = [], [], [], [], [], {}, [], 0
         digest = hashlib.sha256()
         for _ in range(queries_n):
             copy = rng.randint(0, copies)
             account = rng.choice(accounts) + (f"~{copy}" if copy else "")
             took, cpu, n, answers = page(reader, defs, account)
+            t = time.perf_counter()
+            _, resolved_now = queries.timeline(reader, account, limit=PAGE_LIMIT)
+            query_time.append(time.perf_counter() - t)
+            event_id = queries.TIMELINE_OUT_COLUMNS.index("event_id")
+            agree += {r[event_id] for r in resolved_now} == {r[event_id] for r in answers[0]}
             cpus.append(cpu)
             latencies.append(took["timeline"])
             sizes.append(n)
@@ -211,6 +220,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             "migrate_s": round(migrate_s, 1), "settle_s": round(settle_s, 1),
             "rows": {"account_scores": int(scores_n), "stage_changes": int(changes_n), "alerts": int(alerts_n)},
             "rows_per_timeline_mean": round(sum(sizes) / max(1, len(sizes)), 1), "query_s": summary(latencies),
+            "query_time_resolution_s": summary(query_time), "timelines_agree": f"{agree}/{queries_n}",
             "page_s": summary(pages), "page_slowest_s": summary(slowest), "page_cpu_s": summary(cpus),
             "page_calls_s": {name: summary(v) for name, v in calls.items()},
             "reports_s": report_s, "reports_sha256": report_sha,

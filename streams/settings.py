@@ -87,8 +87,8 @@ class RetentionSettings(BaseModel):
     process at start as a ClickHouse TTL."""
 
     events_days: int = Field(
-        0, ge=0, description="Days the store keeps events (timeline and event_resolution, by event time); 0 keeps "
-        "them forever (a TTL set before is removed). Expired rows go at ClickHouse's next merges.")
+        0, ge=0, description="Days the store keeps events (timeline, event_resolution and its by-account copies, by "
+        "event time); 0 keeps them forever (a TTL set before is removed). Expired rows go at ClickHouse's next merges.")
     dead_letters_days: int = Field(
         0, ge=0, description="Days the store keeps dead letters (by rejection time); 0 keeps them forever. The "
         "dead-letter topic keeps its own copy for the topic's retention.ms.")

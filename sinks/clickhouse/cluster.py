@@ -46,6 +46,9 @@ SHARDING_KEYS: dict[str, str] = {
     "timeline_by_key": "cityHash64(event_id)",
     "channel_definitions": "cityHash64(channel)",
     "event_resolution": "cityHash64(event_id)",
+    # filled next to event_resolution by materialized views; a tombstone goes to its event's shard
+    "account_events": "cityHash64(event_id)",
+    "resolution_history": "cityHash64(event_id)",
     "alert_deliveries": "cityHash64(alert_id)",
     "privacy_requests": "cityHash64(request_id)",
 }

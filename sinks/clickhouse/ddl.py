@@ -550,6 +550,79 @@ MIGRATIONS = MIGRATIONS + (
               _RESOLUTION_PARTITIONED, single_node=True, scratch=("event_resolution_v13",)),
 )
 
+# Migration 14: one account's timeline read by account. ``event_resolution`` is ordered by event
+# id, so the events of one account are scattered through it; the query-time timeline looks them up
+# by key (queries.timeline) at ~0.2 s per account on 10M events. ``account_events`` holds one row
+# per (resolved account, event), ordered by account, so a page is one range read. Materialized
+# views fill it (and ``resolution_history``: each event's account sets) on every insert into
+# ``event_resolution``; when a re-resolution moves an event away from an account, the store writes
+# a tombstone (``deleted = 1``, newer than the row it hides) for every account the event's history
+# has and its current resolution has not (resolution.TOMBSTONES_SQL) — from the history, so a
+# store killed between the two writes writes them on its retry. ``deleted`` rows vanish under FINAL.
+ACCOUNT_EVENT_COLUMNS = ("account_id", "event_id", "event_time", "event_type", "name", "channel", "side", "rep_id",
+                         "rep_role", "person_id", "contact_id", "email", "anonymous_id", "user_id",
+                         "direct_account_id", "ingest_source", "resolved_at")
+_ACCOUNT_EVENT_SELECT = (f"SELECT {', '.join(ACCOUNT_EVENT_COLUMNS)}, 0 AS deleted "
+                         "FROM event_resolution ARRAY JOIN accounts AS account_id")
+_HISTORY_SELECT = "SELECT event_id, accounts, event_time, resolved_at FROM event_resolution"
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        14,
+        "account_events: each account's resolved events by account (the timeline's read path)",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS account_events (
+                account_id String,
+                event_id String,
+                event_time DateTime64(3, 'UTC'),
+                event_type LowCardinality(String),
+                name String,
+                channel LowCardinality(String),
+                side LowCardinality(String),
+                rep_id String,
+                rep_role LowCardinality(String),
+                person_id String,
+                contact_id String,
+                email String,
+                anonymous_id String,
+                user_id String,
+                direct_account_id String,
+                ingest_source LowCardinality(String),
+                resolved_at DateTime64(6, 'UTC') DEFAULT now64(6),
+                deleted UInt8 DEFAULT 0
+            ) ENGINE = ReplacingMergeTree(resolved_at, deleted)
+            ORDER BY (account_id, event_id)
+            SETTINGS index_granularity = 1024
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS resolution_history (
+                event_id String,
+                accounts Array(String),
+                event_time DateTime64(3, 'UTC'),
+                resolved_at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree(resolved_at)
+            ORDER BY (event_id, accounts)
+            SETTINGS index_granularity = 1024
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS account_events_mv TO account_events AS
+            {_ACCOUNT_EVENT_SELECT}
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS resolution_history_mv TO resolution_history AS
+            {_HISTORY_SELECT}
+            """,
+        ),
+        backfill=(
+            f"INSERT INTO account_events ({', '.join(ACCOUNT_EVENT_COLUMNS)}, deleted) "
+            + _ACCOUNT_EVENT_SELECT.replace("FROM event_resolution", "FROM event_resolution FINAL"),
+            "INSERT INTO resolution_history (event_id, accounts, event_time, resolved_at) "
+            + _HISTORY_SELECT + " FINAL",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _LEDGER = """

@@ -11,11 +11,12 @@ the ids that appear together on their events (user id, email, CRM contact id), t
 person(s) that device was identified as.
 
 What goes (``DELETED``): the person's events (``timeline``, ``event_resolution``,
-``timeline_by_key``) — an event naming one of their person ids, or an anonymous event of one of
-their devices —, their identity links and overrides, their per-contact scores, and the dead
-letters whose original bytes name them. What is kept without them (``PSEUDONYMISED``): the
-account's stage changes (``contact_id`` cleared), its score history (their id in the
-committee replaced by ``[forgotten]``) and its alerts (the id in the summary replaced).
+``account_events``, ``resolution_history``, ``timeline_by_key``) — an event naming one of their
+person ids, or an anonymous event of one of their devices —, their identity links and overrides,
+their per-contact scores, and the dead letters whose original bytes name them. What is kept
+without them (``PSEUDONYMISED``): the account's stage changes (``contact_id`` cleared), its
+score history (their id in the committee replaced by ``[forgotten]``) and its alerts (the id in
+the summary replaced).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ DELETED: tuple[tuple[str, str], ...] = (
     # derived from the timeline first (they are found through its rows)
     ("timeline_by_key", f"event_id IN ({_EVENT_IDS}) OR key IN {{p:Array(String)}} OR key IN {{d:Array(String)}}"),
     ("event_resolution", f"event_id IN ({_EVENT_IDS}) OR {EVENT_CONDITION}"),
+    ("account_events", f"event_id IN ({_EVENT_IDS}) OR {EVENT_CONDITION}"),
+    ("resolution_history", f"event_id IN ({_EVENT_IDS})"),
     ("timeline", EVENT_CONDITION),
     ("identity_links_by_dst", "src IN {i:Array(String)} OR dst IN {p:Array(String)}"),
     ("identity_links", "src IN {i:Array(String)} OR (kind IN ('device', 'person_alias') AND hasAny(dsts, {p:Array(String)}))"),

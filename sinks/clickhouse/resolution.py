@@ -18,7 +18,9 @@ One SQL template (:func:`resolve_sql`) says this, rendered twice: over every eve
 ``event_accounts`` view, and over a given set of events — with only the links those events
 can reach read, by key — to keep the ``event_resolution`` table current (:func:`refresh`):
 the store process re-resolves the events of each timeline batch it writes, and the events a
-batch of changed links or overrides can move (:func:`affected`). Reports read that table.
+batch of changed links or overrides can move (:func:`affected`). Reports read that table; the
+timeline reads ``account_events``, the same answer by account (materialized views fill it on
+each insert; :func:`refresh` then writes the tombstones of the accounts an event left).
 
 Invariant (tested): for every account ``A`` that is not itself merged into another,
 ``timeline(A)`` holds exactly the events whose ``accounts`` contain ``A``.
@@ -169,19 +171,49 @@ def scope_links_sql() -> str:
         for kind, where in parts)
 
 
+def tombstones_sql(scoped: bool) -> str:
+    """``account_events`` rows that hide an event from the accounts it no longer resolves to:
+    every account of the event's ``resolution_history`` that its newest resolution lacks
+    (``scoped``: the events in the ``{ids:Array(String)}`` parameter). Each tombstone is newer
+    (``resolved_at`` now) than the row it hides; re-writing one is harmless."""
+    where = "PREWHERE event_id IN {ids:Array(String)}" if scoped else ""
+    return f"""
+INSERT INTO account_events (account_id, event_id, event_time, deleted)
+SELECT account, event_id, at, 1 FROM (
+  SELECT event_id, argMax(accounts, resolved_at) AS current, groupUniqArrayArray(accounts) AS ever,
+         any(event_time) AS at
+  FROM resolution_history {where} GROUP BY event_id
+)
+ARRAY JOIN arrayFilter(x -> NOT has(current, x), ever) AS account
+"""
+
+
 def refresh(store: _Runs, pairs: Iterable[tuple[str, str]]) -> int:
     """Re-resolve the events ``(direct account id, event id)`` now, writing a newer version of
-    their ``event_resolution`` rows; how many. Idempotent: running it again writes the same
-    answer (ReplacingMergeTree keeps the newest)."""
+    their ``event_resolution`` rows (materialized views add their ``account_events`` rows and
+    ``resolution_history``), then the tombstones of the accounts they left; how many.
+    Idempotent: running it again writes the same answer (ReplacingMergeTree keeps the newest),
+    and a run stopped between the two writes is completed by the next (the history has both)."""
     unique = sorted(set(pairs))
     for i in range(0, len(unique), CHUNK):
-        store.command(_INSERT + resolve_sql(scoped=True), _scope(store, unique[i : i + CHUNK]))
+        chunk = unique[i : i + CHUNK]
+        store.command(_INSERT + resolve_sql(scoped=True), _scope(store, chunk))
+        store.command(tombstones_sql(scoped=True), {"ids": sorted({event_id for _, event_id in chunk})})
     return len(unique)
 
 
 def refresh_all(store: _Runs) -> None:
     """Resolve every stored event again (a backfill; the store process keeps the table current)."""
     store.command(_INSERT + resolve_sql(scoped=False))
+    store.command(tombstones_sql(scoped=False))
+
+
+def indexed_resolution(store: _Queries) -> dict[str, tuple[str, ...]]:
+    """What ``account_events`` (the timeline's read path) says now, event id → accounts (sorted;
+    events it shows under no account are absent)."""
+    _, rows = store.query("SELECT event_id, arraySort(groupArray(account_id)) FROM account_events FINAL "
+                          "GROUP BY event_id")
+    return {str(e): tuple(a) for e, a in rows}
 
 
 _AFFECTED_SQL = """

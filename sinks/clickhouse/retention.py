@@ -1,7 +1,7 @@
 """Retention: a TTL on the raw events and the dead letters, set by the store process at start.
 
-``JOURNEYS_RETENTION__EVENTS_DAYS`` applies to ``timeline`` and ``event_resolution`` (by event
-time), ``JOURNEYS_RETENTION__DEAD_LETTERS_DAYS`` to ``dead_letters`` (by rejection time); 0
+``JOURNEYS_RETENTION__EVENTS_DAYS`` applies to ``timeline``, ``event_resolution`` and the tables
+derived from it, ``account_events`` and ``resolution_history`` (by event time), ``JOURNEYS_RETENTION__DEAD_LETTERS_DAYS`` to ``dead_letters`` (by rejection time); 0
 keeps rows forever and removes a TTL set before. Idempotent: a table whose TTL is already the
 wanted one is left alone (``MODIFY TTL`` re-evaluates every part, so it is not re-run at each
 start). ClickHouse drops expired rows at merges (``merge_with_ttl_timeout``, 4 h by default).
@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Mapping, Protocol
 
-EVENT_TABLES = (("timeline", "event_time"), ("event_resolution", "event_time"))
+EVENT_TABLES = (("timeline", "event_time"), ("event_resolution", "event_time"), ("account_events", "event_time"),
+                ("resolution_history", "event_time"))
 DEAD_LETTER_TABLES = (("dead_letters", "rejected_at"),)
 _TTL = re.compile(r"\bTTL (?P<ttl>.+?)(?: SETTINGS |$)", re.S)
 

@@ -15,13 +15,28 @@ import pytest
 from bench.simulate import InProcessPipeline
 from bench.synth import SynthConfig, generate
 from schemas.identity import IdentityOverride
-from sinks.clickhouse import ddl
+from sinks.clickhouse import ddl, queries
 from sinks.clickhouse.client import Store
 from sinks.clickhouse.resolution import (
-    after_link_rows, after_override_rows, after_timeline_rows, resolve_events, stored_resolution,
+    _INSERT,
+    _scope,
+    affected,
+    after_link_rows,
+    after_override_rows,
+    after_timeline_rows,
+    indexed_resolution,
+    refresh,
+    resolve_events,
+    resolve_sql,
+    stored_resolution,
 )  # fmt: skip
 from sinks.clickhouse.rows import (
-    LINK_COLUMNS, OVERRIDE_COLUMNS, TIMELINE_COLUMNS, link_row, override_row, timeline_row,
+    LINK_COLUMNS,
+    OVERRIDE_COLUMNS,
+    TIMELINE_COLUMNS,
+    link_row,
+    override_row,
+    timeline_row,
 )  # fmt: skip
 
 pytestmark = pytest.mark.integration
@@ -56,6 +71,7 @@ def test_the_store_keeps_the_resolution_current_batch_by_batch(tmp_path) -> None
     stored = stored_resolution(store)
     assert stored == now_resolved()
     assert sum(1 for accounts in stored.values() if accounts) > 1000
+    assert_indexed(store)
 
     merge = next(link for (kind, _), link in pipeline.links.items() if kind == "account_merge")
     for n, action in enumerate(("unmerge", "merge")):
@@ -68,4 +84,47 @@ def test_the_store_keeps_the_resolution_current_batch_by_batch(tmp_path) -> None
         assert now == now_resolved(), action
         moved = any(merge.src in accounts for accounts in now.values())
         assert moved == (action == "unmerge"), action
+        assert_indexed(store)  # the moved events left one account's timeline and joined the other's
+        shown = {row[10] for row in queries.account_timeline(store, merge.src, limit=100_000)[1]}
+        assert bool(shown & {e for e, accounts in now.items() if merge.src in accounts}) == (action == "unmerge")
+    store.close()
+
+
+def assert_indexed(store: Store) -> None:
+    """``account_events`` (what the timeline reads) holds each event under exactly the accounts
+    ``event_resolution`` (what the reports read) resolves it to, and the timeline of every
+    account shows exactly those events."""
+    resolved = {e: accounts for e, accounts in stored_resolution(store).items() if accounts}
+    assert indexed_resolution(store) == resolved
+    by_account: dict[str, set[str]] = {}
+    for event_id, accounts in resolved.items():
+        for account in accounts:
+            by_account.setdefault(account, set()).add(event_id)
+    for account, events in by_account.items():
+        cols, rows = queries.account_timeline(store, account, limit=100_000)
+        assert {row[cols.index("event_id")] for row in rows} == events, account
+
+
+def test_a_store_killed_between_the_resolution_and_its_tombstones_completes_them_on_retry(tmp_path) -> None:
+    """A re-resolution writes ``event_resolution`` (and, through materialized views, the new
+    ``account_events`` rows), then the tombstones of the accounts an event left. Killed between
+    the two, the batch is retried: the retry's refresh must still hide the events from the
+    accounts they left, although ``event_resolution`` already holds the new answer."""
+    synth = [orjson.dumps(s.obj) for s in generate(SynthConfig(events=600, seed=5))]
+    pipeline = InProcessPipeline().feed_all(synth)
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    pipeline.store_into(store)
+    assert_indexed(store)
+    merge = next(link for (kind, _), link in pipeline.links.items() if kind == "account_merge")
+    row = override_row(IdentityOverride(action="unmerge", kind="account_merge", src=merge.src, dst=merge.dsts[0],
+                                        reason="test", by="test", at=datetime.now(timezone.utc)))
+    store.insert("identity_overrides", [row], OVERRIDE_COLUMNS, dedup_token="override-kill")
+    pairs = sorted(set(affected(store, [("account_merge", merge.src, (merge.dsts[0],))])))
+    store.command(_INSERT + resolve_sql(scoped=True), _scope(store, pairs))  # killed here: no tombstones
+    moved = {e for e, accounts in stored_resolution(store).items() if merge.src in accounts}
+    assert moved, "the unmerge moved no event"
+    assert {e for e, accounts in indexed_resolution(store).items() if merge.dsts[0] in accounts} & moved, \
+        "without tombstones the canonical account still shows the moved events (what the retry must fix)"
+    refresh(store, pairs)  # the retry
+    assert_indexed(store)
     store.close()

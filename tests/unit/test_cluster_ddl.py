@@ -42,7 +42,7 @@ def test_local_tables_are_replicated_with_shard_and_replica_macros() -> None:
         [local] = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local ")]
         single = next(cluster.clean(s) for m in ddl.MIGRATIONS for s in m.statements
                       if cluster.clean(s).startswith(f"CREATE TABLE IF NOT EXISTS {name} "))
-        engine = re.search(r"ENGINE = (\w+)(?:\((\w*)\))?", single)
+        engine = re.search(r"ENGINE = (\w+)(?:\(([\w, ]*)\))?", single)  # version (, is_deleted)
         assert engine is not None
         version = f", {engine[2]}" if engine[2] else ""
         path = f"'/clickhouse/tables/{{shard}}/{{database}}/{name}'"

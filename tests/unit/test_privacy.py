@@ -75,13 +75,15 @@ def test_account_rows_kept_have_the_person_replaced() -> None:
 
 def test_retention_plan_sets_changes_and_removes_ttls_only_when_needed() -> None:
     want = retention.wanted(30, 0)
-    assert want == {"timeline": "toDateTime(event_time) + toIntervalDay(30)",
-                    "event_resolution": "toDateTime(event_time) + toIntervalDay(30)", "dead_letters": ""}
+    thirty = "toDateTime(event_time) + toIntervalDay(30)"
+    assert want == {"timeline": thirty, "event_resolution": thirty, "account_events": thirty,
+                    "resolution_history": thirty, "dead_letters": ""}
     query = ("CREATE TABLE default.timeline (`event_id` String) ENGINE = ReplacingMergeTree(version) ORDER BY "
              "(account_id, event_id) TTL toDateTime(event_time) + toIntervalDay(30) SETTINGS index_granularity = 8192")
     assert retention.current_ttl(query) == want["timeline"]
     assert retention.current_ttl("CREATE TABLE t (x String) ENGINE = MergeTree ORDER BY x") == ""
-    current = {"timeline": want["timeline"], "event_resolution": "", "dead_letters": "toDateTime(rejected_at) + toIntervalDay(7)"}
+    current = {"timeline": want["timeline"], "event_resolution": "", "account_events": thirty,
+               "resolution_history": thirty, "dead_letters": "toDateTime(rejected_at) + toIntervalDay(7)"}
     assert retention.plan(current, want) == [
         "ALTER TABLE event_resolution MODIFY TTL toDateTime(event_time) + toIntervalDay(30)",
         "ALTER TABLE dead_letters REMOVE TTL",
