@@ -42,6 +42,7 @@ def render(r: dict[str, Any]) -> str:
         *([f"| ratio to the trivial Faust agent | {_n(p['vs_faust_agent']['ratio'])} |"] if "vs_faust_agent" in p else []),
         f"| event → queryable at {_n(lat['offered_per_s'])} events/s offered | p50 {_n(e2q['p50'])} s, p99 {_n(e2q['p99'])} s (n={_n(e2q['n'])}; FIFO-count mean {_n(lat['fifo_count_check_s']['mean'])} s) |",
         f"| account timeline query ({_n(t['events'])} events in store, {_n(t['rows_per_timeline_mean'])} rows/answer) | p50 {_n(t['query_s']['p50'])} s, p99 {_n(t['query_s']['p99'])} s (n={_n(t['query_s']['n'])}) |",
+        *([f"| store: re-resolving 1,000 random stored events on that store (after each timeline batch) | p50 {_n(t['refresh_1000_s']['p50'])} s (n={_n(t['refresh_1000_s']['n'])}) |"] if "refresh_1000_s" in t else []),
         *([f"| the same accounts resolved at query time (keyed look-ups; what the API served before migration 14) | p50 {_n(t['query_time_resolution_s']['p50'])} s, p99 {_n(t['query_time_resolution_s']['p99'])} s; same events: {t['timelines_agree']} accounts |"] if "query_time_resolution_s" in t else []),
         f"| journey page data: its 5 calls one after another (timeline, stages, snapshot, scores, alerts) | "
         f"p50 {_n(t['page_s']['p50'])} s, p99 {_n(t['page_s']['p99'])} s; slowest call p50 "

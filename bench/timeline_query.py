@@ -23,6 +23,8 @@ so their sum is about what the page waits for); ``page_slowest_s`` is the slowes
 machine). Measured after the bulk load's background merges are done (``settle_s``).
 ``answers_sha256`` hashes the journey pages' answers; ``reports_sha256`` each cross-team report's
 answer (``reports_s`` times them): the same store must give the same hashes after a change.
+``refresh_1000_s``: re-resolving 1,000 random stored events (the store process's work after a
+timeline batch) on this store, timed last.
 ``--reuse`` keeps a store that already holds about ``--events`` events (migrations still run).
 """
 
@@ -170,6 +172,20 @@ def aggregate_reports(store: ReadOnlyStore, defs: Any, repeats: int) -> tuple[di
     return {name: summary(v) for name, v in took.items()}, digests
 
 
+def refresh_cost(store: Store, seed: int, events: int = 1000, runs: int = 3) -> dict[str, Any]:
+    """Seconds the store process spends re-resolving ``events`` random stored events (what it does
+    after each timeline batch, :func:`resolution.refresh`) on this store: ``runs`` samples. The
+    answer is unchanged (same links), so the reports above are not affected; runs last."""
+    took = []
+    for n in range(runs):
+        _, rows = store.query("SELECT account_id, event_id FROM timeline ORDER BY cityHash64(event_id, {s:UInt64}) "
+                              "LIMIT {n:UInt32}", {"s": seed * 100 + n, "n": events})
+        began = time.perf_counter()
+        resolution.refresh(store, [(str(a), str(e)) for a, e in rows])
+        took.append(time.perf_counter() - began)
+    return summary(took)
+
+
 def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: int = 11,
         reuse: bool = False, report_repeats: int = 3) -> dict[str, Any]:
     store = Store(f"chdb://{path}")
@@ -212,6 +228,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             digest.update(repr((account, answers)).encode())
         store.insert("channel_definitions", ddl.channel_rows(defs.channels, defs.version, 1), ddl.CHANNEL_COLUMNS)
         report_s, report_sha = aggregate_reports(reader, defs, report_repeats) if report_repeats else ({}, {})
+        refresh_s = refresh_cost(store, seed)
     finally:
         store.close()
     if stored < 0.9 * events:
@@ -223,7 +240,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             "query_time_resolution_s": summary(query_time), "timelines_agree": f"{agree}/{queries_n}",
             "page_s": summary(pages), "page_slowest_s": summary(slowest), "page_cpu_s": summary(cpus),
             "page_calls_s": {name: summary(v) for name, v in calls.items()},
-            "reports_s": report_s, "reports_sha256": report_sha,
+            "reports_s": report_s, "reports_sha256": report_sha, "refresh_1000_s": refresh_s,
             "answers_sha256": digest.hexdigest()}
 
 
