@@ -115,7 +115,8 @@ def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str],
     for j in journeys:
         touches = _touches(j)
         currency, revenue = j.get("currency") or "", float(j["revenue"])
-        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom)):
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom),
+                                   strict=True):
             key = (currency, touch.channel, touch.team or team_of.get(touch.channel, "none"))
             credit[key] = credit.get(key, 0.0) + w * revenue
     totals: dict[str, float] = {}
@@ -135,7 +136,8 @@ def role_split(journeys: Sequence[dict], model: str, custom: PositionWeights | N
     for j in journeys:
         touches = _touches(j)
         currency, revenue = j.get("currency") or "", float(j["revenue"])
-        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom)):
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom),
+                                   strict=True):
             key = (currency, touch.role())
             credit[key] = credit.get(key, 0.0) + w * revenue
     return _shares(credit, "role")
