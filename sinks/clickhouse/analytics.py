@@ -33,14 +33,25 @@ def touches(where: str, prewhere: str = "") -> str:
     return f"{TOUCHES.replace('FROM journey_events', 'FROM ' + source)}  AND ({where})\n"
 
 
+
+def event_order(prefix: str = "") -> str:
+    """A string that sorts as ``(event_time, event_id)`` does: the time in milliseconds as 8
+    big-endian bytes (offset by 2^62, so every time this column holds is positive and its top byte
+    is 0x40: ``reinterpretAsString`` drops no trailing zero byte), then the id. ``argMin``/``argMax``
+    compare strings directly, where a tuple is compared as generic fields (at 10M events: the
+    funnel's sources 4.6 s → 2.6 s of CPU). ``prefix``: a table alias and dot, if any."""
+    return (f"concat(reverse(reinterpretAsString(toUInt64(toUnixTimestamp64Milli({prefix}event_time)"
+            f" + 4611686018427387904))), {prefix}event_id)")
+
+
 # Each account's source, whatever order its events were processed in: the CRM's lead source
 # (newest lead-status row that names one), else the first touch's UTM source, else its channel.
 # (``lead_source`` and ``utm_source`` are extracted from the properties when an event is resolved.)
-SOURCES = """
+SOURCES = f"""
   SELECT account_id,
-         if(argMaxIf(lead_source, (event_time, event_id), lead_source != '') AS crm_source != '',
+         if(argMaxIf(lead_source, {event_order()}, lead_source != '') AS crm_source != '',
             crm_source,
-            argMinIf(if(utm_source != '', utm_source, channel), (event_time, event_id), is_touch)) AS source
+            argMinIf(if(utm_source != '', utm_source, channel), {event_order()}, is_touch)) AS source
   FROM journey_events GROUP BY account_id
 """
 
@@ -208,8 +219,8 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep", qualified: str =
     first_touch AS (
       SELECT m.account_id AS account_id, m.mql_at AS mql_at,
              minIf(t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS touched_at,
-             argMinIf(t.rep_id, (t.event_time, t.event_id), t.side = 'human' AND t.event_time >= m.mql_at) AS rep_id,
-             argMinIf(t.rep_role, (t.event_time, t.event_id), t.side = 'human' AND t.event_time >= m.mql_at)
+             argMinIf(t.rep_id, {event_order('t.')}, t.side = 'human' AND t.event_time >= m.mql_at) AS rep_id,
+             argMinIf(t.rep_role, {event_order('t.')}, t.side = 'human' AND t.event_time >= m.mql_at)
                AS rep_role,
              countIf(t.side = 'human' AND t.event_time >= m.mql_at) AS human_touches
       FROM mqls AS m
@@ -238,28 +249,37 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     side of the touch that opened the gap; the stage is the account's stage at the touch.
     """
     # each account's touches in order (grouped and sorted per account: cheaper than a window's
-    # sort of every touch), the next touch's time beside each (the last touch's own: no gap)
+    # sort of every touch), the next touch's time beside each (the last touch's own: no gap). The
+    # event id only orders touches at the same time and is dropped before the rows are unfolded;
+    # the side travels as a number (1 digital, 2 human) and each account as its row number in
+    # per_account (one row per account: counting those is counting the accounts, without hashing
+    # the ids of 7.6M touches again at 10M events).
     sql = f"""
     WITH per_account AS (
-      SELECT account_id, arraySort(x -> (x.1, x.2), groupArray((event_time, event_id, side))) AS ts,
+      SELECT account_id, rowNumberInAllBlocks() AS account_no,
+             arrayMap(x -> (x.1, x.3),
+                      arraySort(groupArray((event_time, event_id,
+                                            toUInt8(multiIf(side = 'digital', 1, side = 'human', 2, 0)))))) AS ts,
              arrayMap(x -> x.1, ts) AS times
       FROM ({TOUCHES}) GROUP BY account_id
     ),
     touches AS (
-      SELECT account_id, t.1 AS event_time, t.3 AS side, least(dateDiff('second', t.1, next_at), 7 * 86400) AS gap_s
+      SELECT account_id, account_no, t.1 AS event_time, t.2 AS side,
+             least(dateDiff('second', t.1, next_at), 7 * 86400) AS gap_s
       FROM per_account ARRAY JOIN ts AS t, arrayPushBack(arrayPopFront(times), times[-1]) AS next_at
     ),
     staged AS (
-      SELECT t.account_id, t.side, t.gap_s, if(s.to_stage = '', '(before engaged)', s.to_stage) AS stage
+      SELECT t.account_no AS account_no, t.side AS side, t.gap_s AS gap_s,
+             if(s.to_stage = '', '(before engaged)', s.to_stage) AS stage
       FROM touches AS t
       ASOF LEFT JOIN (SELECT account_id, at, to_stage FROM stage_changes_resolved) AS s
         ON t.account_id = s.account_id AND t.event_time >= s.at
     )
-    SELECT stage, uniqExact(account_id) AS accounts,
-           countIf(side = 'digital') AS digital_touches, countIf(side = 'human') AS human_touches,
+    SELECT stage, uniqExact(account_no) AS accounts,
+           countIf(side = 1) AS digital_touches, countIf(side = 2) AS human_touches,
            round(digital_touches / count(), 4) AS digital_touch_share,
-           round(sumIf(gap_s, side = 'digital') / nullIf(sum(gap_s), 0), 4) AS digital_time_share,
-           round(sumIf(gap_s, side = 'human') / nullIf(sum(gap_s), 0), 4) AS human_time_share
+           round(sumIf(gap_s, side = 1) / nullIf(sum(gap_s), 0), 4) AS digital_time_share,
+           round(sumIf(gap_s, side = 2) / nullIf(sum(gap_s), 0), 4) AS human_time_share
     FROM staged GROUP BY stage ORDER BY stage
     """
     return store.query(sql)

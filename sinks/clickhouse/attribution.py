@@ -12,9 +12,8 @@ per currency: amounts in different currencies are never summed as one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from schemas.definitions import BUILTIN_ATTRIBUTION_MODELS, PositionWeights
 
@@ -23,8 +22,10 @@ SPLITS = ("channel", "team", "role")
 TIME_DECAY_HALF_LIFE_DAYS = 7.0
 
 
-@dataclass(frozen=True)
-class Touch:
+class Touch(NamedTuple):
+    """One touch of a journey (immutable; a named tuple: a won deal's touches are built by the
+    hundred thousand per report, ~3x faster than a frozen dataclass)."""
+
     at: datetime
     channel: str
     side: str
@@ -43,11 +44,10 @@ class Touch:
 def _last_at_or_before(touches: Sequence[Touch], when: datetime | None) -> int | None:
     if when is None:
         return None
-    idx = None
-    for i, t in enumerate(touches):
-        if t.at <= when:
-            idx = i
-    return idx
+    for i in range(len(touches) - 1, -1, -1):  # the last one (in the given order) at or before
+        if touches[i].at <= when:
+            return i
+    return None
 
 
 def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_at: datetime | None,
@@ -102,7 +102,7 @@ def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_a
 
 
 def _touches(journey: dict) -> list[Touch]:
-    return [Touch(*t) for t in journey["touches"]]
+    return list(map(Touch._make, journey["touches"]))
 
 
 def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str],
@@ -114,10 +114,11 @@ def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str],
     credit: dict[tuple[str, str, str], float] = {}
     for j in journeys:
         touches = _touches(j)
-        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom)):
-            team = touch.team or team_of.get(touch.channel, "none")
-            key = (j.get("currency") or "", touch.channel, team)
-            credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
+        currency, revenue = j.get("currency") or "", float(j["revenue"])
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom),
+                                   strict=True):
+            key = (currency, touch.channel, touch.team or team_of.get(touch.channel, "none"))
+            credit[key] = credit.get(key, 0.0) + w * revenue
     totals: dict[str, float] = {}
     for (currency, _, _), v in credit.items():
         totals[currency] = totals.get(currency, 0.0) + v
@@ -134,9 +135,11 @@ def role_split(journeys: Sequence[dict], model: str, custom: PositionWeights | N
     credit: dict[tuple[str, str], float] = {}
     for j in journeys:
         touches = _touches(j)
-        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom)):
-            key = (j.get("currency") or "", touch.role())
-            credit[key] = credit.get(key, 0.0) + w * float(j["revenue"])
+        currency, revenue = j.get("currency") or "", float(j["revenue"])
+        for touch, w in zip(touches, weights(model, touches, j.get("mql_at"), j.get("opp_at"), j["won_at"], custom),
+                                   strict=True):
+            key = (currency, touch.role())
+            credit[key] = credit.get(key, 0.0) + w * revenue
     return _shares(credit, "role")
 
 

@@ -173,9 +173,24 @@ def test_time_share_by_stage(data) -> None:
         before = [c for c in changes if c["account"] == t["account"] and c["at"] <= t["at"]]
         stage = max(before, key=lambda c: c["at"])["to"] if before else "(before engaged)"
         expect[stage][t["side"]] += 1
-    got = {r["stage"]: {"digital": r["digital_touches"], "human": r["human_touches"]}
-           for r in recs(analytics.time_share(store))}
+    rows = recs(analytics.time_share(store))
+    got = {r["stage"]: {"digital": r["digital_touches"], "human": r["human_touches"]} for r in rows}
     assert got == dict(expect)
+    # accounts touched in each stage, and each touch's time (the gap to the account's next touch,
+    # capped at 7 days) credited to its side
+    accounts, seconds = defaultdict(set), defaultdict(lambda: {"digital": 0.0, "human": 0.0})
+    for acct in {t["account"] for t in touches}:
+        mine = sorted((t for t in touches if t["account"] == acct), key=lambda t: (t["at"], t["event_id"]))
+        for t, nxt in zip(mine, [*mine[1:], mine[-1]], strict=True):
+            before = [c for c in changes if c["account"] == acct and c["at"] <= t["at"]]
+            stage = max(before, key=lambda c: c["at"])["to"] if before else "(before engaged)"
+            accounts[stage].add(acct)
+            seconds[stage][t["side"]] += min((nxt["at"] - t["at"]).total_seconds(), 7 * 86400)
+    assert {r["stage"]: r["accounts"] for r in rows} == {k: len(v) for k, v in accounts.items()}
+    for r in rows:
+        total = sum(seconds[r["stage"]].values())
+        assert abs(r["digital_time_share"] - seconds[r["stage"]]["digital"] / total) <= 0.00005
+        assert abs(r["human_time_share"] - seconds[r["stage"]]["human"] / total) <= 0.00005
 
 
 def test_paths_of_won_and_lost(data) -> None:

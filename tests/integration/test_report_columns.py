@@ -56,7 +56,7 @@ def test_migration_12_extracts_the_sources_of_a_store_resolved_before_it(tmp_pat
         before = store.query(SOURCES_FROM_JSON)[1]
         assert len(before) > 20
 
-        assert [m.version for m in ddl.migrate(store)] == list(range(12, ddl.LATEST + 1))
+        assert [m.version for m in ddl.migrate(store)] == [m.version for m in ddl.MIGRATIONS if m.version >= 12]
         (wrong, utm, leads, rows), = store.query(EXTRACTED)[1]
         assert wrong == 0 and rows > 2000
         assert utm > 10 and leads > 10  # the synthetic journeys have both

@@ -96,7 +96,7 @@ def test_migration_6_backfills_a_store_written_before_it(tmp_path: Path, pipelin
     try:
         migrate_until(store, 5)
         write(store, pipeline, "v5")
-        assert [m.version for m in ddl.migrate(store)] == list(range(6, ddl.LATEST + 1))
+        assert [m.version for m in ddl.migrate(store)] == [m.version for m in ddl.MIGRATIONS if m.version >= 6]
         assert ddl.migrate(store) == []
         _, links = store.query(LINK_EXPECTED)
         _, keys = store.query(KEY_EXPECTED)
