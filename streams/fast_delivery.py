@@ -14,6 +14,40 @@ it goes to Faust's own ``wait_first`` with the flow's suspension, exactly as bef
 flow is suspended (a rebalance), or the consumer stops, every record takes Faust's own path.
 Only the two-argument form the fetch loop uses takes the fast path: other callers (one awaitable)
 are Faust's as they were.
+
+**Not installed** (``streams/app.py``): with it, ``tests/integration/test_pipeline.py -k
+restart_mid_stream`` (kill -9, restart with a backlog) stalls now and then — the restarted worker
+is ready, then delivers nothing more and does not exit. What the investigation of 2026-12-06 saw
+(worktree ``fdstall``, the test run one at a time; asyncio task dumps of the stalled worker —
+in runs 30 and 42 its consumer thread's loop too — and py-spy):
+
+* Install on: 4 stalls in 42 runs (runs 4, 14 and 30 at load 6-15 from other jobs, run 42 at
+  load 2). Install off (the same tree otherwise): 12 of 12 passed (load 10 falling to 1.4).
+* In every stall the fetcher task is **not** in ``wait_first`` and no task of this module's slow
+  path (``_rest``) exists: it waits inside ``_drain_messages`` → ack_guard's ``_guarded_getmany``
+  → Faust's ``Consumer.getmany`` for minutes (same record, same ``num_since_yield``, the inline
+  counter frozen, in dumps 30 s apart). Runs 30 and 42 reached further: ``_wait_next_records`` →
+  ``AIOKafkaConsumerThread.getmany`` → mode's ``QueueServiceThread.call_thread``, awaiting the
+  promise of the ``_fetch_records`` call handed to the consumer thread (in run 42 the same two
+  ``async_generator_asend`` objects in three dumps over 60 s: one call, not a polling loop). In
+  the consumer thread's loop the method queue is empty; in run 30 both ``MethodQueueWorker`` tasks
+  wait in ``Queue.get()``; in run 42 one of them is in ``_fetch_records`` → aiokafka's
+  ``Fetcher.fetched_records`` → ``asyncio.wait`` on a fetch waiter (1 s timeout; a different
+  waiter in each dump), the other in ``Queue.get()``. Why the fetcher's promise is not resolved
+  was not found by the deadline. Everything else is idle and healthy: consumer ``flow_active`` true,
+  ``suspend_flow`` unset, ``app.flow_control`` active, no partition buffered or paused besides
+  the changelogs, every stream buffer empty with its agent in ``get()``; no rebalance logged.
+* Stalled runs 4 and 14 had logged ack_guard's fetch-continuity re-read (``fetch of <topic>[p]
+  jumped from X to Y: reading from X again``, B10) in the second before "Worker ready", while
+  recovery's ``perform_seek`` was seeking the uncommitted partitions to their start (B11) through
+  the same consumer thread; stalled runs 30 and 42 had not, and run 26, which passed, had: not the
+  cause on its own.
+* So the suspected mechanism — a wake-up lost by the half-run callback (``_resume``) racing the
+  flow's suspension — is not what was seen. The wait that never ends is a main-loop ↔
+  consumer-thread call of the fetch path, which this module reaches only by changing the fetch
+  loop's timing (records delivered inline; the loop yields once per 100 records instead of once
+  per record). Next step: log each ``call_thread`` promise's life (queued, run, resolved, by
+  which call) and what ``fetched_records`` returns in a stalled worker.
 """
 
 from __future__ import annotations
@@ -79,3 +113,4 @@ def install() -> None:
     """Patch Faust's consumer once per process (idempotent)."""
     if Consumer.wait_first is not wait_first:
         Consumer.wait_first = wait_first  # type: ignore[method-assign]
+

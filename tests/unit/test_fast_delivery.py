@@ -119,3 +119,44 @@ def test_while_the_flow_is_suspended_every_record_takes_fausts_path() -> None:
         assert fast_delivery.inline == before
 
     asyncio.run(main())
+
+
+def test_a_callback_held_by_the_apps_flow_control_is_resumed_not_lost() -> None:
+    """The suspected cause of the restart stall (a wake-up lost by the half-run callback): a first
+    step that waits on the app's flow control (suspended during table recovery) and on the
+    producer buffer's flush resumes once the flow control resumes, whichever of the two events
+    (the resume, a flow suspension of the consumer) comes first in the same loop iteration.
+    It passes: that is not where the stalled worker waited (see the module's docstring)."""
+    async def main() -> None:
+        consumer = _consumer()
+        flow_control = consumer.app.flow_control  # initially suspended, as in recovery
+        delivered: list[str] = []
+
+        async def callback() -> str:
+            await flow_control.acquire()  # Faust's conductor, first await of on_message
+            await asyncio.sleep(0)  # then the producer buffer's ebb (a flush step)
+            delivered.append("ok")
+            return "delivered"
+
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, flow_control.resume)
+        result = await asyncio.wait_for(consumer.wait_first(callback(), consumer.suspend_flow.wait()), 2)
+        assert delivered == ["ok"] and result.results == ["delivered"]
+
+        flow_control.suspend()
+        again: list[str] = []
+
+        async def held() -> None:
+            await flow_control.acquire()
+            again.append("ran")
+
+        def both() -> None:  # the flow resumes and the consumer's flow is suspended at once
+            flow_control.resume()
+            consumer.suspend_flow.set()
+
+        loop.call_later(0.01, both)
+        result = await asyncio.wait_for(consumer.wait_first(held(), consumer.suspend_flow.wait()), 2)
+        await asyncio.sleep(0.01)
+        assert result.done  # the wait ended: one of them won, nothing hangs
+
+    asyncio.run(main())
