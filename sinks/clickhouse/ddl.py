@@ -573,36 +573,22 @@ ACCOUNT_EVENT_COLUMNS = ("account_id", "event_id", "event_time", "event_type", "
 _ACCOUNT_EVENT_SELECT = (f"SELECT {', '.join(ACCOUNT_EVENT_COLUMNS)}, 0 AS deleted "
                          "FROM event_resolution ARRAY JOIN accounts AS account_id")
 _HISTORY_SELECT = "SELECT event_id, accounts, event_time, resolved_at FROM event_resolution"
+# account_events' columns have event_resolution's types (its own ``account_id``: one of ``accounts``)
+_RESOLUTION_TYPES = dict(line.strip().rstrip(",").split(" ", 1) for line in _EVENT_RESOLUTION.splitlines()
+                         if line.startswith("    ") and not line.startswith("    )"))
+_ACCOUNT_EVENT_DEFINITIONS = ["account_id String"] + [f"{c} {_RESOLUTION_TYPES[c]}" for c in ACCOUNT_EVENT_COLUMNS[1:]]
 
 MIGRATIONS = MIGRATIONS + (
     Migration(
         14,
         "account_events: each account's resolved events by account (the timeline's read path)",
         (
-            """
-            CREATE TABLE IF NOT EXISTS account_events (
-                account_id String,
-                event_id String,
-                event_time DateTime64(3, 'UTC'),
-                event_type LowCardinality(String),
-                name String,
-                channel LowCardinality(String),
-                side LowCardinality(String),
-                rep_id String,
-                rep_role LowCardinality(String),
-                person_id String,
-                contact_id String,
-                email String,
-                anonymous_id String,
-                user_id String,
-                direct_account_id String,
-                ingest_source LowCardinality(String),
-                resolved_at DateTime64(6, 'UTC') DEFAULT now64(6),
-                deleted UInt8 DEFAULT 0
-            ) ENGINE = ReplacingMergeTree(resolved_at, deleted)
-            ORDER BY (account_id, event_id)
-            SETTINGS index_granularity = 1024
-            """,
+            "\n            CREATE TABLE IF NOT EXISTS account_events (\n"
+            + "".join(f"                {column},\n" for column in _ACCOUNT_EVENT_DEFINITIONS)
+            + "                deleted UInt8 DEFAULT 0\n"
+            "            ) ENGINE = ReplacingMergeTree(resolved_at, deleted)\n"
+            "            ORDER BY (account_id, event_id)\n"
+            "            SETTINGS index_granularity = 1024\n            ",
             """
             CREATE TABLE IF NOT EXISTS resolution_history (
                 event_id String,
