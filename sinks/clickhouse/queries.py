@@ -250,15 +250,26 @@ def account_timeline(store: _Queries, account_id: str, limit: int = 1000,
     ``account_events`` (kept by the store process with the resolution the reports read; the
     same events as :func:`timeline` once the store has resolved them, tested). An account it
     holds nothing for — one merged into another (its events show under that one), or events
-    not resolved yet — is resolved at query time by :func:`timeline`."""
+    not resolved yet — is resolved at query time by :func:`timeline`.
+
+    The source is chosen per account, not per page: a page past the end of an account that
+    ``account_events`` holds is empty, not a query-time page, so the pages of one account
+    never mix two resolutions (which could repeat or skip events while the store catches up)."""
     if not account_id:
         raise ValueError("an account id is required (the empty id would read every unattributed event)")
     after_ms, after_id = parse_cursor(after) if after else (_BEFORE_ALL, "")
     cols, rows = store.query(_INDEXED_SQL, {"account": account_id, "after_ms": after_ms, "after_id": after_id,
                                             "limit": limit})
-    if rows:
+    if rows or (after and _indexed(store, account_id)):
         return TIMELINE_OUT_COLUMNS, rows
     return timeline(store, account_id, limit, after=after)
+
+
+def _indexed(store: _Queries, account_id: str) -> bool:
+    """Whether ``account_events`` shows any event under the account (then its timeline reads it)."""
+    _, rows = store.query("SELECT 1 FROM account_events FINAL PREWHERE account_id = {account:String} LIMIT 1",
+                          {"account": account_id})
+    return bool(rows)
 
 
 def timeline_page(store: _Queries, account_id: str, limit: int = 1000,

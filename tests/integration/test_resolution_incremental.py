@@ -7,7 +7,7 @@ either order, must leave the table equal to a full resolution done now.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -127,4 +127,41 @@ def test_a_store_killed_between_the_resolution_and_its_tombstones_completes_them
         "without tombstones the canonical account still shows the moved events (what the retry must fix)"
     refresh(store, pairs)  # the retry
     assert_indexed(store)
+    store.close()
+
+
+def test_the_pages_of_one_account_come_from_one_resolution(tmp_path) -> None:
+    """An account ``account_events`` holds is paged from it to its end: a page past its last
+    indexed event is empty, even while the timeline holds a newer event the store has not
+    resolved yet (a query-time page there would mix two resolutions in one walk). An account
+    it holds nothing for is still answered at query time, on every page."""
+    synth = [orjson.dumps(s.obj) for s in generate(SynthConfig(events=400, seed=3))]
+    pipeline = InProcessPipeline().feed_all(synth)
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    pipeline.store_into(store)
+    cols, rows = queries.account_timeline(store, "acct-late", limit=10)
+    assert rows == []  # unknown everywhere
+    indexed = indexed_resolution(store)
+    account = max({a for accounts in indexed.values() for a in accounts},
+                  key=lambda a: sum(a in accounts for accounts in indexed.values()))
+    cols, rows = queries.account_timeline(store, account, limit=100_000)
+    assert rows
+    at, ev = cols.index("event_time"), cols.index("event_id")
+    end = queries.cursor_of(rows[-1][at], rows[-1][ev])
+    # a newer event of the account, stored but not resolved yet (no refresh after the insert)
+    template = next(e for e in pipeline.rows if e.account_id == account)
+    last_at = rows[-1][at].replace(tzinfo=timezone.utc)
+    late = template.model_copy(update={"event_id": "zz-late-event", "event_time": last_at + timedelta(hours=1)})
+    store.insert("timeline", [timeline_row(late)], TIMELINE_COLUMNS, dedup_token="late")
+    assert "zz-late-event" in {r[ev] for r in queries.timeline(store, account, 100_000)[1]}, \
+        "the query-time path sees the late event (what a per-page fallback would have shown)"
+    assert queries.account_timeline(store, account, limit=10, after=end)[1] == []
+    # an account with nothing indexed is answered at query time, first page and later pages alike
+    store.insert("timeline", [timeline_row(late.model_copy(update={"event_id": "zz-other", "account_id": "acct-new",
+                                                                    "journey_account_id": "acct-new"}))],
+                 TIMELINE_COLUMNS, dedup_token="other")
+    first = queries.account_timeline(store, "acct-new", limit=10)[1]
+    assert [r[ev] for r in first] == ["zz-other"]
+    before = queries.cursor_of(first[0][at] - timedelta(seconds=1), "")
+    assert [r[ev] for r in queries.account_timeline(store, "acct-new", limit=10, after=before)[1]] == ["zz-other"]
     store.close()
