@@ -11,15 +11,12 @@ import faust
 from faust.sensors import Monitor
 
 from schemas.errors import ConfigurationError
-from streams import ack_guard
-from streams import kafka_config
-from streams import tables
+from streams import ack_guard, kafka_config, tables
 from streams import topics as t
 from streams.definitions_source import DefinitionsSource
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
-from streams.web import auth
-from streams.web import ops
+from streams.web import auth, ops
 
 
 @dataclass
@@ -145,7 +142,13 @@ def create_app(settings: Settings) -> faust.App:
 
     if settings.has_role("stream"):
         from streams.agents import (
-            alerts_delivery, dedupe, identity_devices, identity_persons, ingest, journey, lead_feedback,
+            alerts_delivery,
+            dedupe,
+            identity_devices,
+            identity_persons,
+            ingest,
+            journey,
+            lead_feedback,
         )  # fmt: skip
         from streams.fence import Fence
 

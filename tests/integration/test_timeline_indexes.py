@@ -24,7 +24,13 @@ from schemas.timeline import TimelineEvent, utc_ms
 from sinks.clickhouse import analytics, cluster, ddl, queries
 from sinks.clickhouse.client import Store
 from sinks.clickhouse.rows import (
-    ALERT_COLUMNS, LINK_COLUMNS, OVERRIDE_COLUMNS, TIMELINE_COLUMNS, link_row, override_row, timeline_row,
+    ALERT_COLUMNS,
+    LINK_COLUMNS,
+    OVERRIDE_COLUMNS,
+    TIMELINE_COLUMNS,
+    link_row,
+    override_row,
+    timeline_row,
 )  # fmt: skip
 
 pytestmark = pytest.mark.integration
