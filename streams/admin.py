@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import SaslAuthenticationFailedError, TopicAlreadyExistsError
 
+from schemas.errors import ConfigurationError
 from streams import topics as t
 from streams.kafka_config import client_options
 from streams.settings import Settings
@@ -23,9 +24,16 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create any missing topic of :mod:`streams.topics`; return the names created."""
-    admin = KafkaAdminClient(**client_options(settings), client_id=f"{settings.effective_app_id}-admin",
-                             request_timeout_ms=30000)
+    """Create any missing topic of :mod:`streams.topics`; return the names created. A broker that
+    refuses the login is a :class:`ConfigurationError` naming the user (never the password)."""
+    try:
+        admin = KafkaAdminClient(**client_options(settings), client_id=f"{settings.effective_app_id}-admin",
+                                 request_timeout_ms=30000)
+    except SaslAuthenticationFailedError as exc:
+        raise ConfigurationError(
+            f"Kafka at {settings.kafka_bootstrap} refused the login of user '{settings.kafka_sasl_username}' "
+            f"({settings.kafka_sasl_mechanism}): {exc.args[0] if exc.args else exc} — check "
+            "JOURNEYS_KAFKA_SASL_USERNAME and JOURNEYS_KAFKA_SASL_PASSWORD") from exc
     try:
         existing = set(admin.list_topics())
         wanted = []

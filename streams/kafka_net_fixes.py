@@ -1,4 +1,4 @@
-"""Two fixes to kafka-python 3.0's networking (``kafka/net``), installed by :mod:`streams.kafka_config`.
+"""Three fixes to kafka-python 3.0's networking (``kafka/net``), installed by :mod:`streams.kafka_config`.
 
 Every kafka-python client of the tracker (the admin client of ``journeys worker`` and
 ``journeys doctor``, the CLI/import producer, the DLQ consumer) takes its options from
@@ -27,7 +27,17 @@ gives the handshake the connection's deadline, cut to the connection setup timeo
 the TCP connect), so a stalled attempt fails, is logged (``Connection failed: …``) and a fresh
 one is tried while the caller's budget lasts.
 
-Both are installed only on the kafka-python versions they were written against (3.0.x, whose
+**A refused login was retried until the bootstrap timeout.** ``KafkaConnection.initialize``
+catches every error of the login and only closes the connection with it; the manager's
+``_connect`` then takes the attempt for a success and forgets the node's auth failure, so the
+check that stops a client on a cached auth failure (``maybe_raise_auth_failure``) never fires:
+``KafkaAdminClient`` with a wrong password tried again every backoff and raised ``Unable to
+bootstrap`` after its 30 s (``journeys worker`` waited that long before its topic check failed,
+and said nothing of the password). :func:`_initialize` raises an authentication or
+authorization error after closing, as the manager expects, so the next attempt raises it
+(``SaslAuthenticationFailedError: … invalid credentials …``) within a second.
+
+All three are installed only on the kafka-python versions they were written against (3.0.x, whose
 ``kafka.net`` module layout they replace methods of); on another version :func:`install` does
 nothing and returns False (``tests/unit/test_kafka_net_fixes.py`` then fails, on purpose).
 """
@@ -119,12 +129,37 @@ async def _build_transport(self: Any, node: Any, timeout_at: float | None = None
     return transport
 
 
+async def _initialize(self: Any, timeout_at: float | None = None) -> None:
+    """``KafkaConnection.initialize`` (3.0.12), but a refused login (authentication or
+    authorization) is raised after the connection is closed with it, so the manager caches it
+    and stops the client, instead of taking the attempt for a connection and retrying."""
+    import kafka.errors as errors
+
+    if timeout_at is None:
+        timeout_at = self._timeout_at()
+    try:
+        await self._get_api_versions(timeout_at)
+        if self.sasl_enabled:
+            await self._sasl_authenticate(timeout_at)
+    except Exception as error:
+        self.close(error)
+        if isinstance(error, (errors.SaslAuthenticationFailedError, errors.AuthorizationError)):
+            raise
+    else:
+        self._init_complete()
+        _connection_log.info("%s: Connected", self)
+
+
+_connection_log = logging.getLogger("kafka.net.connection")
+
+
 def install() -> bool:
-    """Install both fixes once per process; True if they are (or already were) in place."""
+    """Install the fixes once per process; True if they are (or already were) in place."""
     global _installed
     if _installed:
         return True
     try:
+        from kafka.net.connection import KafkaConnection
         from kafka.net.manager import KafkaConnectionManager
         from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
         from kafka.version import __version__
@@ -135,10 +170,15 @@ def install() -> bool:
                                                  (KafkaTCPTransport, "_sock_recv"),
                                                  (KafkaSSLTransport, "handshake"),
                                                  (KafkaConnectionManager, "_build_transport"),
-                                                 (KafkaConnectionManager, "socket_connection_setup_timeout_ms"))):
+                                                 (KafkaConnectionManager, "socket_connection_setup_timeout_ms"),
+                                                 (KafkaConnectionManager, "maybe_raise_auth_failure"),
+                                                 (KafkaConnection, "initialize"),
+                                                 (KafkaConnection, "_init_complete"),
+                                                 (KafkaConnection, "_sasl_authenticate"))):
         log.warning("kafka-python %s: streams.kafka_net_fixes not installed (written for 3.0.x)", __version__)
         return False
     KafkaTCPTransport._read_from_sock = _read_from_sock  # KafkaSSLTransport inherits it
     KafkaConnectionManager._build_transport = _build_transport
+    KafkaConnection.initialize = _initialize
     _installed = True
     return True

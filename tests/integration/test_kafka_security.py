@@ -219,6 +219,23 @@ def test_worker_ingests_with_the_password_from_a_secrets_file(broker: SecureBrok
     assert PASSWORD not in log
 
 
+def test_worker_with_a_wrong_password_stops_at_once_saying_so(broker: SecureBroker, tmp_path: Path) -> None:
+    """kafka-python took a refused login for a connection and retried until its 30 s bootstrap
+    timeout, then said ``Unable to bootstrap`` (streams/kafka_net_fixes.py, ``_initialize``)."""
+    env = dict(os.environ, **broker.journeys_env(password=WRONG), JOURNEYS_DATA_DIR=str(tmp_path / "wrong"),
+               JOURNEYS_TOPIC_PREFIX=_prefix("wp"))
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "streams", "worker", "--loglevel", "warn"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - started
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 78, text  # EX_CONFIG: a supervisor should not restart it in a loop
+    assert "refused the login of user 'alice' (SCRAM-SHA-512)" in text, text
+    assert "JOURNEYS_KAFKA_SASL_PASSWORD" in text
+    assert WRONG not in text and PASSWORD not in text
+    assert took < 25, f"{took:.1f} s: the worker retried the refused login until the bootstrap timeout"
+
+
 def test_collector_producer_connects_with_the_credentials(broker: SecureBroker) -> None:
     settings = broker.settings(_prefix("col"))
     topic = t.name(t.INBOUND, settings.topic_prefix)

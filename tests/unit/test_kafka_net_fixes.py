@@ -26,7 +26,9 @@ from kafka.protocol.sasl import (
     SaslHandshakeResponse,
 )
 
+from schemas.errors import ConfigurationError
 from streams import kafka_net_fixes
+from streams.admin import ensure_topics
 from streams.cli.doctor import FAIL, kafka_checks
 from streams.kafka_config import client_options
 from streams.settings import Settings
@@ -153,6 +155,7 @@ def listener(request: pytest.FixtureRequest) -> Iterator[Listener]:
 
 
 def test_the_fixes_are_installed_on_the_pinned_kafka_python() -> None:
+    from kafka.net.connection import KafkaConnection
     from kafka.net.manager import KafkaConnectionManager
     from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
@@ -161,6 +164,7 @@ def test_the_fixes_are_installed_on_the_pinned_kafka_python() -> None:
     assert KafkaTCPTransport._read_from_sock is kafka_net_fixes._read_from_sock
     assert KafkaSSLTransport._read_from_sock is kafka_net_fixes._read_from_sock
     assert KafkaConnectionManager._build_transport is kafka_net_fixes._build_transport
+    assert KafkaConnection.initialize is kafka_net_fixes._initialize
 
 
 @pytest.mark.parametrize("listener", [refuse_login], indirect=True)
@@ -190,3 +194,21 @@ def test_a_tls_handshake_that_never_completes_is_given_up_within_the_timeout(lis
     assert took < timeout + 2, took
     assert "TLS handshake not completed within" in reachable.detail, reachable.detail
     assert listener.accepted >= 1
+
+
+@pytest.mark.parametrize("listener", [refuse_login], indirect=True)
+def test_a_refused_login_stops_the_client_instead_of_retrying_to_the_timeout(listener: Listener) -> None:
+    """``journeys worker``'s topic check (``ensure_topics``): before the fix kafka-python took the
+    refused login for a connection, retried every backoff and raised ``Unable to bootstrap``
+    after 30 s; now the first refusal ends it, as a configuration error naming the user only."""
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{listener.port}", kafka_security_protocol="SASL_PLAINTEXT",
+                        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="alice",
+                        kafka_sasl_password="not-alices-password")
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError) as raised:
+        ensure_topics(settings)
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert "refused the login of user 'alice' (SCRAM-SHA-512)" in message and REFUSED in message
+    assert "not-alices-password" not in message
+    assert listener.accepted <= 2
