@@ -14,7 +14,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsS
 from schemas.errors import ConfigurationError
 from schemas.events import MAX_DEPTH
 from streams.collector.settings import CollectorSettings
-
 from streams.rules.identity import IdentityConfig
 from streams.rules.pii import is_email, pseudonymize_email
 
@@ -206,7 +205,8 @@ class Settings(BaseSettings):
     )
     api_query_seconds: float = Field(
         30.0, gt=0, description="Longest one query of the JSON API or web UI (and so the CLI with a worker up) may run on the store (then 503): "
-        "with the embedded store a query holds the writer's connection, so this bounds how long it can stall inserts.",
+        "with the embedded store reads run in a chDB session of their own (they never hold the writer's lock), "
+        "so this bounds the CPU and time one read takes from the worker.",
     )
     api_query_memory_mb: int = Field(
         2048, ge=16, description="Most memory one query of the JSON API or web UI may use (then 503), MB.",

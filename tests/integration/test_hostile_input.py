@@ -3,7 +3,7 @@
 A /v1/batch whose middle item is nested 220 / 300 levels deep, a deep record straight into the
 inbound topic, and an unreadable record straight into the device stage's topic: the worker stays
 live, the valid events are stored, each bad record is dead-lettered with its reason, and later
-events still flow.
+events still flow. And a long analyst read does not stall the writer.
 """
 
 from __future__ import annotations
@@ -232,3 +232,36 @@ def test_too_deep_to_parse_costs_one_item_no_dead_letter_keeps_a_key_and_timelin
         assert bad.returncode == 2 and "Invalid value for --after: must be a cursor" in bad.stderr
     finally:
         collector.stop()
+
+
+def test_a_long_analyst_read_does_not_stall_the_writer(tracker_factory) -> None:
+    """Issue 20, "reads stall writes": with the embedded store, API queries shared the writer's
+    connection and lock. A read that runs for seconds (through the worker's SQL endpoint, up to
+    its time cap) is in flight while new events arrive: they are stored before it ends."""
+    import threading
+    import time
+
+    tracker = tracker_factory(JOURNEYS_API_QUERY_SECONDS="25").start()
+    tracker.produce([track("before-read")])
+    tracker.wait_for_stored(events=1)
+    answer: dict[str, object] = {}
+
+    def long_read() -> None:
+        started = time.monotonic()
+        answer["out"] = tracker.journeys("sql", "SELECT sum(number) FROM numbers(100000000000)", check=False)
+        answer["seconds"] = time.monotonic() - started
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    try:
+        time.sleep(3)  # the read is running in the worker
+        assert reader.is_alive(), f"the read was meant to outlast the writes: {answer}"
+        tracker.produce([track(f"during-read-{i}") for i in range(5)])
+        tracker.wait_for_stored(events=6, timeout=60)
+        assert reader.is_alive(), "stored only after the read ended: the read stalled the writer"
+    finally:
+        reader.join(timeout=120)
+    out = answer["out"]  # answered, or stopped at the cap with the setting named
+    assert out.returncode == 0 or "JOURNEYS_API_QUERY_SECONDS" in out.stdout + out.stderr, out
+    assert answer["seconds"] < 60
+    assert live(tracker) == 200

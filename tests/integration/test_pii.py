@@ -53,3 +53,31 @@ def test_worker_with_an_email_key_stores_pseudonyms_and_still_stitches(tracker_f
     assert signup["user_id"] == expected  # Lee Park <Lee.Park@PiiCorp.com>: the same person as the plain address
     assert json.loads(signup["properties"])["url"] == f"https://piicorp.example/s?e={expected}"
     assert tracker.journeys("timeline", "domain:piicorp.com", "--format", "json").returncode == 0
+
+
+def test_addresses_as_anonymous_ids_property_keys_and_group_names_are_stored_pseudonymised(tracker_factory) -> None:
+    """Issue 20's other gaps, end to end: an address as the anonymousId, as a property key and in
+    a free-text property, and as a group's id and name traits reach no stored row in clear."""
+    tracker = tracker_factory(JOURNEYS_PII__EMAIL_HMAC_KEY=KEY).start()
+    clear = "Kim.Lee@KimCorp.example"
+    events = [
+        ev._seg("track", 1, anonymousId=clear, event="Form Started",
+                properties={clear: True, "note": f"call {clear} back"}),
+        ev.group(2, "kim-user", clear, traits={"name": f"Kim Lee <{clear}>"}),
+    ]
+    tracker.produce(ev.encode(events))
+    assert tracker.wait_for_stored(events=len(events))["dead_letters"] == 0
+    expected = pii.pseudonymize_email(clear.lower(), KEY.encode())
+
+    def dump(sql: str) -> str:
+        out = tracker.journeys("sql", sql, "--format", "json")
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    timeline = json.loads(dump("SELECT * FROM timeline"))
+    assert {r["event_id"] for r in timeline} == {e["messageId"] for e in events}
+    stored = dump("SELECT * FROM timeline") + dump("SELECT * FROM identity_links")
+    assert "kim.lee" not in stored.lower() and "kim lee <" not in stored.lower()
+    track = next(r for r in timeline if r["event_id"] == events[0]["messageId"])
+    assert track["anonymous_id"] == expected
+    assert json.loads(track["properties"]) == {expected: True, "note": f"call {expected} back"}
