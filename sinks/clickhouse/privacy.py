@@ -13,7 +13,7 @@ person(s) that device was identified as.
 What goes (``DELETED``): the person's events (``timeline``, ``event_resolution``,
 ``account_events``, ``resolution_history``, ``timeline_by_key``) — an event naming one of their
 person ids, or an anonymous event of one of their devices; the ``account_summaries`` of the accounts
-that held them are then written again without them —, their identity links and overrides,
+that held them are first written again without them —, their identity links and overrides,
 their per-contact scores, and the dead letters whose original bytes name them. What is kept
 without them (``PSEUDONYMISED``): the account's stage changes (``contact_id`` cleared), its
 score history (their id in the committee replaced by ``[forgotten]``) and its alerts (the id in
@@ -152,15 +152,15 @@ def forget(store: _Runs, subject: Subject, names_them: Callable[[str], bool],
     pre-filter) and that ``names_them`` (the exact test, run here on each candidate payload)."""
     params = {"p": list(subject.persons), "d": list(subject.devices), "i": list(subject.ids)}
     deleted: dict[str, int] = {}
-    # the accounts whose summaries hold the person's events: written again once they are gone
-    _, rows = store.query(f"SELECT DISTINCT account_id FROM account_events WHERE {dict(DELETED)['account_events']}",
-                          params)
-    summarised = [str(a) for a, in rows]
+    # the summaries of the accounts that hold the person's events, written without them before the
+    # events go (a request retried after a crash finds the events, or the summaries already right)
+    held = dict(DELETED)["account_events"]
+    _, rows = store.query(f"SELECT DISTINCT account_id FROM account_events WHERE {held}", params)
+    resolution.refresh_summaries(store, [str(a) for a, in rows], exclude=held, parameters=params)
     for table, where in DELETED:
         deleted[table] = _count(store, table, where, params)
         if deleted[table]:
             store.command(f"DELETE FROM {table} WHERE {where}", params)
-    resolution.refresh_summaries(store, summarised)
     needles = sorted({n for n in needles if n})
     letters: list[str] = []
     if needles:

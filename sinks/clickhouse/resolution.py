@@ -225,19 +225,23 @@ def refresh_all(store: _Runs) -> None:
 SUMMARY_COLUMNS = ("account_id", "times", "sides", "channels", "computed_at")
 
 
-def summaries_sql(scoped: bool) -> str:
+def summaries_sql(scoped: bool, exclude: str = "") -> str:
     """``account_summaries`` rows: each account's events as ``account_events`` has them now, in
     ``(event_time, event_id)`` order — their times, sides (1 digital, 2 human, 0 other) and
     channels, one array each — for the accounts in the ``{accounts:Array(String)}`` parameter
     (``scoped``; range reads of ``account_events``, which is ordered by account), else for every
     account it or the summaries know. An account with no event left gets empty arrays (newer
-    than the row they replace). Re-writing a summary is harmless (the newest wins)."""
+    than the row they replace). Re-writing a summary is harmless (the newest wins). ``exclude``:
+    a condition on ``account_events`` columns whose events are left out (a privacy forget, written
+    before the rows are deleted)."""
     if scoped:
         accounts = "SELECT arrayJoin({accounts:Array(String)}) AS account_id"
         where = "PREWHERE account_id IN {accounts:Array(String)} "
     else:
         accounts = "SELECT account_id FROM account_events UNION DISTINCT SELECT account_id FROM account_summaries"
         where = ""
+    if exclude:
+        where += f"WHERE NOT ({exclude}) "
     return f"""
 INSERT INTO account_summaries ({', '.join(SUMMARY_COLUMNS)})
 SELECT a.account_id, arrayMap(x -> x.1, e.events), arrayMap(x -> x.3, e.events), arrayMap(x -> x.4, e.events),
@@ -253,11 +257,13 @@ SETTINGS join_use_nulls = 0
 """
 
 
-def refresh_summaries(store: _Runs, accounts: Iterable[str]) -> None:
-    """Write the ``account_summaries`` of ``accounts`` again from ``account_events``."""
+def refresh_summaries(store: _Runs, accounts: Iterable[str], exclude: str = "",
+                      parameters: dict[str, Any] | None = None) -> None:
+    """Write the ``account_summaries`` of ``accounts`` again from ``account_events`` (without the
+    events ``exclude`` names, its ``parameters`` given)."""
     wanted = sorted({a for a in accounts if a})
     for i in range(0, len(wanted), CHUNK):
-        store.command(summaries_sql(scoped=True), {"accounts": wanted[i : i + CHUNK]})
+        store.command(summaries_sql(scoped=True, exclude=exclude), {**(parameters or {}), "accounts": wanted[i : i + CHUNK]})
 
 
 def indexed_resolution(store: _Queries) -> dict[str, tuple[str, ...]]:

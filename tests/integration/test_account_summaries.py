@@ -134,6 +134,37 @@ def test_a_forgotten_persons_events_leave_the_summaries(tmp_path) -> None:
         store.close()
 
 
+class _CrashesOnTimelineDelete:
+    """The store, killed when the forget reaches the timeline (the events' derived rows gone)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def query(self, sql, parameters=None):
+        return self._store.query(sql, parameters)
+
+    def command(self, sql, parameters=None):
+        if sql.startswith("DELETE FROM timeline WHERE"):
+            raise RuntimeError("killed")
+        return self._store.command(sql, parameters)
+
+
+def test_a_forget_retried_after_a_crash_leaves_the_summaries_without_the_person(tmp_path) -> None:
+    store, _ = _store(tmp_path, events=1500, seed=9)
+    try:
+        (email,), = store.query("SELECT email FROM account_events FINAL WHERE email != '' "
+                                "GROUP BY email ORDER BY count() DESC, email LIMIT 1")[1]
+        subject = privacy.find(store, "email", email)
+        with pytest.raises(RuntimeError, match="killed"):
+            privacy.forget(_CrashesOnTimelineDelete(store), subject, lambda _: False, [])
+        (left,), = store.query("SELECT count() FROM account_events FINAL WHERE email = {e:String}", {"e": email})[1]
+        assert left == 0  # the account_events rows went before the crash
+        privacy.forget(store, subject, lambda _: False, [])  # the request redelivered
+        assert_same(store)
+    finally:
+        store.close()
+
+
 def test_events_past_the_retention_ttl_leave_time_share(tmp_path) -> None:
     store, _ = _store(tmp_path, events=1500, seed=3)
     try:
