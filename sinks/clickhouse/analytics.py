@@ -10,6 +10,7 @@ domain account merged into a CRM account counts once). Every function returns
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol, Sequence
 
 from sinks.clickhouse.ddl import journey_events_sql
@@ -242,47 +243,82 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep", qualified: str =
     return store.query(sql, {"sla": sla_hours, "qualified": qualified})
 
 
+def non_touch_channels(store: _Queries) -> list[str]:
+    """The channels whose events are not touches, as ``journey_events.is_touch`` says: those the
+    definitions mark ``touch: false``, and ``identity``/``crm`` unless the definitions name them."""
+    _, rows = store.query("SELECT channel, touch FROM channel_definitions FINAL")
+    defined = {str(channel): int(touch) for channel, touch in rows}
+    return sorted({c for c, touch in defined.items() if touch != 1} | ({"identity", "crm"} - set(defined)))
+
+
+_EVENTS_TTL_DAYS = re.compile(r"\bTTL toDateTime\(event_time\) \+ toIntervalDay\((\d+)\)")
+
+
+def events_retention_days(store: _Queries) -> int:
+    """The retention TTL (days) on ``account_events`` (retention.py sets it; 0: none). Expired
+    rows leave the tables at merges; a report over ``account_summaries`` drops them itself."""
+    _, rows = store.query("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+                          "AND name IN ('account_events', 'account_events_local')")
+    days = [int(m.group(1)) for query, in rows if (m := _EVENTS_TTL_DAYS.search(str(query)))]
+    return min(days) if days else 0
+
+
 def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     """Digital self-service vs 1:1 share of each stage: touches and time.
 
     Time of a touch = the gap to the account's next touch (capped at 7 days), credited to the
-    side of the touch that opened the gap; the stage is the account's stage at the touch.
+    side of the touch that opened the gap; the stage is the account's stage at the touch (the
+    newest stage change at or before it; of changes at the same instant, the first by
+    ``(journey_account_id, change_id)``).
     """
-    # each account's touches in order (grouped and sorted per account: cheaper than a window's
-    # sort of every touch), the next touch's time beside each (the last touch's own: no gap). The
-    # event id only orders touches at the same time and is dropped before the rows are unfolded;
-    # the side travels as a number (1 digital, 2 human) and each account as its row number in
-    # per_account (one row per account: counting those is counting the accounts, without hashing
-    # the ids of 7.6M touches again at 10M events).
+    # Each account's events come ordered by (event_time, event_id) from account_summaries (one
+    # row per account, kept by the store with the resolution: resolution.summaries_sql), so no
+    # touch is grouped or sorted here; the touches are kept with a mask on their channels. The
+    # stage at each touch: the account's stage changes (one per instant, as a stage number) and
+    # its touches merged in one time-sorted array (a change before a touch at the same time:
+    # times doubled, +1 for a touch), each change's stage carried forward onto the touches after
+    # it (arrayFill) — an ASOF join per account, without joining 7.6M rows at 10M events.
+    days = events_retention_days(store)
+    expired = f" AND toDateTime(t) + toIntervalDay({days}) >= now()" if days else ""
     sql = f"""
-    WITH per_account AS (
+    WITH (SELECT arraySort(groupUniqArray(to_stage)) FROM stage_changes_resolved) AS names,
+    per_account AS (
       SELECT account_id, rowNumberInAllBlocks() AS account_no,
-             arrayMap(x -> (x.1, x.3),
-                      arraySort(groupArray((event_time, event_id,
-                                            toUInt8(multiIf(side = 'digital', 1, side = 'human', 2, 0)))))) AS ts,
-             arrayMap(x -> x.1, ts) AS times
-      FROM ({TOUCHES}) GROUP BY account_id
+             arrayMap((c, t) -> NOT has({{non_touch:Array(String)}}, c){expired}, channels, times) AS keep,
+             arrayFilter((t, k) -> k, times, keep) AS ts,
+             arrayFilter((s, k) -> k, sides, keep) AS ss
+      FROM account_summaries FINAL
+      WHERE notEmpty(ts)
     ),
-    touches AS (
-      SELECT account_id, account_no, t.1 AS event_time, t.2 AS side,
-             least(dateDiff('second', t.1, next_at), 7 * 86400) AS gap_s
-      FROM per_account ARRAY JOIN ts AS t, arrayPushBack(arrayPopFront(times), times[-1]) AS next_at
+    changes AS (
+      SELECT account_id, groupArray(toUnixTimestamp64Milli(at) * 2) AS at2, groupArray(indexOf(names, to_stage)) AS stage_no
+      FROM (SELECT account_id, at, argMin(to_stage, (journey_account_id, change_id)) AS to_stage
+            FROM stage_changes_resolved GROUP BY account_id, at)
+      GROUP BY account_id
     ),
     staged AS (
-      SELECT t.account_no AS account_no, t.side AS side, t.gap_s AS gap_s,
-             if(s.to_stage = '', '(before engaged)', s.to_stage) AS stage
-      FROM touches AS t
-      ASOF LEFT JOIN (SELECT account_id, at, to_stage FROM stage_changes_resolved) AS s
-        ON t.account_id = s.account_id AND t.event_time >= s.at
+      SELECT p.account_no AS account_no, p.ss AS ss,
+             arrayMap((t, n) -> least(dateDiff('second', t, n), 7 * 86400), p.ts,
+                      arrayPushBack(arrayPopFront(p.ts), p.ts[-1])) AS gaps,
+             arraySort(x -> x.1, arrayConcat(arrayMap((a, s) -> (a, s), c.at2, c.stage_no),
+                                             arrayMap(t -> (toUnixTimestamp64Milli(t) * 2 + 1, toUInt64(0)), p.ts)))
+               AS merged,
+             arrayMap(x -> bitAnd(x.1, 1), merged) AS kinds,
+             arrayFilter((s, k) -> k = 1, arrayFill((s, k) -> k = 0, arrayMap(x -> x.2, merged), kinds), kinds)
+               AS stage_nos
+      FROM per_account AS p LEFT JOIN changes AS c ON p.account_id = c.account_id
     )
-    SELECT stage, uniqExact(account_no) AS accounts,
+    SELECT if(stage_no = 0 OR names[stage_no] = '', '(before engaged)', names[stage_no]) AS stage,
+           uniqExact(account_no) AS accounts,
            countIf(side = 1) AS digital_touches, countIf(side = 2) AS human_touches,
            round(digital_touches / count(), 4) AS digital_touch_share,
            round(sumIf(gap_s, side = 1) / nullIf(sum(gap_s), 0), 4) AS digital_time_share,
            round(sumIf(gap_s, side = 2) / nullIf(sum(gap_s), 0), 4) AS human_time_share
-    FROM staged GROUP BY stage ORDER BY stage
+    FROM staged ARRAY JOIN stage_nos AS stage_no, ss AS side, gaps AS gap_s
+    GROUP BY stage ORDER BY stage
+    SETTINGS join_use_nulls = 0
     """
-    return store.query(sql)
+    return store.query(sql, {"non_touch": non_touch_channels(store)})
 
 
 def paths(store: _Queries, limit: int = 20, won: str = "won", lost: str = "lost") -> tuple[list[str], list[tuple]]:

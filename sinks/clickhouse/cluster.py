@@ -49,6 +49,8 @@ SHARDING_KEYS: dict[str, str] = {
     # filled next to event_resolution by materialized views; a tombstone goes to its event's shard
     "account_events": "cityHash64(event_id)",
     "resolution_history": "cityHash64(event_id)",
+    # written again per account by the store process (resolution.refresh_summaries)
+    "account_summaries": "cityHash64(account_id)",
     "alert_deliveries": "cityHash64(alert_id)",
     "privacy_requests": "cityHash64(request_id)",
 }

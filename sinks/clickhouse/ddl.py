@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-from sinks.clickhouse.resolution import RESOLUTION_COLUMNS, resolve_sql
+from sinks.clickhouse.resolution import RESOLUTION_COLUMNS, resolve_sql, summaries_sql
 
 
 class _Runs(Protocol):
@@ -622,6 +622,30 @@ MIGRATIONS = MIGRATIONS + (
 MIGRATIONS = MIGRATIONS + (
     Migration(15, "journey_events: FINAL within each event month (settled months read without merging)",
               ("\nCREATE OR REPLACE VIEW journey_events AS\n" + journey_events_sql(),)),
+)
+
+# Migration 16: one summary row per account for the reports over every account. time-share
+# grouped the 7.6M touches of 10M events by account on every run (~4 s of its 6 s); the store
+# keeps each account's events as arrays instead (resolution.summaries_sql), written again for
+# every account a re-resolution touches (resolution.refresh), so the report reads ~155k rows.
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        16,
+        "account_summaries: each account's events as arrays, kept with the resolution (the reports' read path)",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS account_summaries (
+                account_id String,
+                times Array(DateTime64(3, 'UTC')),
+                sides Array(UInt8),
+                channels Array(LowCardinality(String)),
+                computed_at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree(computed_at)
+            ORDER BY account_id
+            """,
+        ),
+        backfill=(summaries_sql(scoped=False),),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -12,7 +12,8 @@ person(s) that device was identified as.
 
 What goes (``DELETED``): the person's events (``timeline``, ``event_resolution``,
 ``account_events``, ``resolution_history``, ``timeline_by_key``) — an event naming one of their
-person ids, or an anonymous event of one of their devices —, their identity links and overrides,
+person ids, or an anonymous event of one of their devices; the ``account_summaries`` of the accounts
+that held them are first written again without them —, their identity links and overrides,
 their per-contact scores, and the dead letters whose original bytes name them. What is kept
 without them (``PSEUDONYMISED``): the account's stage changes (``contact_id`` cleared), its
 score history (their id in the committee replaced by ``[forgotten]``) and its alerts (the id in
@@ -24,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol
+
+from sinks.clickhouse import resolution
 
 FORGOTTEN = "[forgotten]"
 AUDIT_COLUMNS = ("request_id", "kind", "identifier_hash", "requested_by", "requested_at",
@@ -149,6 +152,11 @@ def forget(store: _Runs, subject: Subject, names_them: Callable[[str], bool],
     pre-filter) and that ``names_them`` (the exact test, run here on each candidate payload)."""
     params = {"p": list(subject.persons), "d": list(subject.devices), "i": list(subject.ids)}
     deleted: dict[str, int] = {}
+    # the summaries of the accounts that hold the person's events, written without them before the
+    # events go (a request retried after a crash finds the events, or the summaries already right)
+    held = dict(DELETED)["account_events"]
+    _, rows = store.query(f"SELECT DISTINCT account_id FROM account_events WHERE {held}", params)
+    resolution.refresh_summaries(store, [str(a) for a, in rows], exclude=held, parameters=params)
     for table, where in DELETED:
         deleted[table] = _count(store, table, where, params)
         if deleted[table]:

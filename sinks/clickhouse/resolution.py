@@ -20,7 +20,10 @@ can reach read, by key — to keep the ``event_resolution`` table current (:func
 the store process re-resolves the events of each timeline batch it writes, and the events a
 batch of changed links or overrides can move (:func:`affected`). Reports read that table; the
 timeline reads ``account_events``, the same answer by account (materialized views fill it on
-each insert; :func:`refresh` then writes the tombstones of the accounts an event left).
+each insert; :func:`refresh` then writes the tombstones of the accounts an event left), and
+:func:`refresh` then writes ``account_summaries`` again — each account's events as arrays, one
+row per account — for every account the events resolve or resolved to (:func:`summaries_sql`),
+so a report over every account reads ~one row per account instead of every event.
 
 Invariant (tested): for every account ``A`` that is not itself merged into another,
 ``timeline(A)`` holds exactly the events whose ``accounts`` contain ``A``.
@@ -203,7 +206,12 @@ def refresh(store: _Runs, pairs: Iterable[tuple[str, str]]) -> int:
     for i in range(0, len(unique), CHUNK):
         chunk = unique[i : i + CHUNK]
         store.command(_INSERT + resolve_sql(scoped=True), _scope(store, chunk))
-        store.command(tombstones_sql(scoped=True), {"ids": sorted({event_id for _, event_id in chunk})})
+        ids = sorted({event_id for _, event_id in chunk})
+        store.command(tombstones_sql(scoped=True), {"ids": ids})
+        # every account these events resolve or resolved to (their history): its summary again
+        _, rows = store.query("SELECT groupUniqArrayArray(accounts) FROM resolution_history "
+                              "PREWHERE event_id IN {ids:Array(String)}", {"ids": ids})
+        refresh_summaries(store, rows[0][0] if rows else [])
     return len(unique)
 
 
@@ -211,6 +219,51 @@ def refresh_all(store: _Runs) -> None:
     """Resolve every stored event again (a backfill; the store process keeps the table current)."""
     store.command(_INSERT + resolve_sql(scoped=False))
     store.command(tombstones_sql(scoped=False))
+    store.command(summaries_sql(scoped=False))
+
+
+SUMMARY_COLUMNS = ("account_id", "times", "sides", "channels", "computed_at")
+
+
+def summaries_sql(scoped: bool, exclude: str = "") -> str:
+    """``account_summaries`` rows: each account's events as ``account_events`` has them now, in
+    ``(event_time, event_id)`` order — their times, sides (1 digital, 2 human, 0 other) and
+    channels, one array each — for the accounts in the ``{accounts:Array(String)}`` parameter
+    (``scoped``; range reads of ``account_events``, which is ordered by account), else for every
+    account it or the summaries know. An account with no event left gets empty arrays (newer
+    than the row they replace). Re-writing a summary is harmless (the newest wins). ``exclude``:
+    a condition on ``account_events`` columns whose events are left out (a privacy forget, written
+    before the rows are deleted)."""
+    if scoped:
+        accounts = "SELECT arrayJoin({accounts:Array(String)}) AS account_id"
+        where = "PREWHERE account_id IN {accounts:Array(String)} "
+    else:
+        accounts = "SELECT account_id FROM account_events UNION DISTINCT SELECT account_id FROM account_summaries"
+        where = ""
+    if exclude:
+        where += f"WHERE NOT ({exclude}) "
+    return f"""
+INSERT INTO account_summaries ({', '.join(SUMMARY_COLUMNS)})
+SELECT a.account_id, arrayMap(x -> x.1, e.events), arrayMap(x -> x.3, e.events), arrayMap(x -> x.4, e.events),
+       now64(6)
+FROM ({accounts}) AS a
+LEFT JOIN (
+  SELECT account_id,
+         arraySort(groupArray((event_time, event_id, toUInt8(multiIf(side = 'digital', 1, side = 'human', 2, 0)),
+                               channel))) AS events
+  FROM account_events FINAL {where}GROUP BY account_id
+) AS e ON a.account_id = e.account_id
+SETTINGS join_use_nulls = 0
+"""
+
+
+def refresh_summaries(store: _Runs, accounts: Iterable[str], exclude: str = "",
+                      parameters: dict[str, Any] | None = None) -> None:
+    """Write the ``account_summaries`` of ``accounts`` again from ``account_events`` (without the
+    events ``exclude`` names, its ``parameters`` given)."""
+    wanted = sorted({a for a in accounts if a})
+    for i in range(0, len(wanted), CHUNK):
+        store.command(summaries_sql(scoped=True, exclude=exclude), {**(parameters or {}), "accounts": wanted[i : i + CHUNK]})
 
 
 def indexed_resolution(store: _Queries) -> dict[str, tuple[str, ...]]:

@@ -103,6 +103,12 @@ def assert_indexed(store: Store) -> None:
     for account, events in by_account.items():
         cols, rows = queries.account_timeline(store, account, limit=100_000)
         assert {row[cols.index("event_id")] for row in rows} == events, account
+    # and account_summaries (what time-share reads) holds every account's events as account_events does
+    kept = store.query("SELECT account_id, arraySort(times) FROM account_summaries FINAL WHERE notEmpty(times) "
+                       "ORDER BY account_id")[1]
+    now = store.query("SELECT account_id, arraySort(groupArray(event_time)) FROM account_events FINAL "
+                      "GROUP BY account_id ORDER BY account_id")[1]
+    assert kept == now
 
 
 def test_a_store_killed_between_the_resolution_and_its_tombstones_completes_them_on_retry(tmp_path) -> None:
