@@ -53,21 +53,24 @@ def _links(kind: str, prewhere: str = "") -> str:
             f"WHERE {_UNMERGED}")
 
 
-_LINKS_PARAM = "{links:Array(Tuple(String, String, String, Int64, Int64))}"
+_KINDS = ("device", "person_alias", "person_account", "account_merge")
 
 
 def _given_links(kind: str) -> str:
-    """The ``kind`` links passed in the ``links`` parameter (``_scope`` read them), as rows like
-    :func:`_links`'s: the scoped refresh reads each link table once, not once per use."""
-    return (f"SELECT l.2 AS src, l.3 AS dst, fromUnixTimestamp64Milli(l.4, 'UTC') AS vf, "
-            f"fromUnixTimestamp64Milli(l.5, 'UTC') AS vt FROM (SELECT arrayJoin({_LINKS_PARAM}) AS l) "
-            f"WHERE l.1 = '{kind}'")
+    """The ``kind`` links passed in the ``links_<kind>`` parameter (``_scope`` read them), as rows
+    like :func:`_links`'s: the scoped refresh reads each link table once, not once per use. One
+    parameter per kind: with one parameter for all kinds, every use parsed every link again (the
+    CTEs are inlined, ``members`` three times over) — the scoped select of 250 events through 595
+    links took 249 ms of CPU, 128 ms per kind (docs/benchmarks.md, "Store refresh")."""
+    return (f"SELECT l.1 AS src, l.2 AS dst, fromUnixTimestamp64Milli(l.3, 'UTC') AS vf, "
+            f"fromUnixTimestamp64Milli(l.4, 'UTC') AS vt "
+            f"FROM (SELECT arrayJoin({{links_{kind}:Array(Tuple(String, String, Int64, Int64))}}) AS l)")
 
 
 def resolve_sql(scoped: bool) -> str:
     """``SELECT event_id, accounts, <timeline columns>`` — every event (``scoped=False``), or the
     events whose ``(account_id, event_id)`` is in the ``{pairs:Array(Tuple(String, String))}``
-    parameter, resolved through the links in the ``links`` parameter (:func:`_scope` reads the
+    parameter, resolved through the links in the ``links_<kind>`` parameters (:func:`_scope` reads the
     ones they can reach, with :func:`scope_links_sql`: the same :func:`_links` reads, once)."""
     where = "PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))}" if scoped else ""
     links = _given_links if scoped else _links
@@ -155,7 +158,10 @@ def _scope(store: _Runs, pairs: list[tuple[str, str]]) -> dict[str, Any]:
             persons.update(str(d) for d in dsts)
     params = {"persons": sorted(persons), "devices": devices, "accounts": sorted({a for a, _ in pairs if a})}
     _, rows = store.query(scope_links_sql(), params)
-    return {"pairs": pairs, "links": [(str(k), str(s), str(d), int(f), int(t)) for k, s, d, f, t in rows]}
+    params: dict[str, Any] = {"pairs": pairs, **{f"links_{kind}": [] for kind in _KINDS}}
+    for k, s, d, f, t in rows:
+        params[f"links_{k}"].append((str(s), str(d), int(f), int(t)))
+    return params
 
 
 def scope_links_sql() -> str:
