@@ -16,7 +16,9 @@ unattributed event; more than one entry means the event shows in several canonic
 
 One SQL template (:func:`resolve_sql`) says this, rendered twice: over every event for the
 ``event_accounts`` view, and over a given set of events — with only the links those events
-can reach read, by key — to keep the ``event_resolution`` table current (:func:`refresh`):
+can reach read, by key, and what they resolve through computed from them by :func:`keymap`
+(the same derivation as the SQL's ``_DERIVED``, tested against it) — to keep the
+``event_resolution`` table current (:func:`refresh`):
 the store process re-resolves the events of each timeline batch it writes, and the events a
 batch of changed links or overrides can move (:func:`affected`). Reports read that table; the
 timeline reads ``account_events``, the same answer by account (materialized views fill it on
