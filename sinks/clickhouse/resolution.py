@@ -16,7 +16,9 @@ unattributed event; more than one entry means the event shows in several canonic
 
 One SQL template (:func:`resolve_sql`) says this, rendered twice: over every event for the
 ``event_accounts`` view, and over a given set of events — with only the links those events
-can reach read, by key — to keep the ``event_resolution`` table current (:func:`refresh`):
+can reach read, by key, and what they resolve through computed from them by :func:`keymap`
+(the same derivation as the SQL's ``_DERIVED``, tested against it) — to keep the
+``event_resolution`` table current (:func:`refresh`):
 the store process re-resolves the events of each timeline batch it writes, and the events a
 batch of changed links or overrides can move (:func:`affected`). Reports read that table; the
 timeline reads ``account_events``, the same answer by account (materialized views fill it on
@@ -56,31 +58,9 @@ def _links(kind: str, prewhere: str = "") -> str:
             f"WHERE {_UNMERGED}")
 
 
-_LINKS_PARAM = "{links:Array(Tuple(String, String, String, Int64, Int64))}"
+_KINDS = ("device", "person_alias", "person_account", "account_merge")
 
-
-def _given_links(kind: str) -> str:
-    """The ``kind`` links passed in the ``links`` parameter (``_scope`` read them), as rows like
-    :func:`_links`'s: the scoped refresh reads each link table once, not once per use."""
-    return (f"SELECT l.2 AS src, l.3 AS dst, fromUnixTimestamp64Milli(l.4, 'UTC') AS vf, "
-            f"fromUnixTimestamp64Milli(l.5, 'UTC') AS vt FROM (SELECT arrayJoin({_LINKS_PARAM}) AS l) "
-            f"WHERE l.1 = '{kind}'")
-
-
-def resolve_sql(scoped: bool) -> str:
-    """``SELECT event_id, accounts, <timeline columns>`` — every event (``scoped=False``), or the
-    events whose ``(account_id, event_id)`` is in the ``{pairs:Array(Tuple(String, String))}``
-    parameter, resolved through the links in the ``links`` parameter (:func:`_scope` reads the
-    ones they can reach, with :func:`scope_links_sql`: the same :func:`_links` reads, once)."""
-    where = "PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))}" if scoped else ""
-    links = _given_links if scoped else _links
-    scope = f"""
-  dev_links AS ({links("device")}),
-  alias_links AS ({links("person_alias")}),
-  members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({links("person_account")})),"""
-    merges = links("account_merge")
-    return f"""
-WITH{scope}
+_DERIVED = """
   merges AS (SELECT src AS acct, min(dst) AS canon FROM ({merges}) GROUP BY src),
   people AS (
     SELECT person, acct, vf, vt FROM members
@@ -91,7 +71,63 @@ WITH{scope}
     SELECT 'p' AS kind, person AS key, acct, vf, vt FROM people
     UNION ALL SELECT 'd', l.src, p.acct, greatest(l.vf, p.vf), least(l.vt, p.vt)
       FROM dev_links l INNER JOIN people p ON l.dst = p.person
-  )
+  )"""
+"""What every event resolves through, derived from the current links: each key (``'p'``, a person
+key, or ``'d'``, a device) → an account and the interval it holds, and each merged account → its
+canonical one. :func:`keymap` says the same in Python for the scoped refresh."""
+
+_GIVEN = """
+  keymap AS (SELECT l.1 AS kind, l.2 AS key, l.3 AS acct, fromUnixTimestamp64Milli(l.4, 'UTC') AS vf,
+                    fromUnixTimestamp64Milli(l.5, 'UTC') AS vt
+             FROM (SELECT arrayJoin({keymap:Array(Tuple(String, String, String, Int64, Int64))}) AS l)),
+  merges AS (SELECT l.1 AS acct, l.2 AS canon FROM (SELECT arrayJoin({merges:Array(Tuple(String, String))}) AS l))"""
+
+
+def keymap(links: Iterable[tuple[str, str, str, int, int]]) -> dict[str, list[tuple]]:
+    """``_DERIVED``'s ``keymap`` and ``merges`` from the links ``(kind, src, dst, valid_from_ms,
+    valid_to_ms)`` a scoped refresh can reach, as the ``keymap`` and ``merges`` parameters of
+    ``resolve_sql(scoped=True)``. Computed here, not in SQL, because the SQL's planning dominated a
+    refresh: the CTEs are inlined (``members`` six times over), each copy parsing its links
+    again — the scoped select of 250 events took 180 ms of CPU, 144 of them in its ``EXPLAIN``,
+    against 48 ms with these two given (docs/benchmarks.md, sixteenth session). Duplicates are
+    dropped (the SQL's ``UNION ALL`` kept them; the resolution collects accounts as a set)."""
+    by_kind: dict[str, list[tuple[str, str, int, int]]] = {kind: [] for kind in _KINDS}
+    for kind, src, dst, vf, vt in links:
+        by_kind[kind].append((src, dst, vf, vt))
+    members = by_kind["person_account"]
+    by_person: dict[str, list[tuple[str, int, int]]] = {}
+    for person, acct, vf, vt in members:
+        by_person.setdefault(person, []).append((acct, vf, vt))
+    people = set(members)
+    for src, dst, _, _ in by_kind["person_alias"]:  # one alias hop, either way
+        people.update((src, acct, vf, vt) for acct, vf, vt in by_person.get(dst, ()))
+        people.update((dst, acct, vf, vt) for acct, vf, vt in by_person.get(src, ()))
+    of_person: dict[str, list[tuple[str, int, int]]] = {}
+    for person, acct, vf, vt in people:
+        of_person.setdefault(person, []).append((acct, vf, vt))
+    keys = {("p", person, acct, vf, vt) for person, acct, vf, vt in people}
+    for device, person, dvf, dvt in by_kind["device"]:
+        keys.update(("d", device, acct, max(dvf, vf), min(dvt, vt)) for acct, vf, vt in of_person.get(person, ()))
+    canon: dict[str, str] = {}
+    for src, dst, _, _ in by_kind["account_merge"]:
+        canon[src] = min(canon.get(src, dst), dst)
+    return {"keymap": sorted(keys), "merges": sorted(canon.items())}
+
+
+def resolve_sql(scoped: bool) -> str:
+    """``SELECT event_id, accounts, <timeline columns>`` — every event (``scoped=False``), through
+    the current links; or the events whose ``(account_id, event_id)`` is in the
+    ``{pairs:Array(Tuple(String, String))}`` parameter, through the ``keymap`` and ``merges``
+    parameters (:func:`_scope`: :func:`keymap` of the links they can reach, read with
+    :func:`scope_links_sql`, the same :func:`_links` reads, once)."""
+    where = "PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))}" if scoped else ""
+    derived = f"""
+  dev_links AS ({_links("device")}),
+  alias_links AS ({_links("person_alias")}),
+  members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({_links("person_account")})),""" + \
+        _DERIVED.format(merges=_links("account_merge"))
+    return f"""
+WITH{_GIVEN if scoped else derived}
 SELECT c.event_id AS event_id, arraySort(groupUniqArrayIf(if(m.canon != '', m.canon, c.cand), c.cand != '')) AS accounts,
        {_COLUMNS}
 FROM (
@@ -158,7 +194,7 @@ def _scope(store: _Runs, pairs: list[tuple[str, str]]) -> dict[str, Any]:
             persons.update(str(d) for d in dsts)
     params = {"persons": sorted(persons), "devices": devices, "accounts": sorted({a for a, _ in pairs if a})}
     _, rows = store.query(scope_links_sql(), params)
-    return {"pairs": pairs, "links": [(str(k), str(s), str(d), int(f), int(t)) for k, s, d, f, t in rows]}
+    return {"pairs": pairs, **keymap((str(k), str(s), str(d), int(f), int(t)) for k, s, d, f, t in rows)}
 
 
 def scope_links_sql() -> str:

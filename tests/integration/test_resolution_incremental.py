@@ -171,3 +171,31 @@ def test_the_pages_of_one_account_come_from_one_resolution(tmp_path) -> None:
     before = queries.cursor_of(first[0][at] - timedelta(seconds=1), "")
     assert [r[ev] for r in queries.account_timeline(store, "acct-new", limit=10, after=before)[1]] == ["zz-other"]
     store.close()
+
+
+def test_the_scoped_keymap_equals_the_sql_derivation(tmp_path) -> None:
+    """``resolution.keymap`` (Python, the scoped refresh's) and ``_DERIVED`` (SQL, the full
+    resolution's) give the same keys and merges on real chDB, aliases either way, a device's
+    interval cut by its person's, a device without an account, a merge with two targets."""
+    from sinks.clickhouse.resolution import _DERIVED, _KINDS, keymap
+
+    links = [("person_account", "u1", "A", 10, 100), ("person_account", "u1", "B", 100, 200),
+             ("person_account", "u2", "A", 0, 50), ("person_alias", "e@x.co", "u1", 0, 999),
+             ("person_alias", "u1", "u9", 0, 999), ("person_alias", "u2", "e@x.co", 0, 999),
+             ("device", "d1", "e@x.co", 50, 150), ("device", "d2", "nobody", 0, 10), ("device", "d3", "u9", 0, 60),
+             ("account_merge", "B", "Z", 0, 1), ("account_merge", "B", "C", 0, 1), ("account_merge", "Q", "R", 0, 1)]
+    given = {kind: (f"SELECT l.1 AS src, l.2 AS dst, fromUnixTimestamp64Milli(l.3, 'UTC') AS vf, "
+                    f"fromUnixTimestamp64Milli(l.4, 'UTC') AS vt FROM (SELECT arrayJoin({{{kind}:Array(Tuple("
+                    f"String, String, Int64, Int64))}}) AS l)") for kind in _KINDS}
+    sql = (f"WITH dev_links AS ({given['device']}), alias_links AS ({given['person_alias']}), "
+           f"members AS (SELECT src AS person, dst AS acct, vf, vt FROM ({given['person_account']})),"
+           + _DERIVED.format(merges=given["account_merge"]))
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    params = {kind: [(s, d, f, t) for k, s, d, f, t in links if k == kind] for kind in _KINDS}
+    _, keys = store.query(sql + " SELECT DISTINCT kind, key, acct, toUnixTimestamp64Milli(vf), "
+                          "toUnixTimestamp64Milli(vt) FROM keymap", params)
+    _, merges = store.query(sql + " SELECT acct, canon FROM merges", params)
+    expected = keymap(links)
+    assert sorted((str(k), str(s), str(a), int(f), int(t)) for k, s, a, f, t in keys) == expected["keymap"]
+    assert sorted((str(a), str(c)) for a, c in merges) == expected["merges"]
+    assert len(expected["keymap"]) > 8
