@@ -57,7 +57,8 @@ def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, pr
         for streamer in streamers:
             streamer.start(wait=False)
         tracker.wait_until(lambda: tracker.stats() is not None, timeout, "the worker API")
-        procs = [tracker.proc.pid] + [streamer.proc.pid for streamer in streamers]
+        # every process of every worker: `journeys worker` alone runs two (streams.processes)
+        procs = tracker.pids() + [pid for streamer in streamers for pid in streamer.pids()]
         api_s = time.perf_counter() - began
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def drain(bootstrap: str, work: Path, events: int, seed: int, timeout: float, pr
                 "changelog_bytes_per_event": {k: round(v / events) for k, v in changelog.items()}, "accounts": len(accounts), "produce_s": round(produce_s, 2),
                 "to_api_s": round(api_s, 2), "cpu_s_by_process": list(cpu.values()),
                 "cpu_ms_per_event": round(1000 * sum(cpu.values()) / events, 2), "seconds": round(seconds, 2),
-                "per_s": round(events / max(1e-9, seconds - api_s), 1), "split_roles": split, "stream_processes": len(streamers) or 1, "worker_env": {**WORKER_ENV, **(env or {})}}
+                "per_s": round(events / max(1e-9, seconds - api_s), 1), "split_roles": split, "stream_processes": len(streamers) or 1, "processes": len(procs), "worker_env": {**WORKER_ENV, **(env or {})}}
     finally:
         for streamer in streamers:
             streamer.stop()

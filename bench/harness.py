@@ -125,6 +125,14 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def worker_rss_kb(pid: int) -> int:
+    """VmRSS of a worker in kB: its process and its children (the stream role's process when one
+    ``journeys worker`` runs two, ``streams.processes``)."""
+    from streams.processes import children
+
+    return rss_kb(pid) + sum(rss_kb(child) for child in children(pid))
+
+
 def default_bootstrap() -> str:
     return os.environ.get("JOURNEYS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 

@@ -176,7 +176,7 @@ def rss_steps(tracker: Tracker, feed: Feed, sizes: list[int], timeout: float) ->
             lines = feed.take(size - feed.produced)
             harness.produce_lines(tracker.bootstrap, tracker.topic("journeys-inbound-v1"), lines)
             harness.wait_caught_up(tracker, feed.produced, timeout)
-        kb = harness.rss_kb(tracker.proc.pid)
+        kb = harness.worker_rss_kb(tracker.proc.pid)
         out.append({"events": feed.produced, "accounts": len(feed.accounts), "rss_mb": round(kb / 1024, 1),
                     "kb_per_account": round(kb / max(1, len(feed.accounts)), 1)})
     return out

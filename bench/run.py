@@ -63,7 +63,7 @@ def worker_phases(bootstrap: str, work: Path, sizes: dict[str, Any], seed: int, 
     try:
         tracker.start()
         time.sleep(2)
-        out["rss_idle_mb"] = round(harness.rss_kb(tracker.proc.pid) / 1024, 1)
+        out["rss_idle_mb"] = round(harness.worker_rss_kb(tracker.proc.pid) / 1024, 1)
         out["throughput_live"] = pipeline.throughput(tracker, feed, sizes["events"], timeout)
         out["throughput_live"]["method"] = "produced while the worker runs (the producer shares the cores)"
         rate = out["throughput"]["per_s"] / 2

@@ -76,7 +76,7 @@ def _feeder(tracker, feed: Feed, rate: float, seconds: float, stop: threading.Ev
 
 
 def _rss_mb(proc) -> float:
-    return round(harness.rss_kb(proc.pid) / 1024, 1)
+    return round(harness.worker_rss_kb(proc.pid) / 1024, 1)
 
 
 MEMORY_SERIES = {  # what each sample records from a process's /metrics, in MB (absent: not that role)

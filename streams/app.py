@@ -76,8 +76,10 @@ class QuietMonitor(Monitor):
         return None
 
 
-def create_app(settings: Settings) -> faust.App:
-    """A Faust app wired for the roles in ``settings.roles``."""
+def create_app(settings: Settings, stream_child: Any = None) -> faust.App:
+    """A Faust app wired for the roles in ``settings.roles``; ``stream_child``: the
+    :class:`streams.processes.Child` holding the stream role for this one, if any (its metrics
+    and health are served with this process's)."""
     problem = settings.legacy_store_problem()
     if problem:
         raise ConfigurationError(problem)
@@ -192,6 +194,6 @@ def create_app(settings: Settings) -> faust.App:
             from streams.web import sql_endpoint
 
             sql_endpoint.register(app, settings, handle)
-    ops.register(app, settings, handle if settings.has_role("store") else None)
+    ops.register(app, settings, handle if settings.has_role("store") else None, stream_child)
     auth.install(app)  # every role: Faust's own /table/ views expose state too
     return app

@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         description="Roles this process runs: 'stream' (validate, stitch, journeys) and/or "
         "'store' (ClickHouse sink + query API). With chDB only one process may hold 'store'.",
     )
+    worker_processes: int = Field(
+        0, ge=0, le=2,
+        description="Processes one `journeys worker` runs when it holds both roles: 2 puts the stream role in a "
+        "child process (its own core; the parent keeps the store role, the port and the API, and serves the "
+        "child's /metrics and health with its own), 1 runs both in one process, 0 (auto) is 2 on a machine "
+        "with 2 or more CPUs. A process given one role by JOURNEYS_ROLES is always one process.",
+    )
     web_port: int = Field(6066, description="Port of the worker's web server (query API, health); "
                           "also `journeys serve`'s default port (`--port`).")
     web_host: str = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -41,8 +42,14 @@ def _main() -> None:
 
     settings = Settings()
     worker = len(sys.argv) > 1 and sys.argv[1] == "worker"
+    child = None
     if worker:
+        from streams import processes
         from streams.malloc import limit_arenas, set_mmap_threshold
+
+        if processes.count(settings) == 2:  # the stream role in a child process, this one the store's
+            child = processes.plan(sys.argv, os.environ)
+            settings = settings.model_copy(update={"roles": "store"})
 
         exposure = worker_exposure(settings)
         if exposure.error:
@@ -54,7 +61,7 @@ def _main() -> None:
         cli.add_command(command)
     commands.dlq.add_command(ingest_commands.dlq_replay)
     cli.add_command(doctor.doctor)
-    app = create_app(settings)
+    app = create_app(settings, stream_child=child)
     if worker:
         from streams.admin import ensure_topics
 
@@ -66,4 +73,6 @@ def _main() -> None:
                 logging.getLogger("streams.exposure").warning(warning)
 
         ensure_topics(settings)
+        if child is not None:
+            processes.attach(app, processes.start(child))
     app.main()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -21,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from sinks.clickhouse import ddl
 from sinks.clickhouse.client import is_embedded
-from streams import logs, malloc, metrics, tables
+from streams import logs, malloc, metrics, processes, tables
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
 
@@ -178,8 +179,18 @@ def readiness(app: faust.App) -> tuple[list[str], int]:
     return problems, assigned
 
 
-def register(app: faust.App, settings: Settings, handle: StoreHandle | None) -> None:
-    """Add the operations views (and JSON logs if ``settings.log_format == 'json'``)."""
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def register(app: faust.App, settings: Settings, handle: StoreHandle | None, child: Any = None) -> None:
+    """Add the operations views (and JSON logs if ``settings.log_format == 'json'``); ``child``:
+    the :class:`streams.processes.Child` holding this worker's stream role, whose series and
+    health these views include."""
     logs.install(app, settings.log_format)
     crashes = _Crashes()
     crashes.watch(app)
@@ -196,12 +207,23 @@ def register(app: faust.App, settings: Settings, handle: StoreHandle | None) -> 
             refresh_table_memory()
             if sizes is not None:
                 await sizes.refresh()
-            return self.bytes(metrics.render(settings.tenant), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+            body = metrics.render(settings.tenant)
+            if child is not None:
+                status, theirs = await processes.get(child, "/metrics")
+                if status == 200:
+                    body = processes.merge(body, theirs)
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     @app.page("/health/live")
     class LiveView(View):
         async def get(self, request: Request) -> Response:
             crashed = crashes.current(app)
+            if child is not None:
+                status, theirs = await processes.get(child, "/health/live")
+                if status == 503:
+                    crashed.update(_json(theirs).get("crashed_agents") or {"stream process": "not live"})
+                elif status != 200:
+                    crashed["stream process"] = f"not answering: {theirs.decode(errors='replace')[:200]}"
             if crashed:
                 return self.json({"live": False, "crashed_agents": crashed}, status=503)
             return self.json({"live": True})
@@ -216,8 +238,17 @@ def register(app: faust.App, settings: Settings, handle: StoreHandle | None) -> 
                                            READY_QUERY_TIMEOUT)
                 except Exception as exc:  # noqa: BLE001 - any failure: not ready, say which
                     problems.append(logs.scrub(f"clickhouse: {type(exc).__name__}: {str(exc)[:200]}"))
+            roles = settings.roles
+            if child is not None:  # this worker is both processes: ready when both are
+                roles = "stream,store"
+                status, theirs = await processes.get(child, "/health/ready")
+                answer = _json(theirs)
+                if status != 200:
+                    problems.extend(f"stream process: {p}" for p in answer.get("not_ready") or
+                                    [f"not answering: {theirs.decode(errors='replace')[:200]}"])
+                assigned += int(answer.get("assigned_partitions") or 0)
             body = {"ready": not problems, "not_ready": problems, "assigned_partitions": assigned,
-                    "roles": settings.roles}
+                    "roles": roles}
             return self.json(body, status=200 if not problems else 503)
 
     if handle is None:

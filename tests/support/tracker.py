@@ -93,6 +93,15 @@ class Tracker:
             self.proc.wait()
         self.proc = None
 
+    def pids(self) -> list[int]:
+        """The worker's processes: the one started, then its children (the stream role's
+        process when it runs two, ``streams.processes``)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        from streams.processes import children
+
+        return [self.proc.pid, *children(self.proc.pid)]
+
     def wait_until(self, predicate, timeout: float, what: str, interval: float = 0.3) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

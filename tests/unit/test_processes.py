@@ -1,0 +1,90 @@
+"""The pure parts of ``streams.processes``: how many processes a worker runs, and one metrics
+exposition from two (the real processes: tests/integration/test_worker_processes.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams import processes
+
+STORE = b"""# HELP journeys_events_in_total Events consumed by a stage.
+# TYPE journeys_events_in_total counter
+journeys_events_in_total{stage="store"} 7.0
+# HELP journeys_sink_batch_rows Rows per ClickHouse insert block.
+# TYPE journeys_sink_batch_rows histogram
+journeys_sink_batch_rows_bucket{le="10.0",table="timeline"} 2.0
+journeys_sink_batch_rows_bucket{le="+Inf",table="timeline"} 3.0
+journeys_sink_batch_rows_count{table="timeline"} 3.0
+journeys_sink_batch_rows_sum{table="timeline"} 40.0
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 1000.0
+# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 100.0
+"""
+STREAM = b"""# HELP journeys_events_in_total Events consumed by a stage.
+# TYPE journeys_events_in_total counter
+journeys_events_in_total{stage="ingest"} 5.0
+journeys_events_in_total{stage="store"} 1.0
+# HELP journeys_stream_batch_records Records per batch a stream stage handled.
+# TYPE journeys_stream_batch_records histogram
+journeys_stream_batch_records_bucket{le="+Inf",stage="ingest"} 2.0
+journeys_stream_batch_records_count{stage="ingest"} 2.0
+journeys_stream_batch_records_sum{stage="ingest"} 5.0
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 500.0
+# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 101.0
+"""
+
+
+def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+
+
+def test_merge_sums_shared_series_keeps_the_rest_and_states_each_family_once() -> None:
+    merged = processes.merge(STORE, STREAM)
+    got = _samples(merged)
+    assert got[("journeys_events_in_total", (("stage", "store"),))] == 8.0
+    assert got[("journeys_events_in_total", (("stage", "ingest"),))] == 5.0
+    assert got[("journeys_sink_batch_rows_count", (("table", "timeline"),))] == 3.0
+    assert got[("journeys_stream_batch_records_sum", (("stage", "ingest"),))] == 5.0
+    assert got[("process_resident_memory_bytes", ())] == 1500.0  # the worker's memory: both processes
+    assert got[("process_start_time_seconds", ())] == 100.0  # a sum would mean nothing: the parent's
+    text = merged.decode()
+    assert text.count("# TYPE journeys_events_in_total counter") == 1
+    assert text.count("# HELP process_resident_memory_bytes") == 1
+
+
+def test_merge_of_one_side_is_that_side() -> None:
+    assert _samples(processes.merge(STORE, b"")) == _samples(STORE)
+
+
+@pytest.mark.parametrize(("roles", "setting", "cpus", "expected"), [
+    ("stream,store", 0, 2, 2),
+    ("stream,store", 0, 1, 1),
+    ("store, stream", 0, 8, 2),
+    ("stream,store", 1, 8, 1),
+    ("stream,store", 2, 1, 2),
+    ("stream", 2, 8, 1),
+    ("store", 0, 8, 1),
+])
+def test_count(monkeypatch: pytest.MonkeyPatch, roles: str, setting: int, cpus: int, expected: int) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert processes.count_for(roles, setting) == expected
+
+
+def test_plan_gives_the_child_one_role_and_its_own_loopback_port() -> None:
+    child = processes.plan(["journeys", "worker", "--loglevel", "warn"],
+                           {"JOURNEYS_ROLES": "stream,store", "JOURNEYS_WEB_HOST": "0.0.0.0", "X": "1"})
+    assert child.argv[1:] == ["-m", "streams", "worker", "--loglevel", "warn"]
+    assert child.env["JOURNEYS_ROLES"] == "stream" and child.env["JOURNEYS_WORKER_PROCESSES"] == "1"
+    assert child.env["JOURNEYS_WEB_HOST"] == "127.0.0.1" and child.env["X"] == "1"
+    assert child.base == f"http://127.0.0.1:{child.port}"
