@@ -124,7 +124,9 @@ def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | Non
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent([Reason("$", f"malformed JSON: {exc}")], stage="decode") from exc
-    if max_depth is not None:
+    # a body with no more brackets than the limit cannot nest deeper (brackets in strings only
+    # add to the count): the walk over every value is for the few bodies that might
+    if max_depth is not None and raw.count(b"{") + raw.count(b"[") > max_depth:
         check_depth(obj, max_depth)
     if exact_integers:
         wide = wide_integers(raw, first=1)

@@ -74,3 +74,41 @@ def wait_visible(admin: Any, names: list[str], timeout: float = 30.0) -> bool:
                         "metadata refresh (up to 5 min) before consuming them", names, timeout)
             return False
         time.sleep(0.2)
+
+
+def adopt_store_offsets(settings: Settings, store_topics: set[str]) -> dict[str, int]:
+    """When a worker that ran both roles in one process starts again as two (``streams.processes``),
+    its store role commits as ``<app>-store`` from then on — a group with no offsets yet, which
+    would read every store topic again from its start (idempotent, but hours on a long history).
+    So, before the store's consumer joins: if ``<app>-store`` has no committed offset at all and
+    ``<app>`` has committed one for a topic only the store role reads (proof that ``<app>`` ran
+    the store role; a stream-only group's offsets for the shared topics would skip records the
+    store never wrote), the store group starts from ``<app>``'s offsets for ``store_topics``
+    (in one process an offset is committed once every agent on the topic has acked it, the
+    store's included). Returns the partitions adopted per topic (empty: nothing to adopt)."""
+    app_id = settings.effective_app_id
+    store_group = f"{app_id}-store"
+    only_store = {name for name in store_topics
+                  if name not in {t.name(s, settings.topic_prefix) for s in t.STREAM_READS}}
+    admin = KafkaAdminClient(**client_options(settings), client_id=f"{app_id}-admin", request_timeout_ms=30000)
+    try:
+        found = admin.list_group_offsets({app_id: None, store_group: None})
+        if any(meta.offset >= 0 for meta in (found.get(store_group) or {}).values()):
+            return {}
+        old = {tp: meta for tp, meta in (found.get(app_id) or {}).items() if meta.offset >= 0}
+        if not any(tp.topic in only_store for tp in old):
+            return {}
+        offsets = {tp: meta for tp, meta in old.items() if tp.topic in store_topics}
+        errors = admin.alter_group_offsets(store_group, offsets)
+        failed = {f"{tp.topic}/{tp.partition}": err.__name__ for tp, err in errors.items()
+                  if getattr(err, "errno", 0) != 0}
+        if failed:  # e.g. a store process of this app already runs: it has its own offsets
+            log.warning("could not start %s from %s's offsets (%s); its store role reads from its own", store_group,
+                        app_id, failed)
+            return {}
+        adopted: dict[str, int] = {}
+        for tp in offsets:
+            adopted[tp.topic] = adopted.get(tp.topic, 0) + 1
+        return adopted
+    finally:
+        admin.close()

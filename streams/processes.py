@@ -64,7 +64,15 @@ def count_for(roles: str, worker_processes: int) -> int:
         return 1
     if worker_processes:
         return worker_processes
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    return 2 if _cpus() >= 2 else 1
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -106,6 +106,10 @@ PRIVACY = TopicSpec(
 ALL = (INBOUND, INBOUND_DLQ, RECEIPTS, EVENTS, PERSONS, TIMELINE, IDENTITY_LINKS, IDENTITY_OVERRIDES, JOURNEY_UPDATES,
        JOURNEY_TICKS, JOURNEY_REBUILDS, LEAD_OUTCOMES, ALERTS, ALERT_DELIVERIES, PRIVACY)
 
+STREAM_READS = (INBOUND, RECEIPTS, EVENTS, PERSONS, TIMELINE, JOURNEY_TICKS, LEAD_OUTCOMES, ALERTS)
+"""The topics the stream role's agents read (the store role reads the others it reads alone;
+``tests/unit/test_processes.py`` checks this against the app)."""
+
 
 def name(spec: TopicSpec, prefix: str = "") -> str:
     """The topic's name on the broker (``prefix`` isolates tests and tenants)."""

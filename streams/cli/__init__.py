@@ -74,5 +74,17 @@ def _main() -> None:
 
         ensure_topics(settings)
         if child is not None:
+            from streams.admin import adopt_store_offsets
+
+            adopted = adopt_store_offsets(settings, {name for agent in app.agents.values()
+                                                     for name in agent.channel.topics})
+            if adopted:
+                said = (f"the store role now commits as {settings.effective_app_id}-store: it starts from "
+                        f"{settings.effective_app_id}'s offsets ({sum(adopted.values())} partitions)")
+
+                @app.task
+                async def say_adopted() -> None:  # in the worker's log, once its logging is set up
+                    logging.getLogger("streams.admin").info(said)
+
             processes.attach(app, processes.start(child))
     app.main()

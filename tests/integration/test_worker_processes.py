@@ -94,3 +94,29 @@ def test_one_process_when_asked_or_when_given_one_role(tracker_factory: Any) -> 
     store_only = tracker_factory(JOURNEYS_ROLES="store", JOURNEYS_WORKER_PROCESSES="2").start()
     assert len(store_only.pids()) == 1
     assert alive(store_only.pids()[0])
+
+
+def _store_records_in(tracker: Any) -> float:
+    _, body = _get(tracker, "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+               if line.startswith('journeys_events_in_total{stage="store"'))
+
+
+def test_a_worker_that_ran_in_one_process_keeps_its_store_offsets_when_it_runs_two(tracker_factory: Any) -> None:
+    """The store role commits as `<app>-store` in two processes: it starts where the one-process
+    worker's group left off instead of reading every store topic again (streams.admin)."""
+    one = tracker_factory(JOURNEYS_WORKER_PROCESSES="1").start()
+    identify = orjson.dumps({"type": "identify", "messageId": "wp-id", "anonymousId": "anon-1", "userId": "u-1",
+                             "timestamp": "2026-11-30T10:05:00Z", "traits": {"email": "ann@example.com"}})
+    one.produce([_event(n) for n in range(9)] + [identify])  # the identify links a device: a store-only topic
+    one.wait_for_stored(10, timeout=90)
+    one.wait_until(lambda: _store_records_in(one) >= 10, 30, "the store's records counted")
+    one.stop()  # a graceful stop commits what was acked
+
+    two = tracker_factory(JOURNEYS_WORKER_PROCESSES="2").start()
+    two.wait_until(lambda: "starts from" in two.log_path.read_text(errors="replace"), 30, "the adoption said")
+    two.produce([_event(10)])
+    two.wait_for_stored(11, timeout=90)
+    two.wait_until(lambda: _store_records_in(two) >= 1, 30, "the new event's records in the store")
+    # the new event's few records (timeline, identity link, journey update), not the first ten's again
+    assert _store_records_in(two) < 10, _store_records_in(two)

@@ -1,5 +1,6 @@
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from schemas.decode import decode, event_time, validate
@@ -131,6 +132,20 @@ def test_nesting_up_to_the_limit_is_accepted() -> None:
     assert event.properties["a"]
     with pytest.raises(InvalidEvent):
         decode(raw, received_at=NOW, max_future=LIMIT, max_depth=31)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 32])
+def test_the_bracket_count_shortcut_never_lets_one_level_too_many_through(limit: int) -> None:
+    """A body with no more brackets than the limit skips the depth walk: one bracket more and
+    the walk runs, so a body nested exactly one level too deep is still refused."""
+    from schemas.decode import parse_json
+
+    assert parse_json(nested(limit), max_depth=limit) is not None
+    with pytest.raises(InvalidEvent) as info:
+        parse_json(nested(limit + 1), max_depth=limit)
+    assert info.value.reasons[0].path == "$" + ".a" * limit
+    brackets_in_text = orjson.dumps({"note": "[[[{{{" * 40, "list": [1, 2]})
+    assert parse_json(brackets_in_text, max_depth=2)["list"] == [1, 2]
 
 
 def test_an_integer_beyond_64_bits_is_refused_with_its_path() -> None:

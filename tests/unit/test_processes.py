@@ -3,8 +3,6 @@ exposition from two (the real processes: tests/integration/test_worker_processes
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -77,7 +75,7 @@ def test_merge_of_one_side_is_that_side() -> None:
     ("store", 0, 8, 1),
 ])
 def test_count(monkeypatch: pytest.MonkeyPatch, roles: str, setting: int, cpus: int, expected: int) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(processes, "_cpus", lambda: cpus)
     assert processes.count_for(roles, setting) == expected
 
 
@@ -88,3 +86,19 @@ def test_plan_gives_the_child_one_role_and_its_own_loopback_port() -> None:
     assert child.env["JOURNEYS_ROLES"] == "stream" and child.env["JOURNEYS_WORKER_PROCESSES"] == "1"
     assert child.env["JOURNEYS_WEB_HOST"] == "127.0.0.1" and child.env["X"] == "1"
     assert child.base == f"http://127.0.0.1:{child.port}"
+
+
+def test_the_stream_roles_reads_are_declared(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``topics.STREAM_READS`` (what the offset adoption trusts, ``streams.admin``) is what the
+    stream role's agents read; the store role reads the rest of what it reads alone."""
+    from streams import topics as t
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
+    reads = {}
+    for roles in ("stream", "store"):
+        app = create_app(Settings(roles=roles))
+        reads[roles] = {name for agent in app.agents.values() for name in agent.channel.topics}
+    assert reads["stream"] == {t.name(spec) for spec in t.STREAM_READS}
+    assert reads["store"] - reads["stream"], "the store role reads no topic of its own"
