@@ -21,7 +21,9 @@ from streams.cli.replaying import key_of
 from tests.support.tracker import ROOT, Tracker, broker_reachable
 
 KAFKA_SH = ROOT / "dev/kafka/kafka.sh"
-PIPELINE_TOPICS = (t.INBOUND, t.INBOUND_DLQ, t.RECEIPTS, t.EVENTS, t.PERSONS, t.TIMELINE, t.IDENTITY_LINKS)
+PIPELINE_TOPICS = {"stream": (t.INBOUND, t.RECEIPTS, t.EVENTS, t.PERSONS, t.TIMELINE),
+                   "store": (t.INBOUND_DLQ, t.TIMELINE, t.IDENTITY_LINKS)}
+"""What each role must have committed for a worker to be caught up (by the role's group)."""
 
 
 def ensure_broker(bootstrap: str) -> bool:
@@ -75,25 +77,27 @@ def produce_lines(bootstrap: str, topic: str, lines: Iterable[bytes], *, rate: f
 
 
 class LagProbe:
-    """Messages a consumer group has not committed yet on some topics (one admin connection)."""
+    """Messages consumer groups have not committed yet on their topics (one admin connection);
+    ``reads``: each group's topic names."""
 
-    def __init__(self, bootstrap: str, group: str, topic_names: Iterable[str]) -> None:
-        self.group, self.names = group, list(topic_names)
+    def __init__(self, bootstrap: str, reads: dict[str, Iterable[str]]) -> None:
+        self.reads = {group: list(names) for group, names in reads.items()}
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap)
 
     def lag(self) -> int | None:
-        """None while the topics or the group's offsets are not there yet."""
-        parts = [TopicPartition(name, p) for name in self.names
-                 for p in (self.consumer.partitions_for_topic(name) or ())]
-        if not parts:
-            return None
-        committed = self.admin.list_group_offsets(self.group).get(self.group, {})
-        ends = self.consumer.end_offsets(parts)
+        """None while the topics or the groups' offsets are not there yet."""
         lag = 0
-        for tp in parts:
-            done = committed.get(tp)
-            lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+        for group, names in self.reads.items():
+            parts = [TopicPartition(name, p) for name in names
+                     for p in (self.consumer.partitions_for_topic(name) or ())]
+            if not parts:
+                return None
+            committed = self.admin.list_group_offsets(group).get(group, {})
+            ends = self.consumer.end_offsets(parts)
+            for tp in parts:
+                done = committed.get(tp)
+                lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
         return lag
 
     def close(self) -> None:
@@ -105,10 +109,11 @@ def wait_caught_up(tracker: Tracker, events: int, timeout: float, settle: float 
     """Wait until ``events`` are stored and the worker committed every pipeline topic; seconds."""
     began = time.perf_counter()
     tracker.wait_for_stored(events=events, timeout=timeout)
-    names = [tracker.topic(spec.name) for spec in PIPELINE_TOPICS]
-    group = tracker.env["JOURNEYS_APP_ID"]
+    reads: dict[str, set[str]] = {}
+    for role, group in tracker.groups().items():
+        reads.setdefault(group, set()).update(tracker.topic(spec.name) for spec in PIPELINE_TOPICS[role])
     left = max(30.0, timeout - (time.perf_counter() - began))
-    probe = LagProbe(tracker.bootstrap, group, names)
+    probe = LagProbe(tracker.bootstrap, reads)
     try:
         tracker.wait_until(lambda: probe.lag() == 0, left, "zero consumer lag")
     finally:

@@ -92,7 +92,7 @@ class _Sampler(threading.Thread):
     def __init__(self, tracker: Tracker, topic: str) -> None:
         super().__init__(daemon=True)
         self.tracker, self.topic = tracker, topic
-        self.group = tracker.env["JOURNEYS_APP_ID"]
+        self.group = tracker.groups()["store"]  # the store acks a block only after its insert
         self.samples: list[tuple[float, dict[int, int], int]] = []
         self.halt = threading.Event()
 

@@ -75,6 +75,19 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def groups_for(app_id: str, roles: str, worker_processes: int) -> dict[str, str]:
+    """The consumer group each role of a worker commits as (``{"stream": …, "store": …}``): the
+    store role has its own, ``<app>-store``, whenever it runs in a process of its own — given
+    alone, or as the parent of a worker running two (``streams.app``)."""
+    held = {r.strip() for r in roles.split(",")}
+    out: dict[str, str] = {}
+    if "stream" in held:
+        out["stream"] = app_id
+    if "store" in held:
+        out["store"] = app_id if "stream" in held and count_for(roles, worker_processes) == 1 else f"{app_id}-store"
+    return out
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -99,7 +112,30 @@ def plan(argv: list[str], environ: Mapping[str, str]) -> Child:
     port = free_port()
     env = {**environ, "JOURNEYS_ROLES": "stream", "JOURNEYS_WORKER_PROCESSES": "1",
            "JOURNEYS_WEB_HOST": "127.0.0.1", "JOURNEYS_WEB_PORT": str(port)}
-    return Child([sys.executable, "-m", "streams", *argv[1:]], env, port)
+    return Child([sys.executable, "-m", "streams", *child_args(argv[1:])], env, port)
+
+
+WEB_OPTIONS = ("--web-port", "--web-bind", "--web-host", "--web-transport", "-p", "-b", "-h")
+"""Faust worker options naming the web server's address: the parent's, never the child's."""
+
+
+def child_args(args: list[str]) -> list[str]:
+    """This process's arguments without the web server's address (``-p 8080``, ``--web-port=8080``,
+    ``-p8080``…): a command-line option would beat the child's ``JOURNEYS_WEB_PORT``."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in WEB_OPTIONS:
+            skip = True
+            continue
+        if any(arg.startswith(f"{opt}=") for opt in WEB_OPTIONS if opt.startswith("--")) or (
+                len(arg) > 2 and arg[:2] in ("-p", "-b", "-h") and not arg.startswith("--")):
+            continue
+        out.append(arg)
+    return out
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child before exec

@@ -32,7 +32,6 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from streams.processes import count_for
 from tests.support.tracker import ROOT, Tracker
 
 # -- settings of the suite (env) ----------------------------------------------------------------
@@ -334,15 +333,11 @@ def lag(bootstrap: str, procs: list[Proc], prefix: str) -> dict[str, int]:
     topics' end offsets."""
     reads: dict[str, set[str]] = {}
     for p in procs:
-        app_id = p.env["JOURNEYS_APP_ID"]
-        # the store role commits as `<app>-store` whenever it has a process of its own: given alone,
-        # or as the second process of a worker holding both roles (streams.processes)
-        split = count_for(p.roles, int(p.env.get("JOURNEYS_WORKER_PROCESSES") or 0)) == 2
-        if "stream" in p.roles:
-            reads.setdefault(app_id, set()).update(STREAM_READS)
-        if "store" in p.roles:
-            reads.setdefault(app_id if "stream" in p.roles and not split else f"{app_id}-store",
-                             set()).update(STORE_READS)
+        groups = p.groups()  # the store role commits as `<app>-store` in a process of its own
+        if "stream" in groups:
+            reads.setdefault(groups["stream"], set()).update(STREAM_READS)
+        if "store" in groups:
+            reads.setdefault(groups["store"], set()).update(STORE_READS)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:

@@ -93,6 +93,13 @@ class Tracker:
             self.proc.wait()
         self.proc = None
 
+    def groups(self) -> dict[str, str]:
+        """The consumer group each of this worker's roles commits as (``streams.processes.groups_for``)."""
+        from streams.processes import groups_for
+
+        return groups_for(self.env["JOURNEYS_APP_ID"], self.env.get("JOURNEYS_ROLES", "stream,store"),
+                          int(self.env.get("JOURNEYS_WORKER_PROCESSES") or 0))
+
     def pids(self) -> list[int]:
         """The worker's processes: the one started, then its children (the stream role's
         process when it runs two, ``streams.processes``)."""

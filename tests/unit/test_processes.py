@@ -102,3 +102,9 @@ def test_the_stream_roles_reads_are_declared(tmp_path: object, monkeypatch: pyte
         reads[roles] = {name for agent in app.agents.values() for name in agent.channel.topics}
     assert reads["stream"] == {t.name(spec) for spec in t.STREAM_READS}
     assert reads["store"] - reads["stream"], "the store role reads no topic of its own"
+
+
+def test_the_child_never_gets_the_parents_web_address_from_the_command_line() -> None:
+    args = ["worker", "--loglevel", "info", "-p", "8080", "--web-bind=0.0.0.0", "-h", "tracker.example",
+            "--web-port", "9", "-p7000", "--with-web", "-f", "/tmp/w.log"]
+    assert processes.child_args(args) == ["worker", "--loglevel", "info", "--with-web", "-f", "/tmp/w.log"]
