@@ -64,7 +64,8 @@ def count_for(roles: str, worker_processes: int) -> int:
         return 1
     if worker_processes:
         return worker_processes
-    return 2 if _cpus() >= 2 else 1
+    # auto: only where a child can be tied to its parent's life (PR_SET_PDEATHSIG is Linux's)
+    return 2 if _cpus() >= 2 and sys.platform.startswith("linux") else 1
 
 
 def _cpus() -> int:
@@ -139,6 +140,8 @@ def child_args(args: list[str]) -> list[str]:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child before exec
+    if not sys.platform.startswith("linux"):  # JOURNEYS_WORKER_PROCESSES=2 elsewhere: a stop still stops it
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before the line above: nothing will kill us later

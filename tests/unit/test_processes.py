@@ -76,7 +76,15 @@ def test_merge_of_one_side_is_that_side() -> None:
 ])
 def test_count(monkeypatch: pytest.MonkeyPatch, roles: str, setting: int, cpus: int, expected: int) -> None:
     monkeypatch.setattr(processes, "_cpus", lambda: cpus)
+    monkeypatch.setattr(processes.sys, "platform", "linux")
     assert processes.count_for(roles, setting) == expected
+
+
+def test_auto_is_one_process_where_a_child_cannot_die_with_its_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processes, "_cpus", lambda: 8)
+    monkeypatch.setattr(processes.sys, "platform", "darwin")
+    assert processes.count_for("stream,store", 0) == 1
+    assert processes.count_for("stream,store", 2) == 2
 
 
 def test_plan_gives_the_child_one_role_and_its_own_loopback_port() -> None:
