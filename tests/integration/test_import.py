@@ -64,3 +64,45 @@ def test_import_all_good_exits_zero(tracker_factory, tmp_path) -> None:
     path.write_bytes(ndjson_lines()[0] + b"\n")
     out = tracker.journeys("import", str(path), check=False)
     assert out.returncode == 0, out.stderr + out.stdout
+
+
+def _topic_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, list]]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        got = [(r.key, r.value, [(k, v) for k, v in r.headers if k != "journeys.dlq.rejected_at"])
+               for r in consumer]
+    finally:
+        consumer.close()
+    return sorted(got, key=lambda r: (r[1], r[2]))
+
+
+def test_a_large_file_is_validated_in_a_second_process_with_the_same_records(kafka_bootstrap, tmp_path,
+                                                                             monkeypatch) -> None:
+    """``journeys import`` validates big files in a second process (streams.cli.importing._checked):
+    the records produced and dead-lettered are exactly those of the one-process path."""
+    import uuid
+
+    from streams import topics as t
+    from streams.admin import ensure_topics
+    from streams.cli import importing
+    from streams.settings import Settings
+
+    monkeypatch.setattr(importing, "_CHUNK", 7)  # many chunks, some in flight at once
+    lines = [line for n in range(12) for line in ndjson_lines()
+             for line in [line.replace(b'"lead-1"', f'"lead-{n}"'.encode())]]
+    path = tmp_path / "big.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    got = {}
+    for parallel in (False, True):
+        prefix = f"imp{uuid.uuid4().hex[:6]}-"
+        settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix)
+        ensure_topics(settings)
+        summary = importing.run_import(settings, path, "ndjson", parallel=parallel)
+        got[parallel] = (summary.accepted, summary.rejected, dict(summary.reasons),
+                         _topic_records(kafka_bootstrap, t.name(t.INBOUND, prefix)),
+                         _topic_records(kafka_bootstrap, t.name(t.INBOUND_DLQ, prefix)))
+    assert got[True][:2] == (24, 36)
+    assert got[True] == got[False]
