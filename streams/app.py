@@ -11,7 +11,7 @@ import faust
 from faust.sensors import Monitor
 
 from schemas.errors import ConfigurationError
-from streams import ack_guard, kafka_config, tables
+from streams import ack_guard, kafka_config, processes, tables
 from streams import topics as t
 from streams.definitions_source import DefinitionsSource
 from streams.settings import Settings
@@ -196,4 +196,6 @@ def create_app(settings: Settings, stream_child: Any = None) -> faust.App:
             sql_endpoint.register(app, settings, handle)
     ops.register(app, settings, handle if settings.has_role("store") else None, stream_child)
     auth.install(app)  # every role: Faust's own /table/ views expose state too
+    if stream_child is not None:  # after the guard: the tables are the child's
+        app.web.web_app.middlewares.append(processes.proxy(stream_child))
     return app

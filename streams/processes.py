@@ -208,6 +208,35 @@ async def get(child: Child, path: str) -> tuple[int, bytes]:
         return 0, f"{type(exc).__name__}: {exc}".encode()
 
 
+PROXIED = ("/table/",)
+"""Paths of the parent's web server answered by the child: Faust's own views of table state
+(``/table/<name>/<key>/``) — every table is the stream role's."""
+
+
+def proxy(child: Child) -> Any:
+    """An aiohttp middleware answering :data:`PROXIED` paths from the child (install it after the
+    token guard, ``streams.web.auth``, so that the guard runs first; the token is passed on)."""
+    from aiohttp import web
+
+    @web.middleware
+    async def forward(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith(PROXIED):
+            return await handler(request)
+        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+        try:
+            timeout = aiohttp.ClientTimeout(total=PROBE_SECONDS)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.request(request.method, child.base + request.path_qs, headers=headers) as answer:
+                    body = await answer.read()
+                    kind = answer.headers.get("Content-Type", "application/json")
+                    return web.Response(status=answer.status, body=body, headers={"Content-Type": kind})
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return web.json_response({"error": f"the stream process does not answer: {type(exc).__name__}"},
+                                     status=502)
+
+    return forward
+
+
 def _key(sample: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
     return sample.name, tuple(sorted(sample.labels.items()))
 

@@ -56,6 +56,9 @@ def test_the_worker_runs_its_stream_role_in_a_second_process_and_serves_both(tra
         assert any(line.startswith(f'journeys_events_in_total{{stage="{stage}"') for line in lines), stage
     assert sum(1 for line in lines if line.startswith("# TYPE journeys_events_in_total ")) == 1
     assert _get(tracker, "/health/live") == (200, b'{"live":true}')
+    # Faust's views of table state answer from the child, where the tables are
+    status, body = _get(tracker, "/table/identity-devices/anon-1/")
+    assert status == 200 and json.loads(body), body
     tracker.stop()
     assert wait_gone(pids[1], 10), "the stream process outlived a graceful stop"
 
