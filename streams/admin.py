@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import SaslAuthenticationFailedError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, SaslAuthenticationFailedError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigurationError
 from streams import topics as t
@@ -92,14 +92,24 @@ def adopt_store_offsets(settings: Settings, store_topics: set[str]) -> dict[str,
                   if name not in {t.name(s, settings.topic_prefix) for s in t.STREAM_READS}}
     admin = KafkaAdminClient(**client_options(settings), client_id=f"{app_id}-admin", request_timeout_ms=30000)
     try:
-        found = admin.list_group_offsets({app_id: None, store_group: None})
+        try:
+            found = _retrying(lambda: admin.list_group_offsets({app_id: None, store_group: None}))
+        except KafkaError as exc:  # the store then reads its topics from their start: slower, never wrong
+            log.warning("could not read the consumer groups' offsets (%s): the store role reads its topics from "
+                        "%s's own offsets, or from their start", type(exc).__name__, store_group)
+            return {}
         if any(meta.offset >= 0 for meta in (found.get(store_group) or {}).values()):
             return {}
         old = {tp: meta for tp, meta in (found.get(app_id) or {}).items() if meta.offset >= 0}
         if not any(tp.topic in only_store for tp in old):
             return {}
         offsets = {tp: meta for tp, meta in old.items() if tp.topic in store_topics}
-        errors = admin.alter_group_offsets(store_group, offsets)
+        try:
+            errors = _retrying(lambda: admin.alter_group_offsets(store_group, offsets))
+        except KafkaError as exc:
+            log.warning("could not start %s from %s's offsets (%s); its store role reads its topics from their "
+                        "start", store_group, app_id, type(exc).__name__)
+            return {}
         failed = {f"{tp.topic}/{tp.partition}": err.__name__ for tp, err in errors.items()
                   if getattr(err, "errno", 0) != 0}
         if failed:  # e.g. a store process of this app already runs: it has its own offsets
@@ -112,3 +122,16 @@ def adopt_store_offsets(settings: Settings, store_topics: set[str]) -> dict[str,
         return adopted
     finally:
         admin.close()
+
+
+def _retrying(call: Any, seconds: float = 30.0) -> Any:
+    """``call()``, again while the broker answers with a retriable error (a fresh broker has no
+    group coordinator for its first seconds: ``CoordinatorNotAvailableError``) for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)

@@ -116,3 +116,30 @@ def test_the_child_never_gets_the_parents_web_address_from_the_command_line() ->
     args = ["worker", "--loglevel", "info", "-p", "8080", "--web-bind=0.0.0.0", "-h", "tracker.example",
             "--web-port", "9", "-p7000", "--with-web", "-f", "/tmp/w.log"]
     assert processes.child_args(args) == ["worker", "--loglevel", "info", "--with-web", "-f", "/tmp/w.log"]
+
+
+def test_the_offsets_adoption_waits_out_a_fresh_brokers_missing_coordinator() -> None:
+    """A fresh broker has no group coordinator for a few seconds: the adoption asks again
+    (found by the fault suite: each scenario starts its own broker) and gives up on the rest."""
+    from kafka.errors import CoordinatorNotAvailableError, GroupAuthorizationFailedError
+
+    from streams import admin
+
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise CoordinatorNotAvailableError("not yet")
+        return "offsets"
+
+    assert admin._retrying(flaky, seconds=10) == "offsets" and len(calls) == 3
+
+    def refused() -> str:
+        calls.append(1)
+        raise GroupAuthorizationFailedError("no")
+
+    calls.clear()
+    with pytest.raises(GroupAuthorizationFailedError):
+        admin._retrying(refused, seconds=10)
+    assert len(calls) == 1
