@@ -644,7 +644,52 @@ MIGRATIONS = MIGRATIONS + (
             ORDER BY account_id
             """,
         ),
-        backfill=(summaries_sql(scoped=False),),
+        backfill=(summaries_sql(scoped=False, version=16),),
+    ),
+)
+
+# Migration 17: the rest of what the reports over every account read, in the summaries. The
+# funnel grouped all 10M events of journey_events per account for its source (the CRM lead
+# source, else the first touch's UTM source: ~4 s), attribution, handoff and paths every touch of
+# the accounts they count (1-5 s). ``account_events`` takes the event's UTM and CRM lead source
+# (event_resolution's extracted columns, through its materialized view; the rows that have one are
+# written again, the same resolution — equal ``resolved_at``, the later insert wins), and
+# ``account_summaries`` the reps, rep roles, UTM and lead sources of the account's events, as
+# arrays in the order of the others; then every summary is written again.
+ACCOUNT_EVENT_SOURCES = ("utm_source", "lead_source")
+# What attribution reads of the opportunity records (its deals), extracted once like migration
+# 12's columns: the deals' JSON was the whole properties column read (opportunities are spread
+# over every granule of event_resolution) and parsed four times per record, ~0.7 s at 10M events.
+DEAL_COLUMNS = (
+    ("deal_id", "String", "JSONExtractString(properties, 'opportunityId')", "''"),
+    ("deal_action", "LowCardinality(String)", "JSONExtractString(properties, 'action')", "''"),
+    ("deal_currency", "LowCardinality(String)", "JSONExtractString(properties, 'currency')", "''"),
+    ("deal_amount", "Float64", "toFloat64OrZero(trim(BOTH '\"' FROM JSONExtractRaw(properties, 'amount')))", "0"),
+)
+_ACCOUNT_EVENT_SELECT_17 = _ACCOUNT_EVENT_SELECT.replace(
+    ", 0 AS deleted", ", " + ", ".join(ACCOUNT_EVENT_SOURCES) + ", 0 AS deleted")
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        17,
+        "account_summaries: reps, rep roles, UTM and lead sources (the funnel, attribution, handoff and paths read them)",
+        tuple(f"ALTER TABLE account_events ADD COLUMN IF NOT EXISTS {name} String" for name in ACCOUNT_EVENT_SOURCES)
+        + (f"ALTER TABLE account_events_mv MODIFY QUERY {_ACCOUNT_EVENT_SELECT_17}",)
+        + tuple(f"ALTER TABLE event_resolution ADD COLUMN IF NOT EXISTS {name} {kind} "
+                f"MATERIALIZED if(event_type = 'opportunity', {expr}, {empty})" for name, kind, expr, empty in DEAL_COLUMNS)
+        # the rows resolved before: computed now (one mutation, waited for)
+        + ("ALTER TABLE event_resolution " + ", ".join(f"MATERIALIZE COLUMN {name}" for name, *_ in DEAL_COLUMNS)
+           + " SETTINGS mutations_sync = 2",)
+        + tuple(f"ALTER TABLE account_summaries ADD COLUMN IF NOT EXISTS {name} {kind}"
+                for name, kind in (("rep_ids", "Array(String)"), ("rep_roles", "Array(LowCardinality(String))"),
+                                   ("utm_sources", "Array(LowCardinality(String))"),
+                                   ("lead_sources", "Array(LowCardinality(String))"))),
+        backfill=(
+            f"INSERT INTO account_events ({', '.join(ACCOUNT_EVENT_COLUMNS + ACCOUNT_EVENT_SOURCES)}, deleted) "
+            + _ACCOUNT_EVENT_SELECT_17.replace("FROM event_resolution", "FROM event_resolution FINAL")
+            + " WHERE utm_source != '' OR lead_source != ''",
+            summaries_sql(scoped=False),
+        ),
     ),
 )
 
