@@ -9,6 +9,8 @@ replayed event is never visible twice.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
@@ -36,6 +38,8 @@ class Migration:
     scratch: tuple[str, ...] = ()
     """Tables the migration creates and drops again (not objects to grant on)."""
 
+
+log = logging.getLogger(__name__)
 
 # Non-replicated MergeTree (chDB) dedups retried insert blocks only with this window set.
 _DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
@@ -715,13 +719,21 @@ def migrate(store: _Runs) -> list[Migration]:
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
-        for statement in migration.statements + migration.backfill:
+        began = time.monotonic()
+        log.info("schema migration %d (%s): %d statements, %d backfill steps", migration.version, migration.name,
+                 len(migration.statements), len(migration.backfill))
+        for statement in migration.statements:
             store.command(statement)
+        for n, statement in enumerate(migration.backfill, 1):  # a backfill can take a minute on 10M events
+            store.command(statement)
+            log.info("schema migration %d: backfill step %d of %d done (%.1f s)", migration.version, n,
+                     len(migration.backfill), time.monotonic() - began)
         store.command(
             "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
             {"v": migration.version, "n": migration.name},
         )
         ran.append(migration)
+        log.info("schema migration %d applied in %.1f s", migration.version, time.monotonic() - began)
     return ran
 
 

@@ -8,6 +8,7 @@ forget, and on a store written before the migration; attribution for every model
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -144,7 +145,7 @@ def test_a_forgotten_persons_events_leave_the_reports(loaded) -> None:
     assert_same(store)
 
 
-def test_migration_17_fills_a_store_written_before_it(loaded) -> None:
+def test_migration_17_fills_a_store_written_before_it(loaded, caplog) -> None:
     store, _ = loaded
     answers = assert_same(store)
     # what a store had before migration 17: no sources on account_events, summaries without the new arrays
@@ -156,5 +157,7 @@ def test_migration_17_fills_a_store_written_before_it(loaded) -> None:
     (lost,), = store.query("SELECT countIf(notEmpty(arrayFilter(x -> x != '', utm_sources))) "
                            "FROM account_summaries FINAL")[1]
     assert lost == 0
-    assert [m.version for m in ddl.migrate(store)] == [17]
+    with caplog.at_level(logging.INFO, logger="sinks.clickhouse.ddl"):
+        assert [m.version for m in ddl.migrate(store)] == [17]
+    assert "schema migration 17: backfill step 2 of 2 done" in caplog.text  # a long upgrade says where it is
     assert _digest(assert_same(store)) == _digest(answers)
