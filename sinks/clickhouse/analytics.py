@@ -209,22 +209,26 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
     return store.query(sql, {"qualified": qualified, "non_touch": non_touch_channels(store)})
 
 
-ACCEPTANCE_SQL = """
+# The three most frequent rejection reasons, most frequent first, ties by name (``topK`` left
+# ties in the order it met the rows: an answer that could change with the storage order).
+TOP_REASONS = """arrayStringConcat(arrayMap(x -> x.2, arraySlice(arraySort(x -> (-x.1, x.2),
+           arrayMap(r -> (countEqual(rejections, r), r), arrayDistinct(
+             groupArrayIf(reason, status = 'rejected' AND reason != '') AS rejections))), 1, 3)), '; ')"""
+
+ACCEPTANCE_SQL = f"""
 WITH leads AS (
-  SELECT JSONExtractString(properties, 'leadId') AS lead_id,
-         JSONExtractString(properties, 'status') AS status,
-         JSONExtractString(properties, 'reason') AS reason,
-         JSONExtractString(properties, 'leadSource') AS lead_source
-  -- PREWHERE: only lead-status rows are merged by FINAL (an event id's type is its first receipt's)
-  FROM timeline FINAL PREWHERE event_type = 'lead_status' LIMIT 1 BY event_id
+  -- each lead-status record once (event_resolution: one row per event id, the first receipt's
+  -- fields), what it says extracted when it was resolved (ddl.EXTRACTED_17); only these rows are
+  -- merged by FINAL (an event's type is the same in every version of its resolution)
+  SELECT lead_id, lead_status AS status, lead_reason AS reason, lead_source
+  FROM event_resolution FINAL PREWHERE event_type = 'lead_status'{FINAL_BY_PARTITION}
 )
 SELECT if(lead_source = '', 'unknown', lead_source) AS source,
        uniqExactIf(lead_id, status = 'mql') AS mqls,
        uniqExactIf(lead_id, status = 'accepted') AS accepted,
        uniqExactIf(lead_id, status = 'rejected') AS rejected,
        round(accepted / nullIf(accepted + rejected, 0), 4) AS acceptance_rate,
-       arrayStringConcat(arraySlice(topKIf(3)(reason, status = 'rejected' AND reason != ''), 1, 3), '; ')
-         AS top_rejection_reasons
+       {TOP_REASONS} AS top_rejection_reasons
 FROM leads GROUP BY source ORDER BY mqls DESC, source
 """
 
@@ -386,7 +390,7 @@ def _deals_sql() -> str:
              minIf(event_time, action = 'created') AS created_at
       FROM (
         -- the opportunity records of journey_events (each on its resolved accounts), their fields
-        -- extracted when resolved (ddl.DEAL_COLUMNS); only they are merged by FINAL (an event's
+        -- extracted when resolved (ddl.EXTRACTED_17); only they are merged by FINAL (an event's
         -- type is its first receipt's in every version of its resolution: rows.first_wins_version)
         SELECT account_id, event_time, deal_id, deal_action AS action, deal_currency AS currency, deal_amount AS amount
         FROM (SELECT accounts, event_time, deal_id, deal_action, deal_currency, deal_amount FROM event_resolution FINAL
@@ -411,13 +415,24 @@ ATTRIBUTION_KEYS = {
 """What :func:`attribution_credit` sums the credit by."""
 
 
-def attribution_weights_sql(days: int) -> str:
+_DECAY_WEIGHTS = """arrayMap(t -> pow(0.5, dateDiff('millisecond', t, won_at) / 1000 / 86400 / {half_life:Float64}), ts)
+               AS decayed, arraySum(decayed) AS decayed_total, arrayMap(r -> r / decayed_total, decayed)"""
+_POSITION_WEIGHTS = """arrayMap(i -> if(i = 1, {w_first:Float64}, 0) + if(i = lead, {w_lead:Float64}, 0)
+                              + if(i = opp, {w_opportunity:Float64}, 0) + if(i = n, {w_last:Float64}, 0)
+                              + if(if(others > 0, NOT milestone[i], milestone[i]),
+                                   leftover / if(others > 0, others, milestones), 0),
+                         range(1, n + 1))"""
+
+
+def attribution_weights_sql(days: int, decay: bool = False) -> str:
     """Each won deal (``deals``, ``milestones`` of :func:`_deals_sql`) with its touches up to the
     close and their weights under the model of the ``plan`` parameters (``attribution.Plan``):
-    the same shares as ``attribution.weights``, computed per deal in SQL (``ws``). The touches
+    the same shares as ``attribution.weights``, computed per deal in SQL (``ws``; ``decay``: the
+    time-decay model's, else the position-based ones'). The touches
     come from ``account_summaries`` (each account's events in ``(event_time, event_id)`` order),
     without the channels in ``{non_touch:Array(String)}`` and events past a retention TTL of
     ``days``; a deal without a touch up to its close counts nowhere."""
+    weights = _DECAY_WEIGHTS if decay else _POSITION_WEIGHTS
     return f"""
     journeys AS (
       SELECT d.account_id AS account_id, d.deal_id AS deal_id, d.revenue AS revenue, d.currency AS currency,
@@ -450,14 +465,7 @@ def attribution_weights_sql(days: int) -> str:
              -- the rest and the shares of milestones that never happened, shared by the others
              -- (by the milestones when there is no other touch)
              {{w_rest:Float64}} + (if(lead = 0, {{w_lead:Float64}}, 0) + if(opp = 0, {{w_opportunity:Float64}}, 0)) AS leftover,
-             arrayMap(t -> pow(0.5, dateDiff('millisecond', t, won_at) / 1000 / 86400 / {{half_life:Float64}}), ts)
-               AS decayed,
-             if({{decay:Bool}}, arrayMap(r -> r / arraySum(decayed), decayed),
-                arrayMap(i -> if(i = 1, {{w_first:Float64}}, 0) + if(i = lead, {{w_lead:Float64}}, 0)
-                              + if(i = opp, {{w_opportunity:Float64}}, 0) + if(i = n, {{w_last:Float64}}, 0)
-                              + if(if(others > 0, NOT milestone[i], milestone[i]),
-                                   leftover / if(others > 0, others, milestones), 0),
-                         range(1, n + 1))) AS ws
+             {weights} AS ws
       FROM journeys
     )"""
 
@@ -480,14 +488,14 @@ def attribution_credit(store: _Queries, plan: Sequence[Any], half_life_days: flo
     WITH (SELECT groupArray(channel) FROM channel_definitions FINAL WHERE team != '') AS teamed,
          (SELECT groupArray(team) FROM channel_definitions FINAL WHERE team != '') AS teams,
     {_deals_sql()},
-    {attribution_weights_sql(events_retention_days(store))}
+    {attribution_weights_sql(events_retention_days(store), decay=bool(decay))}
     SELECT currency, {keys}, min(at) AS first_at,
            -- each touch's credit in the order of the deals (by account and deal id) and their touches
            arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((at, w * revenue)))) AS credits
     FROM (
-      SELECT currency, revenue, w, channel, (deal_no, toUInt32(i)) AS at,
-             if(indexOf(teamed, channel) > 0, teams[indexOf(teamed, channel)],
-                multiIf(side = 2, 'sales', side = 1, 'marketing', 'none')) AS team,
+      SELECT currency, revenue, w, channel, bitShiftLeft(deal_no, 32) + i AS at,
+             transform(toString(channel), teamed, teams, multiIf(side = 2, 'sales', side = 1, 'marketing', 'none'))
+               AS team,
              if(side = 2 AND rep_role != '', rep_role, team) AS role
       FROM (SELECT *, row_number() OVER (ORDER BY account_id, deal_id) AS deal_no FROM weighted)
       ARRAY JOIN ws AS w, cs AS channel, ss AS side, rs AS rep_role, arrayEnumerate(ws) AS i
@@ -497,7 +505,7 @@ def attribution_credit(store: _Queries, plan: Sequence[Any], half_life_days: flo
     """
     return store.query(sql, {"qualified": qualified, "opportunity": opportunity, "non_touch": non_touch_channels(store),
                              "w_first": first, "w_lead": lead, "w_opportunity": opp, "w_last": last, "w_rest": rest,
-                             "lead_falls_back": falls_back, "decay": decay, "half_life": half_life_days})
+                             "lead_falls_back": falls_back, "half_life": half_life_days})
 
 
 def stage_durations(store: _Queries) -> tuple[list[str], list[tuple]]:

@@ -661,14 +661,20 @@ MIGRATIONS = MIGRATIONS + (
 # ``account_summaries`` the reps, rep roles, UTM and lead sources of the account's events, as
 # arrays in the order of the others; then every summary is written again.
 ACCOUNT_EVENT_SOURCES = ("utm_source", "lead_source")
-# What attribution reads of the opportunity records (its deals), extracted once like migration
-# 12's columns: the deals' JSON was the whole properties column read (opportunities are spread
-# over every granule of event_resolution) and parsed four times per record, ~0.7 s at 10M events.
-DEAL_COLUMNS = (
-    ("deal_id", "String", "JSONExtractString(properties, 'opportunityId')", "''"),
-    ("deal_action", "LowCardinality(String)", "JSONExtractString(properties, 'action')", "''"),
-    ("deal_currency", "LowCardinality(String)", "JSONExtractString(properties, 'currency')", "''"),
-    ("deal_amount", "Float64", "toFloat64OrZero(trim(BOTH '\"' FROM JSONExtractRaw(properties, 'amount')))", "0"),
+# What attribution reads of the opportunity records (its deals) and acceptance of the lead-status
+# records, extracted once like migration 12's columns: their JSON was the whole properties column
+# read (such records are spread over every granule) and parsed three or four times per record,
+# ~0.7 s (deals) and ~1 s (acceptance, from the timeline) at 10M events. (type, column, its type,
+# the field, the value on other events)
+EXTRACTED_17 = (
+    ("opportunity", "deal_id", "String", "JSONExtractString(properties, 'opportunityId')", "''"),
+    ("opportunity", "deal_action", "LowCardinality(String)", "JSONExtractString(properties, 'action')", "''"),
+    ("opportunity", "deal_currency", "LowCardinality(String)", "JSONExtractString(properties, 'currency')", "''"),
+    ("opportunity", "deal_amount", "Float64", "toFloat64OrZero(trim(BOTH '\"' FROM JSONExtractRaw(properties, 'amount')))",
+     "0"),
+    ("lead_status", "lead_id", "String", "JSONExtractString(properties, 'leadId')", "''"),
+    ("lead_status", "lead_status", "LowCardinality(String)", "JSONExtractString(properties, 'status')", "''"),
+    ("lead_status", "lead_reason", "String", "JSONExtractString(properties, 'reason')", "''"),
 )
 _ACCOUNT_EVENT_SELECT_17 = _ACCOUNT_EVENT_SELECT.replace(
     ", 0 AS deleted", ", " + ", ".join(ACCOUNT_EVENT_SOURCES) + ", 0 AS deleted")
@@ -676,13 +682,14 @@ _ACCOUNT_EVENT_SELECT_17 = _ACCOUNT_EVENT_SELECT.replace(
 MIGRATIONS = MIGRATIONS + (
     Migration(
         17,
-        "account_summaries: reps, rep roles, UTM and lead sources (the funnel, attribution, handoff and paths read them)",
+        "account_summaries: reps, rep roles, UTM and lead sources; deal and lead fields extracted (the reports read them)",
         tuple(f"ALTER TABLE account_events ADD COLUMN IF NOT EXISTS {name} String" for name in ACCOUNT_EVENT_SOURCES)
         + (f"ALTER TABLE account_events_mv MODIFY QUERY {_ACCOUNT_EVENT_SELECT_17}",)
         + tuple(f"ALTER TABLE event_resolution ADD COLUMN IF NOT EXISTS {name} {kind} "
-                f"MATERIALIZED if(event_type = 'opportunity', {expr}, {empty})" for name, kind, expr, empty in DEAL_COLUMNS)
+                f"MATERIALIZED if(event_type = '{event_type}', {expr}, {empty})"
+                for event_type, name, kind, expr, empty in EXTRACTED_17)
         # the rows resolved before: computed now (one mutation, waited for)
-        + ("ALTER TABLE event_resolution " + ", ".join(f"MATERIALIZE COLUMN {name}" for name, *_ in DEAL_COLUMNS)
+        + ("ALTER TABLE event_resolution " + ", ".join(f"MATERIALIZE COLUMN {c[1]}" for c in EXTRACTED_17)
            + " SETTINGS mutations_sync = 2",)
         + tuple(f"ALTER TABLE account_summaries ADD COLUMN IF NOT EXISTS {name} {kind}"
                 for name, kind in (("rep_ids", "Array(String)"), ("rep_roles", "Array(LowCardinality(String))"),

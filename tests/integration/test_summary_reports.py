@@ -1,6 +1,7 @@
 """The funnel, handoff, paths and attribution read ``account_summaries`` (migration 17: each
 account's events in order with their reps, rep roles, UTM and lead sources) instead of every
-touch of ``journey_events``: the same answers, byte for byte, as the SQL over the view
+touch of ``journey_events``, attribution its deals and acceptance its leads from columns
+extracted on ``event_resolution``: the same answers, byte for byte, as before
 (``tests/support/journey_events_reports.py``, the reports before the migration) — after an
 unmerge and a merge, a late anonymous event stitched to its account retroactively, a privacy
 forget, and on a store written before the migration; attribution for every model and split."""
@@ -36,7 +37,7 @@ def attribution_before(store: Store, model: str, split: str) -> list[dict]:
     journey_events, credited in Python by ``attribution.weights``."""
     cols, rows = before.won_journeys(store, qualified=DEFS.stage_for("qualified"),
                                      opportunity=DEFS.stage_for("opportunity"))
-    journeys = [dict(zip(cols, r)) for r in rows]
+    journeys = [dict(zip(cols, r, strict=True)) for r in rows]
     custom = DEFS.attribution.models.get(model)
     if split == "role":
         return attribution.role_split(journeys, model, custom)
@@ -61,6 +62,13 @@ def assert_same(store: Store, models: tuple[str, ...] = ("w_shaped",)) -> dict[s
         new = analytics.handoff(store, sla, by=by, qualified=qualified)
         assert _digest(new) == _digest(before.handoff(store, sla, by=by, qualified=qualified)), by
         answers[f"handoff/{by}"] = new
+    new = analytics.acceptance(store)
+    # (the same SQL over the timeline's JSON, its top reasons ranked as now: topK left ties unordered)
+    old = store.query(before.ACCEPTANCE_SQL.replace(
+        "arrayStringConcat(arraySlice(topKIf(3)(reason, status = 'rejected' AND reason != ''), 1, 3), '; ')",
+        analytics.TOP_REASONS))
+    assert _digest(new) == _digest(old), (new, old)
+    answers["acceptance"] = new
     new = analytics.paths(store, won=DEFS.stage_for("won"))
     assert _digest(new) == _digest(before.paths(store, won=DEFS.stage_for("won"))), new
     answers["paths"] = new

@@ -1,6 +1,6 @@
-"""The reports over ``journey_events`` as they were before migration 17 (the oracles of
-``test_summary_reports.py``): handoff, paths and attribution's won journeys grouped from every
-touch of the view, the funnel's sources from :data:`analytics.SOURCES`."""
+"""The reports as they were before migration 17 (the oracles of ``test_summary_reports.py``):
+handoff, paths and attribution's won journeys grouped from every touch of ``journey_events``
+(the funnel's sources: :data:`analytics.SOURCES`), acceptance parsed from the timeline's JSON."""
 
 from __future__ import annotations
 
@@ -114,3 +114,23 @@ def won_journeys(store: _Queries, qualified: str = "mql", opportunity: str = "op
     """
     return store.query(sql, {"qualified": qualified, "opportunity": opportunity})
 
+
+
+ACCEPTANCE_SQL = """
+WITH leads AS (
+  SELECT JSONExtractString(properties, 'leadId') AS lead_id,
+         JSONExtractString(properties, 'status') AS status,
+         JSONExtractString(properties, 'reason') AS reason,
+         JSONExtractString(properties, 'leadSource') AS lead_source
+  -- PREWHERE: only lead-status rows are merged by FINAL (an event id's type is its first receipt's)
+  FROM timeline FINAL PREWHERE event_type = 'lead_status' LIMIT 1 BY event_id
+)
+SELECT if(lead_source = '', 'unknown', lead_source) AS source,
+       uniqExactIf(lead_id, status = 'mql') AS mqls,
+       uniqExactIf(lead_id, status = 'accepted') AS accepted,
+       uniqExactIf(lead_id, status = 'rejected') AS rejected,
+       round(accepted / nullIf(accepted + rejected, 0), 4) AS acceptance_rate,
+       arrayStringConcat(arraySlice(topKIf(3)(reason, status = 'rejected' AND reason != ''), 1, 3), '; ')
+         AS top_rejection_reasons
+FROM leads GROUP BY source ORDER BY mqls DESC, source
+"""
