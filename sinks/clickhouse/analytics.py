@@ -1,10 +1,14 @@
 """The cross-team questions, answered from the same tables (shared by the CLI and the API).
 
-One truth for every answer: touches come from the ``journey_events`` view, which resolves each
-event to its account at query time exactly as the timeline does (anonymous visits before a form
-fill, people's aliases, domain accounts merged into CRM accounts, manual unmerges); stage changes
-come from ``stage_changes_resolved``, the journey stage's changes on the canonical account (a
-domain account merged into a CRM account counts once). Every function returns
+One truth for every answer: touches are the events of the ``journey_events`` view, which resolves
+each event to its account exactly as the timeline does (anonymous visits before a form fill,
+people's aliases, domain accounts merged into CRM accounts, manual unmerges); the reports over
+every account read them from ``account_summaries`` (one row per account, its events in order,
+kept by the store with the resolution: resolution.summaries_sql) instead of grouping ~10M rows
+per run, and drop events past the retention TTL themselves. :data:`TOUCHES`, :data:`SOURCES`
+are the same over the view (tests/integration/test_summary_reports.py holds the reports to it).
+Stage changes come from ``stage_changes_resolved``, the journey stage's changes on the canonical
+account (a domain account merged into a CRM account counts once). Every function returns
 ``(columns, rows)``; docs/analytics.md shows the SQL for any ClickHouse client.
 """
 
