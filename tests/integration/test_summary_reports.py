@@ -16,7 +16,7 @@ import pytest
 
 from schemas.definitions import load
 from schemas.identity import IdentityOverride
-from sinks.clickhouse import analytics, attribution, ddl, privacy, resolution
+from sinks.clickhouse import analytics, attribution, ddl, privacy, resolution, retention
 from sinks.clickhouse.client import Store
 from sinks.clickhouse.rows import OVERRIDE_COLUMNS, override_row
 from streams import reports
@@ -169,3 +169,19 @@ def test_migration_17_fills_a_store_written_before_it(loaded, caplog) -> None:
         assert [m.version for m in ddl.migrate(store)] == [17]
     assert "schema migration 17: backfill step 2 of 2 done" in caplog.text  # a long upgrade says where it is
     assert _digest(assert_same(store)) == _digest(answers)
+
+
+def test_events_past_the_retention_ttl_leave_the_reports(loaded) -> None:
+    """The summaries keep expired events until their account is written again: the reports drop
+    them themselves, and answer as the SQL over the tables once ClickHouse's merges removed them."""
+    store, _ = loaded
+    first = assert_same(store)
+    (oldest, newest), = store.query("SELECT min(event_time), max(event_time) FROM account_events")[1]
+    days = (datetime.now(timezone.utc) - (oldest + (newest - oldest) / 2).replace(tzinfo=timezone.utc)).days
+    retention.apply(store, days, 0)
+    for table, _ in retention.EVENT_TABLES:
+        store.command(f"OPTIMIZE TABLE {table} FINAL")  # what a merge does with expired rows
+    (stale,), = store.query("SELECT countIf(arrayExists(t -> toDateTime(t) + toIntervalDay({d:UInt32}) < now(), times)) "
+                            "FROM account_summaries FINAL", {"d": days})[1]
+    assert stale > 0  # the summaries still hold expired events
+    assert _digest(assert_same(store)) != _digest(first)
