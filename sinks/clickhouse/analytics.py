@@ -330,8 +330,12 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     ),
     changes AS (
       SELECT account_id, groupArray(toUnixTimestamp64Milli(at) * 2) AS at2, groupArray(indexOf(names, to_stage)) AS stage_no
-      FROM (SELECT account_id, at, argMin(to_stage, (journey_account_id, change_id)) AS to_stage
-            FROM stage_changes_resolved GROUP BY account_id, at)
+      -- of changes at one instant, the first by (journey_account_id, change_id): two string argMins,
+      -- not one over a tuple (compared as generic fields: ~0.4 s of CPU more at 10M events)
+      FROM (SELECT account_id, at, argMin(to_stage, journey_account_id) AS to_stage
+            FROM (SELECT account_id, at, journey_account_id, argMin(to_stage, change_id) AS to_stage
+                  FROM stage_changes_resolved GROUP BY account_id, at, journey_account_id)
+            GROUP BY account_id, at)
       GROUP BY account_id
     ),
     staged AS (
