@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-
 from typing import Any, Callable
 
 import orjson
@@ -65,13 +64,16 @@ def _attribution(store, defs, p):
     split = p.get("split", "channel")
     if split not in attribution.SPLITS:
         raise ValueError(f"split must be one of {', '.join(attribution.SPLITS)}")
-    cols, rows = analytics.won_journeys(store, qualified=defs.stage_for("qualified"),
-                                        opportunity=defs.stage_for("opportunity"))
-    journeys = [dict(zip(cols, r)) for r in rows]
+    plan = attribution.model_plan(model, custom)
+    by = "role" if split == "role" else "channel"
+    _, rows = analytics.attribution_credit(store, plan, attribution.TIME_DECAY_HALF_LIFE_DAYS, by=by,
+                                           qualified=defs.stage_for("qualified"),
+                                           opportunity=defs.stage_for("opportunity"))
+    summed = attribution.summed
     if split == "role":
-        return attribution.role_split(journeys, model, custom)
-    team_of = {name: ch.team for name, ch in defs.channels.items()}
-    by_channel = attribution.attribute(journeys, model, team_of, custom)
+        return attribution.role_rows({(str(cur), str(role)): summed(credits) for cur, role, _, credits in rows})
+    by_channel = attribution.credit_rows(
+        model, {(str(cur), str(ch), str(team)): summed(credits) for cur, ch, team, _, credits in rows})
     if split == "team":
         return attribution.team_split(by_channel)
     return by_channel

@@ -1,10 +1,14 @@
 """The cross-team questions, answered from the same tables (shared by the CLI and the API).
 
-One truth for every answer: touches come from the ``journey_events`` view, which resolves each
-event to its account at query time exactly as the timeline does (anonymous visits before a form
-fill, people's aliases, domain accounts merged into CRM accounts, manual unmerges); stage changes
-come from ``stage_changes_resolved``, the journey stage's changes on the canonical account (a
-domain account merged into a CRM account counts once). Every function returns
+One truth for every answer: touches are the events of the ``journey_events`` view, which resolves
+each event to its account exactly as the timeline does (anonymous visits before a form fill,
+people's aliases, domain accounts merged into CRM accounts, manual unmerges); the reports over
+every account read them from ``account_summaries`` (one row per account, its events in order,
+kept by the store with the resolution: resolution.summaries_sql) instead of grouping ~10M rows
+per run, and drop events past the retention TTL themselves. :data:`TOUCHES`, :data:`SOURCES`
+are the same over the view (tests/integration/test_summary_reports.py holds the reports to it).
+Stage changes come from ``stage_changes_resolved``, the journey stage's changes on the canonical
+account (a domain account merged into a CRM account counts once). Every function returns
 ``(columns, rows)``; docs/analytics.md shows the SQL for any ClickHouse client.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol, Sequence
 
-from sinks.clickhouse.ddl import journey_events_sql
+from sinks.clickhouse.ddl import FINAL_BY_PARTITION, journey_events_sql
 
 FUNNEL_STAGES = ("engaged", "mql", "sal", "sql", "opportunity", "won")
 """The shipped definitions' funnel (``Definitions.funnel_stages()``); callers pass their own."""
@@ -48,6 +52,7 @@ def event_order(prefix: str = "") -> str:
 # Each account's source, whatever order its events were processed in: the CRM's lead source
 # (newest lead-status row that names one), else the first touch's UTM source, else its channel.
 # (``lead_source`` and ``utm_source`` are extracted from the properties when an event is resolved.)
+# The SQL over journey_events (what :func:`sources_sql` answers from the summaries, tested equal).
 SOURCES = f"""
   SELECT account_id,
          if(argMaxIf(lead_source, {event_order()}, lead_source != '') AS crm_source != '',
@@ -55,6 +60,32 @@ SOURCES = f"""
             argMinIf(if(utm_source != '', utm_source, channel), {event_order()}, is_touch)) AS source
   FROM journey_events GROUP BY account_id
 """
+
+
+def kept(days: int) -> str:
+    """A lambda's condition that an event of ``account_summaries`` is still held: its time (the
+    lambda's ``t``) within the retention TTL of ``days`` (0: none, and ``''``). Expired events
+    stay in a summary until its account is written again; ClickHouse drops them from the event
+    tables at merges, so a report on the summaries drops them itself."""
+    return f" AND toDateTime(t) + toIntervalDay({days}) >= now()" if days else ""
+
+
+def sources_sql(days: int) -> str:
+    """:data:`SOURCES` from ``account_summaries`` (one row per account, its events in order): the
+    last lead source, else the first touch's (channels not in ``{non_touch:Array(String)}``)
+    UTM source or channel; events past a retention TTL of ``days`` left out."""
+    times = ", times" if days else ""
+    return f"""
+  SELECT account_id,
+         arrayLast((l{', t' if days else ''}) -> l != ''{kept(days)}, lead_sources{times}) AS crm_source,
+         arrayFirstIndex((c{', t' if days else ''}) -> NOT has({{non_touch:Array(String)}}, c){kept(days)},
+                         channels{times}) AS first_touch,
+         if(crm_source != '', crm_source,
+            if(first_touch = 0, '', if(utm_sources[first_touch] != '', utm_sources[first_touch],
+                                       channels[first_touch]))) AS source
+  FROM account_summaries FINAL
+"""
+
 
 # Each canonical account's ICP fit: the highest of its own and its merged accounts' latest fit.
 SNAP = """
@@ -173,31 +204,35 @@ def funnel(store: _Queries, by: str = "source", mode: str = "any",
       SELECT p.*, if(src.source != '', src.source, if(p.first_source != '', p.first_source, 'unknown')) AS source,
              if(p.mql_persona = '', 'unknown', p.mql_persona) AS persona, {fit} AS fit
       FROM per_account AS p
-      LEFT JOIN ({SOURCES}) AS src ON p.account_id = src.account_id
+      LEFT JOIN ({sources_sql(events_retention_days(store))}) AS src ON p.account_id = src.account_id
       {snap}
     )
     GROUP BY group_key ORDER BY accounts DESC, group_key
     SETTINGS join_use_nulls = 0
     """
-    return store.query(sql, {"qualified": qualified})
+    return store.query(sql, {"qualified": qualified, "non_touch": non_touch_channels(store)})
 
 
-ACCEPTANCE_SQL = """
+# The three most frequent rejection reasons, most frequent first, ties by name (``topK`` left
+# ties in the order it met the rows: an answer that could change with the storage order).
+TOP_REASONS = """arrayStringConcat(arrayMap(x -> x.2, arraySlice(arraySort(x -> (-x.1, x.2),
+           arrayMap(r -> (countEqual(rejections, r), r), arrayDistinct(
+             groupArrayIf(reason, status = 'rejected' AND reason != '') AS rejections))), 1, 3)), '; ')"""
+
+ACCEPTANCE_SQL = f"""
 WITH leads AS (
-  SELECT JSONExtractString(properties, 'leadId') AS lead_id,
-         JSONExtractString(properties, 'status') AS status,
-         JSONExtractString(properties, 'reason') AS reason,
-         JSONExtractString(properties, 'leadSource') AS lead_source
-  -- PREWHERE: only lead-status rows are merged by FINAL (an event id's type is its first receipt's)
-  FROM timeline FINAL PREWHERE event_type = 'lead_status' LIMIT 1 BY event_id
+  -- each lead-status record once (event_resolution: one row per event id, the first receipt's
+  -- fields), what it says extracted when it was resolved (ddl.EXTRACTED_17); only these rows are
+  -- merged by FINAL (an event's type is the same in every version of its resolution)
+  SELECT lead_id, lead_status AS status, lead_reason AS reason, lead_source
+  FROM event_resolution FINAL PREWHERE event_type = 'lead_status'{FINAL_BY_PARTITION}
 )
 SELECT if(lead_source = '', 'unknown', lead_source) AS source,
        uniqExactIf(lead_id, status = 'mql') AS mqls,
        uniqExactIf(lead_id, status = 'accepted') AS accepted,
        uniqExactIf(lead_id, status = 'rejected') AS rejected,
        round(accepted / nullIf(accepted + rejected, 0), 4) AS acceptance_rate,
-       arrayStringConcat(arraySlice(topKIf(3)(reason, status = 'rejected' AND reason != ''), 1, 3), '; ')
-         AS top_rejection_reasons
+       {TOP_REASONS} AS top_rejection_reasons
 FROM leads GROUP BY source ORDER BY mqls DESC, source
 """
 
@@ -212,22 +247,24 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep", qualified: str =
     key = {"rep": "rep_id", "team": "rep_role"}.get(by)
     if key is None:
         raise ValueError("by must be 'rep' or 'team'")
+    days = events_retention_days(store)
     sql = f"""
     WITH mqls AS (
       SELECT account_id, min(at) AS mql_at FROM stage_changes_resolved WHERE to_stage = {{qualified:String}}
       GROUP BY account_id
     ),
+    -- each account's events in order (account_summaries): the 1:1 touches at or after the MQL
     first_touch AS (
       SELECT m.account_id AS account_id, m.mql_at AS mql_at,
-             minIf(t.event_time, t.side = 'human' AND t.event_time >= m.mql_at) AS touched_at,
-             argMinIf(t.rep_id, {event_order('t.')}, t.side = 'human' AND t.event_time >= m.mql_at) AS rep_id,
-             argMinIf(t.rep_role, {event_order('t.')}, t.side = 'human' AND t.event_time >= m.mql_at)
-               AS rep_role,
-             countIf(t.side = 'human' AND t.event_time >= m.mql_at) AS human_touches
-      FROM mqls AS m
-      LEFT JOIN ({touches("account_id IN (SELECT account_id FROM mqls)", prewhere="side = 'human'")}) AS t
-        ON t.account_id = m.account_id
-      GROUP BY m.account_id, m.mql_at
+             arrayMap((c, s, t) -> s = 2 AND t >= m.mql_at AND NOT has({{non_touch:Array(String)}}, c){kept(days)},
+                      e.channels, e.sides, e.times) AS hits,
+             arrayFirstIndex(x -> x, hits) AS first_hit,
+             e.times[first_hit] AS touched_at, e.rep_ids[first_hit] AS rep_id, e.rep_roles[first_hit] AS rep_role,
+             arrayCount(x -> x, hits) AS human_touches
+      -- every MQL, its account's summary if any (the MQLs are the join's table: a CTE is computed
+      -- again where it is named, so no IN (SELECT … FROM mqls) here)
+      FROM (SELECT account_id, times, sides, channels, rep_ids, rep_roles FROM account_summaries FINAL) AS e
+      RIGHT JOIN mqls AS m ON e.account_id = m.account_id
     )
     SELECT if(human_touches = 0, '(no sales touch yet)', {key}) AS {by},
            count() AS mqls,
@@ -239,8 +276,9 @@ def handoff(store: _Queries, sla_hours: float, by: str = "rep", qualified: str =
              AS within_sla,
            round(within_sla / count(), 4) AS sla_compliance
     FROM first_touch GROUP BY {by} ORDER BY mqls DESC, {by}
+    SETTINGS join_use_nulls = 0
     """
-    return store.query(sql, {"sla": sla_hours, "qualified": qualified})
+    return store.query(sql, {"sla": sla_hours, "qualified": qualified, "non_touch": non_touch_channels(store)})
 
 
 def non_touch_channels(store: _Queries) -> list[str]:
@@ -292,8 +330,12 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     ),
     changes AS (
       SELECT account_id, groupArray(toUnixTimestamp64Milli(at) * 2) AS at2, groupArray(indexOf(names, to_stage)) AS stage_no
-      FROM (SELECT account_id, at, argMin(to_stage, (journey_account_id, change_id)) AS to_stage
-            FROM stage_changes_resolved GROUP BY account_id, at)
+      -- of changes at one instant, the first by (journey_account_id, change_id): two string argMins,
+      -- not one over a tuple (compared as generic fields: ~0.4 s of CPU more at 10M events)
+      FROM (SELECT account_id, at, argMin(to_stage, journey_account_id) AS to_stage
+            FROM (SELECT account_id, at, journey_account_id, argMin(to_stage, change_id) AS to_stage
+                  FROM stage_changes_resolved GROUP BY account_id, at, journey_account_id)
+            GROUP BY account_id, at)
       GROUP BY account_id
     ),
     staged AS (
@@ -323,15 +365,17 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
 
 def paths(store: _Queries, limit: int = 20, won: str = "won", lost: str = "lost") -> tuple[list[str], list[tuple]]:
     """The most common channel paths (consecutive repeats collapsed) of won vs lost deals."""
+    days = events_retention_days(store)
     sql = f"""
     WITH outcomes AS (
       SELECT account_id, argMax(to_stage, at) AS outcome FROM stage_changes_resolved
       WHERE to_stage IN ({{won:String}}, {{lost:String}}) GROUP BY account_id
     ),
-    seqs AS (
+    seqs AS (  -- each account's touches in order (account_summaries)
       SELECT account_id,
-             arrayMap(x -> x.2, arraySort(x -> (x.1, x.3), groupArray((event_time, channel, event_id)))) AS chans
-      FROM ({touches("account_id IN (SELECT account_id FROM outcomes)")}) GROUP BY account_id
+             arrayFilter((c, t) -> NOT has({{non_touch:Array(String)}}, c){kept(days)}, channels, times) AS chans
+      FROM account_summaries FINAL
+      WHERE account_id IN (SELECT account_id FROM outcomes) AND notEmpty(chans)
     )
     SELECT o.outcome AS outcome,
            arrayStringConcat(arrayFilter((c, i) -> i = 1 OR c != s.chans[i - 1], s.chans,
@@ -340,27 +384,26 @@ def paths(store: _Queries, limit: int = 20, won: str = "won", lost: str = "lost"
     FROM outcomes AS o INNER JOIN seqs AS s ON o.account_id = s.account_id
     GROUP BY outcome, path ORDER BY outcome DESC, accounts DESC, path LIMIT {{limit:UInt32}}
     """
-    return store.query(sql, {"limit": limit, "won": won, "lost": lost})
+    return store.query(sql, {"limit": limit, "won": won, "lost": lost, "non_touch": non_touch_channels(store)})
 
 
-def won_journeys(store: _Queries, qualified: str = "mql", opportunity: str = "opportunity") -> tuple[list[str], list[tuple]]:
-    """Per won deal (opportunity closed won): its account, revenue and currency, milestone times
-    and the account's ordered touches up to the close (for attribution). Every won deal counts,
-    an account's second deal included; amounts stay in their own currency."""
-    sql = f"""
-    WITH deals AS (  -- one pass over the opportunity rows: each won deal with its creation time
+def _deals_sql() -> str:
+    """The ``deals`` (each won deal: account, revenue, currency, won and creation times) and
+    ``milestones`` (each account's first MQL and opportunity stage change) of a WITH clause."""
+    return f"""deals AS (  -- one pass over the opportunity rows: each won deal with its creation time
       SELECT account_id, deal_id,
              argMaxIf(amount, event_time, action = 'closed_won') AS revenue,
              argMaxIf(currency, event_time, action = 'closed_won') AS currency,
              maxIf(event_time, action = 'closed_won') AS won_at,
              minIf(event_time, action = 'created') AS created_at
       FROM (
-        SELECT account_id, event_time, JSONExtractString(properties, 'opportunityId') AS deal_id,
-               JSONExtractString(properties, 'action') AS action, JSONExtractString(properties, 'currency') AS currency,
-               toFloat64OrZero(trim(BOTH '"' FROM JSONExtractRaw(properties, 'amount'))) AS amount
-        -- only the opportunity records are merged by FINAL (an event's type is its first receipt's in
-        -- every version of its resolution: rows.first_wins_version)
-        FROM ({journey_events_sql("event_type = 'opportunity'")})
+        -- the opportunity records of journey_events (each on its resolved accounts), their fields
+        -- extracted when resolved (ddl.EXTRACTED_17); only they are merged by FINAL (an event's
+        -- type is its first receipt's in every version of its resolution: rows.first_wins_version)
+        SELECT account_id, event_time, deal_id, deal_action AS action, deal_currency AS currency, deal_amount AS amount
+        FROM (SELECT accounts, event_time, deal_id, deal_action, deal_currency, deal_amount FROM event_resolution FINAL
+              PREWHERE event_type = 'opportunity'{FINAL_BY_PARTITION})
+        ARRAY JOIN accounts AS account_id
       )
       GROUP BY account_id, deal_id
       HAVING countIf(action = 'closed_won') > 0
@@ -370,20 +413,107 @@ def won_journeys(store: _Queries, qualified: str = "mql", opportunity: str = "op
              minIf(at, to_stage = {{opportunity:String}}) AS opp_at
       FROM stage_changes_resolved GROUP BY account_id
     )
-    SELECT d.account_id AS account_id, d.deal_id AS deal_id, d.revenue AS revenue, d.currency AS currency,
-           d.won_at AS won_at, nullIf(m.mql_at, toDateTime64(0, 3, 'UTC')) AS mql_at,
-           nullIf(if(d.created_at > toDateTime64(0, 3, 'UTC'), d.created_at, m.opp_at), toDateTime64(0, 3, 'UTC')) AS opp_at,
-           arraySort(x -> (x.1, x.6), groupArray((t.event_time, t.channel, t.side, t.team, t.rep_role, t.event_id)))
-             AS touches
-    FROM ({TOUCHES}) AS t
-    INNER JOIN deals AS d ON t.account_id = d.account_id  -- the won deals (few) are the join's table
-    LEFT JOIN milestones AS m ON m.account_id = d.account_id
-    WHERE t.event_time <= d.won_at
-    GROUP BY d.account_id, d.deal_id, d.revenue, d.currency, d.won_at, m.mql_at, d.created_at, m.opp_at
-    ORDER BY d.account_id, d.deal_id
+    """
+
+
+ATTRIBUTION_KEYS = {
+    "channel": ("channel", "team"),
+    "role": ("role",),
+}
+"""What :func:`attribution_credit` sums the credit by."""
+
+
+_DECAY_WEIGHTS = """arrayMap(t -> pow(0.5, dateDiff('millisecond', t, won_at) / 1000 / 86400 / {half_life:Float64}), ts)
+               AS decayed, arraySum(decayed) AS decayed_total, arrayMap(r -> r / decayed_total, decayed)"""
+_POSITION_WEIGHTS = """arrayMap(i -> if(i = 1, {w_first:Float64}, 0) + if(i = lead, {w_lead:Float64}, 0)
+                              + if(i = opp, {w_opportunity:Float64}, 0) + if(i = n, {w_last:Float64}, 0)
+                              + if(if(others > 0, NOT milestone[i], milestone[i]),
+                                   leftover / if(others > 0, others, milestones), 0),
+                         range(1, n + 1))"""
+
+
+def attribution_weights_sql(days: int, decay: bool = False) -> str:
+    """Each won deal (``deals``, ``milestones`` of :func:`_deals_sql`) with its touches up to the
+    close and their weights under the model of the ``plan`` parameters (``attribution.Plan``):
+    the same shares as ``attribution.weights``, computed per deal in SQL (``ws``; ``decay``: the
+    time-decay model's, else the position-based ones'). The touches
+    come from ``account_summaries`` (each account's events in ``(event_time, event_id)`` order),
+    without the channels in ``{non_touch:Array(String)}`` and events past a retention TTL of
+    ``days``; a deal without a touch up to its close counts nowhere."""
+    weights = _DECAY_WEIGHTS if decay else _POSITION_WEIGHTS
+    return f"""
+    journeys AS (
+      SELECT d.account_id AS account_id, d.deal_id AS deal_id, d.revenue AS revenue, d.currency AS currency,
+             d.won_at AS won_at, nullIf(m.mql_at, toDateTime64(0, 3, 'UTC')) AS mql_at,
+             nullIf(if(d.created_at > toDateTime64(0, 3, 'UTC'), d.created_at, m.opp_at),
+                    toDateTime64(0, 3, 'UTC')) AS opp_at,
+             arrayMap((c, t) -> t <= d.won_at AND NOT has({{non_touch:Array(String)}}, c){kept(days)},
+                      e.channels, e.times) AS keep,
+             arrayFilter((t, k) -> k, e.times, keep) AS ts, arrayFilter((c, k) -> k, e.channels, keep) AS cs,
+             arrayFilter((s, k) -> k, e.sides, keep) AS ss, arrayFilter((r, k) -> k, e.rep_roles, keep) AS rs,
+             length(ts) AS n
+      -- the won deals (few) are the join's table: every summary streams past them once (a CTE is
+      -- computed again where it is named: no IN (SELECT … FROM deals) here)
+      FROM (SELECT account_id, times, channels, sides, rep_roles FROM account_summaries FINAL) AS e
+      INNER JOIN deals AS d ON e.account_id = d.account_id
+      LEFT JOIN milestones AS m ON m.account_id = d.account_id
+      WHERE n > 0
+    ),
+    weighted AS (
+      SELECT *,
+             -- the last touch at or before each milestone (0: none; lead_creation falls back to the first)
+             if(mql_at IS NULL, 0, arrayLastIndex(t -> t <= mql_at, ts)) AS lead_found,
+             if(lead_found = 0 AND {{lead_falls_back:Bool}}, 1, lead_found) AS lead,
+             if(opp_at IS NULL, 0, arrayLastIndex(t -> t <= opp_at, ts)) AS opp,
+             arrayMap(i -> (i = 1 AND {{w_first:Float64}} > 0) OR (i = lead AND {{w_lead:Float64}} > 0)
+                           OR (i = opp AND {{w_opportunity:Float64}} > 0) OR (i = n AND {{w_last:Float64}} > 0),
+                      range(1, n + 1)) AS milestone,
+             arrayCount(x -> x, milestone) AS milestones,
+             n - milestones AS others,
+             -- the rest and the shares of milestones that never happened, shared by the others
+             -- (by the milestones when there is no other touch)
+             {{w_rest:Float64}} + (if(lead = 0, {{w_lead:Float64}}, 0) + if(opp = 0, {{w_opportunity:Float64}}, 0)) AS leftover,
+             {weights} AS ws
+      FROM journeys
+    )"""
+
+
+def attribution_credit(store: _Queries, plan: Sequence[Any], half_life_days: float, by: str = "channel",
+                       qualified: str = "mql", opportunity: str = "opportunity") -> tuple[list[str], list[tuple]]:
+    """Won revenue credited per currency and ``by`` (:data:`ATTRIBUTION_KEYS`: channel and team, or
+    role) under the model ``plan`` (``attribution.Plan``): each touch's weight (the same as
+    ``attribution.weights``) × its deal's revenue, as one array per key (``credits``), in the order
+    of the deals (by account and deal id) and of their touches, keys in the order they first
+    appear (``first_at``): the order the sum of :func:`attribution.attribute` takes, so that the
+    caller adds them up to the same float (:func:`attribution.summed`). The team of a touch is the channel's
+    in the definitions (``channel_definitions``), else by its side, as ``journey_events`` says;
+    its role: the rep's role for a 1:1 touch, else the team (``attribution.Touch.role``)."""
+    if by not in ATTRIBUTION_KEYS:
+        raise ValueError(f"by must be one of {', '.join(ATTRIBUTION_KEYS)}")
+    first, lead, opp, last, rest, falls_back, decay = plan
+    keys = ", ".join(ATTRIBUTION_KEYS[by])
+    sql = f"""
+    WITH (SELECT groupArray(channel) FROM channel_definitions FINAL WHERE team != '') AS teamed,
+         (SELECT groupArray(team) FROM channel_definitions FINAL WHERE team != '') AS teams,
+    {_deals_sql()},
+    {attribution_weights_sql(events_retention_days(store), decay=bool(decay))}
+    SELECT currency, {keys}, min(at) AS first_at,
+           -- each touch's credit in the order of the deals (by account and deal id) and their touches
+           arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((at, w * revenue)))) AS credits
+    FROM (
+      SELECT currency, revenue, w, channel, bitShiftLeft(deal_no, 32) + i AS at,
+             transform(toString(channel), teamed, teams, multiIf(side = 2, 'sales', side = 1, 'marketing', 'none'))
+               AS team,
+             if(side = 2 AND rep_role != '', rep_role, team) AS role
+      FROM (SELECT *, row_number() OVER (ORDER BY account_id, deal_id) AS deal_no FROM weighted)
+      ARRAY JOIN ws AS w, cs AS channel, ss AS side, rs AS rep_role, arrayEnumerate(ws) AS i
+    )
+    GROUP BY currency, {keys} ORDER BY first_at
     SETTINGS join_use_nulls = 0
     """
-    return store.query(sql, {"qualified": qualified, "opportunity": opportunity})
+    return store.query(sql, {"qualified": qualified, "opportunity": opportunity, "non_touch": non_touch_channels(store),
+                             "w_first": first, "w_lead": lead, "w_opportunity": opp, "w_last": last, "w_rest": rest,
+                             "lead_falls_back": falls_back, "half_life": half_life_days})
 
 
 def stage_durations(store: _Queries) -> tuple[list[str], list[tuple]]:

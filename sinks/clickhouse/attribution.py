@@ -8,12 +8,20 @@ spread over the milestones so credit always sums to the revenue.
 
 Every won deal is a journey of its own (the account's touches up to its close). Credit is kept
 per currency: amounts in different currencies are never summed as one.
+
+:func:`weights` is the definition of each model. The report computes the same weights in SQL
+over every won deal at once (``analytics.attribution_credit``, from :func:`model_plan`), so that
+only the credit per channel or role leaves the store — 780k touches of 20k deals on 10M events
+took ~2 s as Python objects; ``tests/integration/test_attribution_sql.py`` holds the SQL to
+:func:`weights` for every model, touch by touch.
 """
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime
-from typing import NamedTuple, Sequence
+from functools import reduce
+from typing import Iterable, NamedTuple, Sequence
 
 from schemas.definitions import BUILTIN_ATTRIBUTION_MODELS, PositionWeights
 
@@ -101,6 +109,67 @@ def weights(model: str, touches: Sequence[Touch], mql_at: datetime | None, opp_a
     return out
 
 
+class Plan(NamedTuple):
+    """A model as the SQL computes it: the shares of the first, lead-creation, opportunity-creation
+    and last touches and of the rest (:func:`weights`' plan, a missing milestone's share included),
+    whether a missing lead-creation touch falls back to the first (``lead_creation``), and
+    whether it is ``time_decay`` instead."""
+
+    first: float = 0.0
+    lead: float = 0.0
+    opportunity: float = 0.0
+    last: float = 0.0
+    rest: float = 0.0
+    lead_falls_back: bool = False
+    decay: bool = False
+
+
+BUILTIN_PLANS = {
+    "first_touch": Plan(first=1.0),
+    "last_touch": Plan(last=1.0),
+    "lead_creation": Plan(lead=1.0, lead_falls_back=True),
+    "u_shaped": Plan(first=0.4, lead=0.4, rest=0.2),
+    "w_shaped": Plan(first=0.3, lead=0.3, opportunity=0.3, rest=0.1),
+    "full_path": Plan(first=0.225, lead=0.225, opportunity=0.225, last=0.225, rest=0.1),
+    "linear": Plan(rest=1.0),  # no milestone: each touch rest / n (= 1 / n)
+    "time_decay": Plan(decay=True),
+}
+"""The built-in models of :func:`weights` as plans (a share of 0 changes nothing there)."""
+
+
+def model_plan(model: str, custom: PositionWeights | None = None) -> Plan:
+    """The plan of ``model`` (``custom``: a model from the definitions file)."""
+    if custom is not None:
+        return Plan(custom.first, custom.lead, custom.opportunity, custom.last, custom.rest)
+    if model not in BUILTIN_PLANS:
+        raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
+    return BUILTIN_PLANS[model]
+
+
+def summed(credits: Iterable[float]) -> float:
+    """``credits`` added one after the other from 0.0, as :func:`attribute` does (not ``sum``,
+    which compensates rounding since Python 3.12: another float)."""
+    return reduce(operator.add, credits, 0.0)
+
+
+def credit_rows(model: str, credit: dict[tuple[str, str, str], float]) -> list[dict]:
+    """The report's rows from the credit per (currency, channel, team)."""
+    totals: dict[str, float] = {}
+    for (currency, _, _), v in credit.items():
+        totals[currency] = totals.get(currency, 0.0) + v
+    return [
+        {"model": model, "currency": cur, "channel": ch, "team": team, "credit": round(v, 2),
+         "share": round(v / (totals[cur] or 1.0), 4)}
+        for (cur, ch, team), v in sorted(credit.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+        if v > 0
+    ]
+
+
+def role_rows(credit: dict[tuple[str, str], float]) -> list[dict]:
+    """The report's rows from the credit per (currency, role)."""
+    return _shares(credit, "role")
+
+
 def _touches(journey: dict) -> list[Touch]:
     return list(map(Touch._make, journey["touches"]))
 
@@ -119,15 +188,7 @@ def attribute(journeys: Sequence[dict], model: str, team_of: dict[str, str],
                                    strict=True):
             key = (currency, touch.channel, touch.team or team_of.get(touch.channel, "none"))
             credit[key] = credit.get(key, 0.0) + w * revenue
-    totals: dict[str, float] = {}
-    for (currency, _, _), v in credit.items():
-        totals[currency] = totals.get(currency, 0.0) + v
-    return [
-        {"model": model, "currency": cur, "channel": ch, "team": team, "credit": round(v, 2),
-         "share": round(v / (totals[cur] or 1.0), 4)}
-        for (cur, ch, team), v in sorted(credit.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
-        if v > 0
-    ]
+    return credit_rows(model, credit)
 
 
 def role_split(journeys: Sequence[dict], model: str, custom: PositionWeights | None = None) -> list[dict]:

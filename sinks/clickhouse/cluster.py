@@ -10,6 +10,7 @@ Each single-node statement becomes one or more statements run ``ON CLUSTER``:
 - ``CREATE VIEW`` / ``CREATE OR REPLACE VIEW`` → the same view ``ON CLUSTER``; it reads the Distributed tables.
 - ``CREATE MATERIALIZED VIEW v TO t AS SELECT … FROM s`` → ``ON CLUSTER``, from ``s_local`` to ``t_local``:
   it fires on every replica's inserts into ``s_local`` and writes next to them (same shard).
+- ``ALTER TABLE v MODIFY QUERY SELECT … FROM s`` (a materialized view) → ``ON CLUSTER``, from ``s_local``.
 - ``ALTER TABLE t ... COLUMN ...`` → on ``t_local`` and on ``t``; other ALTERs (indexes,
   settings) → on ``t_local`` only (a Distributed table has no indexes).
 
@@ -127,6 +128,9 @@ def statements_for(statement: str, cluster: str) -> list[str]:
                 f"TO {_local(match['target'])} AS" + select]
     if match := _ALTER.match(sql):
         name, rest = match["name"], match["rest"]
+        if rest.startswith("MODIFY QUERY "):  # a materialized view's query: it reads the local tables
+            select = _FROM.sub(lambda m: f"FROM {_local(m['table'])}", rest)
+            return [f"ALTER TABLE {name} {_on(cluster)} {select}"]
         local = [f"ALTER TABLE {name}{LOCAL_SUFFIX} {_on(cluster)} {rest}"]
         return local + ([f"ALTER TABLE {name} {_on(cluster)} {rest}"] if _COLUMN_ALTER.match(rest) else [])
     raise ValueError(f"no cluster variant for statement: {sql[:80]!r}… (teach sinks.clickhouse.cluster)")

@@ -9,6 +9,8 @@ replayed event is never visible twice.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
@@ -36,6 +38,8 @@ class Migration:
     scratch: tuple[str, ...] = ()
     """Tables the migration creates and drops again (not objects to grant on)."""
 
+
+log = logging.getLogger(__name__)
 
 # Non-replicated MergeTree (chDB) dedups retried insert blocks only with this window set.
 _DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
@@ -644,7 +648,59 @@ MIGRATIONS = MIGRATIONS + (
             ORDER BY account_id
             """,
         ),
-        backfill=(summaries_sql(scoped=False),),
+        backfill=(summaries_sql(scoped=False, version=16),),
+    ),
+)
+
+# Migration 17: the rest of what the reports over every account read, in the summaries. The
+# funnel grouped all 10M events of journey_events per account for its source (the CRM lead
+# source, else the first touch's UTM source: ~4 s), attribution, handoff and paths every touch of
+# the accounts they count (1-5 s). ``account_events`` takes the event's UTM and CRM lead source
+# (event_resolution's extracted columns, through its materialized view; the rows that have one are
+# written again, the same resolution — equal ``resolved_at``, the later insert wins), and
+# ``account_summaries`` the reps, rep roles, UTM and lead sources of the account's events, as
+# arrays in the order of the others; then every summary is written again.
+ACCOUNT_EVENT_SOURCES = ("utm_source", "lead_source")
+# What attribution reads of the opportunity records (its deals) and acceptance of the lead-status
+# records, extracted once like migration 12's columns: their JSON was the whole properties column
+# read (such records are spread over every granule) and parsed three or four times per record,
+# ~0.7 s (deals) and ~1 s (acceptance, from the timeline) at 10M events. (type, column, its type,
+# the field, the value on other events)
+EXTRACTED_17 = (
+    ("opportunity", "deal_id", "String", "JSONExtractString(properties, 'opportunityId')", "''"),
+    ("opportunity", "deal_action", "LowCardinality(String)", "JSONExtractString(properties, 'action')", "''"),
+    ("opportunity", "deal_currency", "LowCardinality(String)", "JSONExtractString(properties, 'currency')", "''"),
+    ("opportunity", "deal_amount", "Float64", "toFloat64OrZero(trim(BOTH '\"' FROM JSONExtractRaw(properties, 'amount')))",
+     "0"),
+    ("lead_status", "lead_id", "String", "JSONExtractString(properties, 'leadId')", "''"),
+    ("lead_status", "lead_status", "LowCardinality(String)", "JSONExtractString(properties, 'status')", "''"),
+    ("lead_status", "lead_reason", "String", "JSONExtractString(properties, 'reason')", "''"),
+)
+_ACCOUNT_EVENT_SELECT_17 = _ACCOUNT_EVENT_SELECT.replace(
+    ", 0 AS deleted", ", " + ", ".join(ACCOUNT_EVENT_SOURCES) + ", 0 AS deleted")
+
+MIGRATIONS = MIGRATIONS + (
+    Migration(
+        17,
+        "account_summaries: reps, rep roles, UTM and lead sources; deal and lead fields extracted (the reports read them)",
+        tuple(f"ALTER TABLE account_events ADD COLUMN IF NOT EXISTS {name} String" for name in ACCOUNT_EVENT_SOURCES)
+        + (f"ALTER TABLE account_events_mv MODIFY QUERY {_ACCOUNT_EVENT_SELECT_17}",)
+        + tuple(f"ALTER TABLE event_resolution ADD COLUMN IF NOT EXISTS {name} {kind} "
+                f"MATERIALIZED if(event_type = '{event_type}', {expr}, {empty})"
+                for event_type, name, kind, expr, empty in EXTRACTED_17)
+        # the rows resolved before: computed now (one mutation, waited for)
+        + ("ALTER TABLE event_resolution " + ", ".join(f"MATERIALIZE COLUMN {c[1]}" for c in EXTRACTED_17)
+           + " SETTINGS mutations_sync = 2",)
+        + tuple(f"ALTER TABLE account_summaries ADD COLUMN IF NOT EXISTS {name} {kind}"
+                for name, kind in (("rep_ids", "Array(String)"), ("rep_roles", "Array(LowCardinality(String))"),
+                                   ("utm_sources", "Array(LowCardinality(String))"),
+                                   ("lead_sources", "Array(LowCardinality(String))"))),
+        backfill=(
+            f"INSERT INTO account_events ({', '.join(ACCOUNT_EVENT_COLUMNS + ACCOUNT_EVENT_SOURCES)}, deleted) "
+            + _ACCOUNT_EVENT_SELECT_17.replace("FROM event_resolution", "FROM event_resolution FINAL")
+            + " WHERE utm_source != '' OR lead_source != ''",
+            summaries_sql(scoped=False),
+        ),
     ),
 )
 
@@ -670,13 +726,21 @@ def migrate(store: _Runs) -> list[Migration]:
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
-        for statement in migration.statements + migration.backfill:
+        began = time.monotonic()
+        log.info("schema migration %d (%s): %d statements, %d backfill steps", migration.version, migration.name,
+                 len(migration.statements), len(migration.backfill))
+        for statement in migration.statements:
             store.command(statement)
+        for n, statement in enumerate(migration.backfill, 1):  # a backfill can take a minute on 10M events
+            store.command(statement)
+            log.info("schema migration %d: backfill step %d of %d done (%.1f s)", migration.version, n,
+                     len(migration.backfill), time.monotonic() - began)
         store.command(
             "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
             {"v": migration.version, "n": migration.name},
         )
         ran.append(migration)
+        log.info("schema migration %d applied in %.1f s", migration.version, time.monotonic() - began)
     return ran
 
 

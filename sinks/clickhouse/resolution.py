@@ -258,18 +258,30 @@ def refresh_all(store: _Runs) -> None:
     store.command(summaries_sql(scoped=False))
 
 
-SUMMARY_COLUMNS = ("account_id", "times", "sides", "channels", "computed_at")
+SUMMARY_COLUMNS = ("account_id", "times", "sides", "channels", "rep_ids", "rep_roles", "utm_sources", "lead_sources",
+                   "computed_at")
+"""The columns of ``account_summaries`` (migration 17 added ``rep_ids`` … ``lead_sources``)."""
+_SUMMARY_COLUMNS_16 = ("account_id", "times", "sides", "channels", "computed_at")
+# each summary array: the element of the sorted (event_time, event_id, side, channel, rep_id,
+# rep_role, utm_source, lead_source) tuples it takes
+_SUMMARY_ARRAYS = {"times": 1, "sides": 3, "channels": 4, "rep_ids": 5, "rep_roles": 6, "utm_sources": 7,
+                   "lead_sources": 8}
 
 
-def summaries_sql(scoped: bool, exclude: str = "") -> str:
+def summaries_sql(scoped: bool, exclude: str = "", version: int = 17) -> str:
     """``account_summaries`` rows: each account's events as ``account_events`` has them now, in
-    ``(event_time, event_id)`` order — their times, sides (1 digital, 2 human, 0 other) and
-    channels, one array each — for the accounts in the ``{accounts:Array(String)}`` parameter
+    ``(event_time, event_id)`` order — their times, sides (1 digital, 2 human, 0 other),
+    channels, reps, rep roles, UTM sources and CRM lead sources, one array each — for the
+    accounts in the ``{accounts:Array(String)}`` parameter
     (``scoped``; range reads of ``account_events``, which is ordered by account), else for every
     account it or the summaries know. An account with no event left gets empty arrays (newer
     than the row they replace). Re-writing a summary is harmless (the newest wins). ``exclude``:
     a condition on ``account_events`` columns whose events are left out (a privacy forget, written
-    before the rows are deleted)."""
+    before the rows are deleted). ``version``: 16 writes the columns migration 16 made (its
+    backfill, on a store that has no later column yet)."""
+    columns = _SUMMARY_COLUMNS_16 if version == 16 else SUMMARY_COLUMNS
+    events = ("event_time, event_id, toUInt8(multiIf(side = 'digital', 1, side = 'human', 2, 0)), channel"
+              + ("" if version == 16 else ", rep_id, rep_role, utm_source, lead_source"))
     if scoped:
         accounts = "SELECT arrayJoin({accounts:Array(String)}) AS account_id"
         where = "PREWHERE account_id IN {accounts:Array(String)} "
@@ -278,15 +290,13 @@ def summaries_sql(scoped: bool, exclude: str = "") -> str:
         where = ""
     if exclude:
         where += f"WHERE NOT ({exclude}) "
+    arrays = ", ".join(f"arrayMap(x -> x.{_SUMMARY_ARRAYS[c]}, e.events)" for c in columns[1:-1])
     return f"""
-INSERT INTO account_summaries ({', '.join(SUMMARY_COLUMNS)})
-SELECT a.account_id, arrayMap(x -> x.1, e.events), arrayMap(x -> x.3, e.events), arrayMap(x -> x.4, e.events),
-       now64(6)
+INSERT INTO account_summaries ({', '.join(columns)})
+SELECT a.account_id, {arrays}, now64(6)
 FROM ({accounts}) AS a
 LEFT JOIN (
-  SELECT account_id,
-         arraySort(groupArray((event_time, event_id, toUInt8(multiIf(side = 'digital', 1, side = 'human', 2, 0)),
-                               channel))) AS events
+  SELECT account_id, arraySort(groupArray(({events}))) AS events
   FROM account_events FINAL {where}GROUP BY account_id
 ) AS e ON a.account_id = e.account_id
 SETTINGS join_use_nulls = 0

@@ -117,3 +117,12 @@ def test_a_single_node_layout_change_runs_nothing_on_a_cluster() -> None:
     assert partitioned.single_node
     assert cluster.migration_statements(partitioned, C) == cluster.backfill_statements(partitioned) == []
     assert "event_resolution_v13" not in cluster.script(C)
+
+
+def test_a_materialized_views_new_query_reads_the_local_tables_on_every_node() -> None:
+    out = cluster.statements_for("ALTER TABLE account_events_mv MODIFY QUERY SELECT account_id, 0 AS deleted "
+                                 "FROM event_resolution ARRAY JOIN accounts AS account_id", C)
+    assert out == [f"ALTER TABLE account_events_mv {ON} MODIFY QUERY SELECT account_id, 0 AS deleted "
+                   "FROM event_resolution_local ARRAY JOIN accounts AS account_id"]
+    (mv,) = [s for s in cluster.migration_statements(ddl.MIGRATIONS[16], C) if "MODIFY QUERY" in s]
+    assert "FROM event_resolution_local" in mv and "utm_source, lead_source" in mv
