@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import orjson
 from kafka.errors import KafkaError
@@ -76,10 +76,22 @@ def infer_format(path: Path) -> str:
     raise ValueError(f"cannot tell the format of {path.name!r} from its extension; pass --format")
 
 
-def read_ndjson(data: bytes) -> Iterator[Row]:
-    for number, line in enumerate(data.splitlines(keepends=True), 1):
-        if line.strip():
-            yield Row(number, len(line), line.strip())
+Source = bytes | Path
+"""A file to read: its path (read as it is consumed, never whole) or, in tests, its bytes."""
+
+
+def _binary(source: Source) -> IO[bytes]:
+    return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115 - closed by callers
+
+
+def read_ndjson(source: Source) -> Iterator[Row]:
+    """One Row per non-blank line (lines end with ``\\n``; a ``\\r\\n`` ending is stripped with
+    the spaces), the file read as the rows are consumed: a file of any size imports in bounded
+    memory."""
+    with _binary(source) as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                yield Row(number, len(line), line.strip())
 
 
 def csv_event(row: dict[str, str], event_type: str | None) -> dict[str, Any]:
@@ -104,35 +116,37 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _csv_records(data: bytes) -> Iterator[tuple[int, int, str, list[str], str | None]]:
+def _csv_records(source: Source) -> Iterator[tuple[int, int, str, list[str], str | None]]:
     """(first line, size in bytes, raw text, cells, problem) of every record, the header first;
     a quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped.
     Bytes that are not UTF-8 are kept as surrogates (``surrogateescape``), so one bad byte costs
     only its row (:func:`_unreadable`), not the import; so does a record the csv module refuses
-    (a cell over its 128 KiB field limit): no cells, and the problem."""
-    lines = io.StringIO(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")).readlines()
-    consumed: list[str] = []
+    (a cell over its 128 KiB field limit): no cells, and the problem. The file is read as the
+    records are consumed, and only the current record's lines are kept."""
+    # newline="\n": lines end at "\n" only, their endings as they were (a "\r" inside a cell stays)
+    with io.TextIOWrapper(_binary(source), encoding="utf-8-sig", errors="surrogateescape", newline="\n") as lines:
+        consumed: list[str] = []
 
-    def feed() -> Iterator[str]:
-        for text in lines:
-            consumed.append(text)
-            yield text
+        def feed() -> Iterator[str]:
+            for text in lines:
+                consumed.append(text)
+                yield text
 
-    first, reader = 1, csv.reader(feed())
-    while True:
-        problem = None
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:  # the reader goes on with the next line
-            cells, problem = [], f"row cannot be read as CSV: {exc} (the other rows are imported)"
-        if first == 1:  # the header: a bad byte in a column name becomes U+FFFD (names, not data)
-            cells = [_BAD_BYTE.sub("\ufffd", c) for c in cells]
-        record = consumed[first - 1 :]
-        raw, size = "".join(record), sum(len(x.encode("utf-8", "surrogateescape")) for x in record)
-        yield first, size, raw, cells, problem
-        first = len(consumed) + 1
+        first, reader = 1, csv.reader(feed())
+        while True:
+            problem = None
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # the reader goes on with the next line
+                cells, problem = [], f"row cannot be read as CSV: {exc} (the other rows are imported)"
+            if first == 1:  # the header: a bad byte in a column name becomes U+FFFD (names, not data)
+                cells = [_BAD_BYTE.sub("\ufffd", c) for c in cells]
+            raw, size = "".join(consumed), sum(len(x.encode("utf-8", "surrogateescape")) for x in consumed)
+            yield first, size, raw, cells, problem
+            first += len(consumed)
+            consumed.clear()
 
 
 def _unreadable(line: int, size: int, raw: str, problem: str | None) -> Row | None:
@@ -148,8 +162,8 @@ def _unreadable(line: int, size: int, raw: str, problem: str | None) -> Row | No
     return Row(line, size, raw.rstrip("\r\n").encode("utf-8", "surrogateescape"), InvalidEvent([Reason("$", problem)]))
 
 
-def read_csv(data: bytes, event_type: str | None) -> Iterator[Row]:
-    records = _csv_records(data)
+def read_csv(source: Source, event_type: str | None) -> Iterator[Row]:
+    records = _csv_records(source)
     header = next(records, (0, 0, "", None))[3]
     for line, size, raw, cells, problem in records:
         if problem is None and not any(c.strip() for c in cells):
@@ -179,9 +193,13 @@ class PresetReport:
     skipped: int = 0
 
 
-def preset_header(data: bytes, preset: Preset) -> tuple[dict[int, str], list[str]]:
+def preset_header(source: Source, preset: Preset) -> tuple[dict[int, str], list[str]]:
     """(position → column, unmapped header names); ``MissingColumns`` when required ones are absent."""
-    header = next(_csv_records(data), (0, 0, "", []))[3]
+    records = _csv_records(source)
+    try:
+        header = next(records, (0, 0, "", []))[3]
+    finally:
+        records.close()  # the file: only its header was read
     positions, missing, unmapped = preset.resolve(header)
     if missing:
         raise MissingColumns(f"{preset.name}: the file has no column {', '.join(repr(m) for m in missing)} "
@@ -189,11 +207,11 @@ def preset_header(data: bytes, preset: Preset) -> tuple[dict[int, str], list[str
     return positions, unmapped
 
 
-def read_preset(data: bytes, preset: Preset, ctx: Context, report: PresetReport) -> Iterator[Row]:
+def read_preset(source: Source, preset: Preset, ctx: Context, report: PresetReport) -> Iterator[Row]:
     """Each CSV row through ``preset``: one Row per event; a row the preset cannot map is one
     invalid Row holding the row as a JSON object under its original column names."""
-    positions, report.unmapped = preset_header(data, preset)
-    records = _csv_records(data)
+    positions, report.unmapped = preset_header(source, preset)
+    records = _csv_records(source)
     header = next(records)[3]
     for line, size, raw, cells, problem in records:
         if problem is None and not any(c.strip() for c in cells):
@@ -317,19 +335,18 @@ def run_import(settings: Settings, path: Path, fmt: str, *, event_type: str | No
     is produced when it lacks a required column); ``report`` receives what the preset noticed.
     ``parallel``: validate in a second process (None: for files of :data:`PARALLEL_FROM_BYTES`
     or more, on a machine with 2 or more CPUs) — the same answers, in the same order."""
-    data = path.read_bytes()
     if preset is not None:
         report = report if report is not None else PresetReport(preset.name)
-        preset_header(data, preset)
-        rows = read_preset(data, preset, ctx or Context(), report)
+        preset_header(path, preset)
+        rows = read_preset(path, preset, ctx or Context(), report)
     else:
-        rows = read_csv(data, event_type) if fmt == "csv" else read_ndjson(data)
+        rows = read_csv(path, event_type) if fmt == "csv" else read_ndjson(path)
     inbound, dead = t.name(t.INBOUND, settings.topic_prefix), t.name(t.INBOUND_DLQ, settings.topic_prefix)
     origin = [(SOURCE_HEADER, f"import:{path.name}".encode())]
     max_future = timedelta(seconds=settings.max_future_seconds)
     summary, pending = Summary(), []
     if parallel is None:
-        parallel = len(data) >= PARALLEL_FROM_BYTES and (os.cpu_count() or 1) >= 2
+        parallel = path.stat().st_size >= PARALLEL_FROM_BYTES and (os.cpu_count() or 1) >= 2
     producer = make_producer(settings)
     try:
         for row, key, error in _checked(iter(rows), max_future, parallel):
