@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Generator, Iterator
 
 import orjson
 from kafka.errors import KafkaError
@@ -116,7 +116,7 @@ def _put(event: dict[str, Any], name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _csv_records(source: Source) -> Iterator[tuple[int, int, str, list[str], str | None]]:
+def _csv_records(source: Source) -> Generator[tuple[int, int, str, list[str], str | None], None, None]:
     """(first line, size in bytes, raw text, cells, problem) of every record, the header first;
     a quoted cell may span lines. The UTF-8 byte-order mark exports often start with is dropped.
     Bytes that are not UTF-8 are kept as surrogates (``surrogateescape``), so one bad byte costs
