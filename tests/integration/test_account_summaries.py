@@ -15,10 +15,9 @@ from bench.simulate import InProcessPipeline
 from bench.synth import SynthConfig, generate
 from bench.timeline_query import _STAGE_CHANGES_SQL
 from schemas.definitions import load
-from schemas.identity import IdentityOverride
-from sinks.clickhouse import analytics, ddl, privacy, resolution, retention
+from sinks.clickhouse import analytics, ddl, privacy, retention
 from sinks.clickhouse.client import Store
-from sinks.clickhouse.rows import OVERRIDE_COLUMNS, override_row
+from tests.support.overrides import first_account_merge, unmerge_then_merge
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +102,9 @@ def test_time_share_from_the_summaries_equals_the_old_sql_through_an_unmerge_and
         before = assert_same(store)
         (tied,), = store.query("SELECT count() FROM stage_changes WHERE change_id LIKE '%/tie'")[1]
         assert tied > 5 and len(before[1]) >= 4  # several stages, ties between changes at one instant
-        merge = next(link for (kind, _), link in pipeline.links.items() if kind == "account_merge")
+        merge = first_account_merge(pipeline)
         answers = []
-        for n, action in enumerate(("unmerge", "merge")):
-            row = override_row(IdentityOverride(action=action, kind="account_merge", src=merge.src, dst=merge.dsts[0],
-                                                reason="test", by="test", at=datetime.now(timezone.utc)))
-            store.insert("identity_overrides", [row], OVERRIDE_COLUMNS, dedup_token=f"override-{n}")
-            resolution.after_override_rows(store, [row])
+        for action in unmerge_then_merge(store, merge):
             (moved,), = store.query("SELECT count() FROM account_summaries FINAL WHERE account_id = {a:String} "
                                     "AND notEmpty(times)", {"a": merge.src})[1]
             assert moved == (action == "unmerge"), action  # the merged account's summary came and went
