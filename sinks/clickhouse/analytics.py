@@ -312,52 +312,68 @@ def time_share(store: _Queries) -> tuple[list[str], list[tuple]]:
     # Each account's events come ordered by (event_time, event_id) from account_summaries (one
     # row per account, kept by the store with the resolution: resolution.summaries_sql), so no
     # touch is grouped or sorted here; the touches are kept with a mask on their channels. The
-    # stage at each touch: the account's stage changes (one per instant, as a stage number) and
-    # its touches merged in one time-sorted array (a change before a touch at the same time:
-    # times doubled, +1 for a touch), each change's stage carried forward onto the touches after
+    # stage at each touch: the account's stage changes (one per instant) and its touches merged
+    # in one sorted array of numbers, each change's stage carried forward onto the touches after
     # it (arrayFill) — an ASOF join per account, without joining 7.6M rows at 10M events.
+    # What keeps it cheap (docs/benchmarks.md, time-share at 10M: 2.0 → 1.2 s of CPU):
+    # - the stage changes of one canonical account are grouped as numbers: the tie rule's order
+    #   (journey_account_id, change_id) is stage_changes' own key, so a row_number over it ranks
+    #   them (read in order) instead of two GROUP BYs with string argMins;
+    # - a change or touch is one Int64: its time in ms * 2^16, plus its stage number (changes,
+    #   < 65535: stage names are a handful) or 65535 (touches, so a change at the same instant
+    #   comes first); a plain numeric sort merges them, a sentinel change (stage 0) first;
+    # - accounts per stage: a touch that is its account's first in the stage counts it
+    #   (arrayEnumerateUniq), instead of a uniqExact over every touch.
     days = events_retention_days(store)
     expired = f" AND toDateTime(t) + toIntervalDay({days}) >= now()" if days else ""
     sql = f"""
-    WITH (SELECT arraySort(groupUniqArray(to_stage)) FROM stage_changes_resolved) AS names,
+    WITH (SELECT arraySort(groupUniqArrayIf(to_stage, to_stage != '')) FROM stage_changes_v) AS names,
     per_account AS (
-      SELECT account_id, rowNumberInAllBlocks() AS account_no,
+      SELECT account_id,
              arrayMap((c, t) -> NOT has({{non_touch:Array(String)}}, c){expired}, channels, times) AS keep,
              arrayFilter((t, k) -> k, times, keep) AS ts,
              arrayFilter((s, k) -> k, sides, keep) AS ss
       FROM account_summaries FINAL
       WHERE notEmpty(ts)
     ),
-    changes AS (
-      SELECT account_id, groupArray(toUnixTimestamp64Milli(at) * 2) AS at2, groupArray(indexOf(names, to_stage)) AS stage_no
-      -- of changes at one instant, the first by (journey_account_id, change_id): two string argMins,
-      -- not one over a tuple (compared as generic fields: ~0.4 s of CPU more at 10M events)
-      FROM (SELECT account_id, at, argMin(to_stage, journey_account_id) AS to_stage
-            FROM (SELECT account_id, at, journey_account_id, argMin(to_stage, change_id) AS to_stage
-                  FROM stage_changes_resolved GROUP BY account_id, at, journey_account_id)
-            GROUP BY account_id, at)
+    changes AS (  -- stage_changes_resolved, ranked by the tie rule: one change per account and instant
+      SELECT account_id,
+             arraySort(groupArray((toUnixTimestamp64Milli(at), change_no, toUInt16(indexOf(names, to_stage)))))
+               AS sorted,
+             arrayFilter((x, i) -> i = 1 OR x.1 != sorted[i - 1].1, sorted, arrayEnumerate(sorted)) AS firsts,
+             arrayMap(x -> x.1 * 65536 + x.3, firsts) AS keys
+      FROM (SELECT if(m.canonical_id != '', m.canonical_id, c.account_id) AS account_id, c.at AS at,
+                   c.to_stage AS to_stage, c.change_no AS change_no
+            FROM (SELECT account_id, at, to_stage, row_number() OVER (ORDER BY account_id, change_id) AS change_no
+                  FROM stage_changes_v) AS c
+            LEFT JOIN account_merges_v AS m ON c.account_id = m.account_id)
       GROUP BY account_id
     ),
     staged AS (
-      SELECT p.account_no AS account_no, p.ss AS ss,
+      SELECT p.ss AS ss,
              arrayMap((t, n) -> least(dateDiff('second', t, n), 7 * 86400), p.ts,
                       arrayPushBack(arrayPopFront(p.ts), p.ts[-1])) AS gaps,
-             arraySort(x -> x.1, arrayConcat(arrayMap((a, s) -> (a, s), c.at2, c.stage_no),
-                                             arrayMap(t -> (toUnixTimestamp64Milli(t) * 2 + 1, toUInt64(0)), p.ts)))
+             arrayMap(k -> bitAnd(k, 65535),
+                      arraySort(arrayConcat([toInt64(-9223372036854775808)], c.keys,
+                                            arrayMap(t -> toUnixTimestamp64Milli(t) * 65536 + 65535, p.ts))))
                AS merged,
-             arrayMap(x -> bitAnd(x.1, 1), merged) AS kinds,
-             arrayFilter((s, k) -> k = 1, arrayFill((s, k) -> k = 0, arrayMap(x -> x.2, merged), kinds), kinds)
-               AS stage_nos
+             arrayFilter((s, m) -> m = 65535, arrayFill(s -> s != 65535, merged), merged) AS stage_nos,
+             arrayEnumerateUniq(stage_nos) AS nth
       FROM per_account AS p LEFT JOIN changes AS c ON p.account_id = c.account_id
     )
-    SELECT if(stage_no = 0 OR names[stage_no] = '', '(before engaged)', names[stage_no]) AS stage,
-           uniqExact(account_no) AS accounts,
-           countIf(side = 1) AS digital_touches, countIf(side = 2) AS human_touches,
-           round(digital_touches / count(), 4) AS digital_touch_share,
-           round(sumIf(gap_s, side = 1) / nullIf(sum(gap_s), 0), 4) AS digital_time_share,
-           round(sumIf(gap_s, side = 2) / nullIf(sum(gap_s), 0), 4) AS human_time_share
-    FROM staged ARRAY JOIN stage_nos AS stage_no, ss AS side, gaps AS gap_s
-    GROUP BY stage ORDER BY stage
+    SELECT if(stage_no = 0, '(before engaged)', names[stage_no]) AS stage, accounts, digital_touches, human_touches,
+           round(digital_touches / touches, 4) AS digital_touch_share,
+           round(digital_s / nullIf(total_s, 0), 4) AS digital_time_share,
+           round(human_s / nullIf(total_s, 0), 4) AS human_time_share
+    FROM (
+      SELECT stage_no, countIf(n = 1) AS accounts,
+             countIf(side = 1) AS digital_touches, countIf(side = 2) AS human_touches, count() AS touches,
+             sumIf(gap_s, side = 1) AS digital_s, sumIf(gap_s, side = 2) AS human_s, sum(gap_s) AS total_s
+      FROM staged ARRAY JOIN stage_nos AS stage_no, ss AS side, gaps AS gap_s, nth AS n
+      GROUP BY stage_no
+    )
+    WHERE throwIf(length(names) > 65534, 'time-share: more than 65534 stage names') = 0
+    ORDER BY stage
     SETTINGS join_use_nulls = 0
     """
     return store.query(sql, {"non_touch": non_touch_channels(store)})

@@ -15,10 +15,9 @@ from bench.simulate import InProcessPipeline
 from bench.synth import SynthConfig, generate
 from bench.timeline_query import _STAGE_CHANGES_SQL
 from schemas.definitions import load
-from schemas.identity import IdentityOverride
-from sinks.clickhouse import analytics, ddl, privacy, resolution, retention
+from sinks.clickhouse import analytics, ddl, privacy, retention
 from sinks.clickhouse.client import Store
-from sinks.clickhouse.rows import OVERRIDE_COLUMNS, override_row
+from tests.support.overrides import first_account_merge, unmerge_then_merge
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +102,9 @@ def test_time_share_from_the_summaries_equals_the_old_sql_through_an_unmerge_and
         before = assert_same(store)
         (tied,), = store.query("SELECT count() FROM stage_changes WHERE change_id LIKE '%/tie'")[1]
         assert tied > 5 and len(before[1]) >= 4  # several stages, ties between changes at one instant
-        merge = next(link for (kind, _), link in pipeline.links.items() if kind == "account_merge")
+        merge = first_account_merge(pipeline)
         answers = []
-        for n, action in enumerate(("unmerge", "merge")):
-            row = override_row(IdentityOverride(action=action, kind="account_merge", src=merge.src, dst=merge.dsts[0],
-                                                reason="test", by="test", at=datetime.now(timezone.utc)))
-            store.insert("identity_overrides", [row], OVERRIDE_COLUMNS, dedup_token=f"override-{n}")
-            resolution.after_override_rows(store, [row])
+        for action in unmerge_then_merge(store, merge):
             (moved,), = store.query("SELECT count() FROM account_summaries FINAL WHERE account_id = {a:String} "
                                     "AND notEmpty(times)", {"a": merge.src})[1]
             assert moved == (action == "unmerge"), action  # the merged account's summary came and went
@@ -192,5 +187,51 @@ def test_migration_16_fills_the_summaries_of_a_store_written_before_it(tmp_path)
         assert analytics.time_share(store)[1] == []  # nothing to read: what the migration must fill
         assert [m.version for m in ddl.migrate(store)] == [16]
         assert assert_same(store) == answer
+    finally:
+        store.close()
+
+
+_CHANGE = """
+INSERT INTO stage_changes (change_id, account_id, from_stage, to_stage, at, rule, definitions_version, event_id,
+                           contact_id, source, persona, valid, version)
+VALUES ({id:String}, {a:String}, '', {to:String}, {at:DateTime64(3, 'UTC')}, 'test', 'test', '', '', 'test', '', 1, 1)
+"""
+
+
+def test_time_share_stages_touches_as_the_old_sql_at_the_edges(tmp_path) -> None:
+    """The cases time-share's encoding has to get right (changes and touches as one sorted
+    array of numbers, changes ranked by (journey_account_id, change_id)): a change at a touch's
+    instant (the touch is in the new stage), changes of a merged domain account and of its CRM
+    account at one instant (the first journey account by id wins, whatever the change ids say),
+    a change to stage '' (counted with the touches before any change, each account once), a
+    touch before 1970, and an invalidated change (ignored)."""
+    store, _ = _store(tmp_path, events=1500, seed=8)
+    try:
+        (merged, canonical), = store.query(
+            "SELECT account_id, canonical_id FROM account_merges_v WHERE canonical_id IN "
+            "(SELECT account_id FROM account_summaries FINAL WHERE countEqual(sides, 1) > 4) ORDER BY account_id LIMIT 1")[1]
+        (times,), = store.query("SELECT arrayFilter((t, c) -> c NOT IN ('identity', 'crm'), times, channels) "
+                                "FROM account_summaries FINAL WHERE account_id = {a:String}", {"a": canonical})[1]
+        first, second = sorted({merged, canonical})  # the tie rule's order of journey accounts
+        at = times[2]
+        for change_id, account, stage in (("b", first, "sal"), ("a", second, "won"), ("c", first, "mql")):
+            store.command(_CHANGE, {"id": change_id, "a": account, "to": stage, "at": at})
+        store.command(_CHANGE, {"id": "blank", "a": canonical, "to": "", "at": times[-1]})
+        store.command(_CHANGE.replace(", 1, 1)", ", 0, 2)"), {"id": "gone", "a": canonical, "to": "lost", "at": times[0]})
+        (other,), = store.query("SELECT account_id FROM account_summaries FINAL WHERE notEmpty(times) AND account_id "
+                                "NOT IN {a:Array(String)} ORDER BY account_id LIMIT 1", {"a": [merged, canonical]})[1]
+        store.command("INSERT INTO account_summaries (account_id, times, sides, channels, computed_at) SELECT "
+                      "account_id, arrayConcat([toDateTime64('1969-12-31 23:59:59.999', 3, 'UTC')], times), "
+                      "arrayConcat([toUInt8(1)], sides), arrayConcat(['web'], channels), now64(6) "
+                      "FROM account_summaries FINAL WHERE account_id = {a:String}", {"a": other})
+        answer = dict((r[0], r[1:]) for r in analytics.time_share(store)[1])
+        assert store.query(TIME_SHARE_ORACLE.replace(  # the oracle reads the summaries' touches here too
+            f"FROM ({analytics.TOUCHES}) GROUP BY account_id",
+            "FROM (SELECT account_id, t AS event_time, leftPad(toString(i), 9, '0') AS event_id, "
+            "multiIf(sides[i] = 1, 'digital', sides[i] = 2, 'human', '') AS side FROM account_summaries FINAL "
+            "ARRAY JOIN times AS t, arrayEnumerate(times) AS i WHERE channels[i] NOT IN ('identity', 'crm')) "
+            "GROUP BY account_id"))[1] == \
+            [(stage, *row) for stage, row in sorted(answer.items())]
+        assert "sal" in answer and "won" not in answer  # the change of the first journey account by id
     finally:
         store.close()

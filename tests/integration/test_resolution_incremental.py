@@ -22,7 +22,6 @@ from sinks.clickhouse.resolution import (
     _scope,
     affected,
     after_link_rows,
-    after_override_rows,
     after_timeline_rows,
     indexed_resolution,
     refresh,
@@ -38,6 +37,7 @@ from sinks.clickhouse.rows import (
     override_row,
     timeline_row,
 )  # fmt: skip
+from tests.support.overrides import first_account_merge, unmerge_then_merge
 
 pytestmark = pytest.mark.integration
 
@@ -73,13 +73,8 @@ def test_the_store_keeps_the_resolution_current_batch_by_batch(tmp_path) -> None
     assert sum(1 for accounts in stored.values() if accounts) > 1000
     assert_indexed(store)
 
-    merge = next(link for (kind, _), link in pipeline.links.items() if kind == "account_merge")
-    for n, action in enumerate(("unmerge", "merge")):
-        override = IdentityOverride(action=action, kind="account_merge", src=merge.src, dst=merge.dsts[0],
-                                    reason="test", by="test", at=datetime.now(timezone.utc))
-        row = override_row(override)
-        store.insert("identity_overrides", [row], OVERRIDE_COLUMNS, dedup_token=f"override-{n}")
-        after_override_rows(store, [row])
+    merge = first_account_merge(pipeline)
+    for action in unmerge_then_merge(store, merge):
         now = stored_resolution(store)
         assert now == now_resolved(), action
         moved = any(merge.src in accounts for accounts in now.values())

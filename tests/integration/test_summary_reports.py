@@ -15,13 +15,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from schemas.definitions import load
-from schemas.identity import IdentityOverride
 from sinks.clickhouse import analytics, attribution, ddl, privacy, resolution, retention
 from sinks.clickhouse.client import Store
-from sinks.clickhouse.rows import OVERRIDE_COLUMNS, override_row
 from streams import reports
 from tests.integration.test_account_summaries import _store
 from tests.support import journey_events_reports as before
+from tests.support.overrides import first_account_merge, unmerge_then_merge
 
 pytestmark = pytest.mark.integration
 DEFS = load()
@@ -100,13 +99,9 @@ def test_every_attribution_model_and_split_equals_the_python_weights(loaded) -> 
 def test_the_reports_follow_an_unmerge_and_a_merge(loaded) -> None:
     store, pipeline = loaded
     first = assert_same(store)
-    merge = next(link for (kind, _), link in pipeline.links.items() if kind == "account_merge")
+    merge = first_account_merge(pipeline)
     answers = []
-    for n, action in enumerate(("unmerge", "merge")):
-        row = override_row(IdentityOverride(action=action, kind="account_merge", src=merge.src, dst=merge.dsts[0],
-                                            reason="test", by="test", at=datetime.now(timezone.utc)))
-        store.insert("identity_overrides", [row], OVERRIDE_COLUMNS, dedup_token=f"override-{n}")
-        resolution.after_override_rows(store, [row])
+    for action in unmerge_then_merge(store, merge):
         answers.append(assert_same(store))
         (rows,), = store.query("SELECT length(utm_sources) FROM account_summaries FINAL WHERE account_id = {a:String}",
                                {"a": merge.src})[1] or [(0,)]
