@@ -38,6 +38,7 @@ def render(r: dict[str, Any]) -> str:
         f"| floor: chDB insert (row mapper + `Store.insert`, {_n(f['chdb_insert']['batch_rows'])}-row blocks) | {_n(f['chdb_insert']['per_s'])} rows/s |",
         f"| pipeline sustained (drain of a {_n(p['throughput']['events'])}-event backlog → queryable) | {_n(p['throughput']['per_s'])} events/s ({p['throughput'].get('cpu_ms_per_event', '?')} ms CPU/event) |",
         *([f"| pipeline while producing (produce → queryable, {_n(p['throughput_live']['events'])} events) | {_n(p['throughput_live']['per_s'])} events/s |"] if "throughput_live" in p else []),
+        *([f"| pipeline sustained into a store of {_n(p['throughput_big_store']['store_events'])} events (drain of {_n(p['throughput_big_store']['events'])} into a copy of the timeline store) | {_n(p['throughput_big_store']['per_s'])} events/s ({p['throughput_big_store'].get('cpu_ms_per_event', '?')} ms CPU/event) |"] if "throughput_big_store" in p else []),
         f"| ratio to the lowest floor ({p['vs_lowest_floor']['floor']}) | {_n(p['vs_lowest_floor']['ratio'])} |",
         *([f"| ratio to the trivial Faust agent | {_n(p['vs_faust_agent']['ratio'])} |"] if "vs_faust_agent" in p else []),
         f"| event → queryable at {_n(lat['offered_per_s'])} events/s offered | p50 {_n(e2q['p50'])} s, p99 {_n(e2q['p99'])} s (n={_n(e2q['n'])}; FIFO-count mean {_n(lat['fifo_count_check_s']['mean'])} s) |",

@@ -100,6 +100,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                       batch=int(WORKER_ENV["JOURNEYS_SINK_BATCH_SIZE"]))
         del lines
         report["pipeline"] = worker_phases(args.bootstrap, work, sizes, args.seed, args.timeout)
+        report["timeline_query"] = timeline_query.run(work / "timeline-store", sizes["timeline_events"],
+                                                      sizes["timeline_queries"])
+        # the same drain into a copy of that store: what the store's work per batch costs at its size
+        big = drain.drain(args.bootstrap, work / "drain-big", sizes["events"], args.seed + 7, args.timeout,
+                          env=WORKER_ENV, store=work / "timeline-store")
+        big["method"] = "drain into a copy of the timeline-query store (bench/drain.py --store)"
+        big["store_events"] = report["timeline_query"].get("events")
+        report["pipeline"]["throughput_big_store"] = big
     finally:
         if started:
             harness.stop_broker()
@@ -114,8 +122,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # the framework's own ceiling: what a Faust agent that only counts reads per second here
     faust_per_s = report["floors"]["kafka"]["faust_agent"]["per_s"]
     report["pipeline"]["vs_faust_agent"] = {"floor_per_s": faust_per_s, "ratio": round(sustained / faust_per_s, 4)}
-    report["timeline_query"] = timeline_query.run(work / "timeline-store", sizes["timeline_events"],
-                                                  sizes["timeline_queries"])
     report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["wall_s"] = round(time.perf_counter() - began, 1)
     if not args.keep:

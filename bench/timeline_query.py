@@ -229,6 +229,7 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
         store.insert("channel_definitions", ddl.channel_rows(defs.channels, defs.version, 1), ddl.CHANNEL_COLUMNS)
         report_s, report_sha = aggregate_reports(reader, defs, report_repeats) if report_repeats else ({}, {})
         refresh_s = refresh_cost(store, seed)
+        settle(store, timeout=120.0)  # quiet before it is closed: bench.run drains into a copy of it
     finally:
         store.close()
     if stored < 0.9 * events:

@@ -31,9 +31,11 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     assert {"p50", "p99"} <= set(pipeline["latency"]["event_to_queryable_s"])
     assert {"idle_mb", "steps", "marginal_kb_per_account"} <= set(pipeline["rss"])
     assert {"to_api_s", "to_caught_up_s"} <= set(pipeline["restart"])
+    big = pipeline["throughput_big_store"]  # the drain into a copy of the timeline-query store
+    assert big["stored_events"] >= big["store_events"] + big["events"] and big["per_s"] > 0
     assert {"p50", "p99"} <= set(report["timeline_query"]["query_s"])
     assert {"funnel", "attribution", "time-share"} <= set(report["timeline_query"]["reports_s"])
     md = (tmp_path / "latest.md").read_text()
     assert md.startswith("# Benchmark")
-    for row in ("| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store"):
+    for row in ("| pipeline sustained into a store of", "| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store"):
         assert row in md, row
