@@ -168,16 +168,47 @@ CHUNK = 5000
 """Events re-resolved per statement."""
 
 
-def _scope(store: _Runs, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+class Pairs(list[tuple[str, str]]):
+    """Events to re-resolve, ``(direct account id, event id)``, with the person and device keys
+    (``p:…`` / ``d:…``, :func:`row_keys`) of those whose timeline row is in hand: a timeline batch
+    just stored. The refresh then does not read those rows back to find their keys — on a store
+    of 10M events that look-up read nearly every granule of ``timeline`` (1.0–1.4 s per refresh of
+    1,000 events; docs/benchmarks.md)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = (),
+                 keys: dict[tuple[str, str], tuple[str, ...]] | None = None) -> None:
+        super().__init__(pairs)
+        self.keys: dict[tuple[str, str], tuple[str, ...]] = keys if keys is not None else {}
+
+
+def row_keys(account_id: str, anonymous_id: str, user_id: str, email: str, contact_id: str) -> tuple[str, ...]:
+    """The keys an event resolves through, as :func:`_scope`'s look-up reads them from
+    ``timeline``: none for an event naming its account; its person ids (``p:``) when it has any,
+    else its device (``d:``)."""
+    if account_id:
+        return ()
+    persons = tuple(f"p:{x}" for x in (user_id, email, contact_id) if x)
+    return persons or ((f"d:{anonymous_id}",) if anonymous_id else ())
+
+
+def _scope(store: _Runs, pairs: list[tuple[str, str]],
+           known: dict[tuple[str, str], tuple[str, ...]] | None = None) -> dict[str, Any]:
     """The parameters of the scoped :func:`resolve_sql`: the events, the devices of their
     anonymous events, and every person key they can reach (their own, their devices' persons,
-    one alias hop either way) — a superset is harmless, a missing key would not be."""
-    _, rows = store.query(
-        "SELECT DISTINCT arrayJoin(if(user_id = '' AND email = '' AND contact_id = '', [concat('d:', anonymous_id)], "
-        "arrayMap(x -> concat('p:', x), arrayFilter(x -> x != '', [user_id, email, contact_id])))) "
-        "FROM timeline PREWHERE (account_id, event_id) IN {pairs:Array(Tuple(String, String))} WHERE account_id = ''",
-        {"pairs": pairs})
+    one alias hop either way) — a superset is harmless, a missing key would not be. ``known``:
+    the keys of events whose rows are in hand (:class:`Pairs`); the others are read from
+    ``timeline``."""
+    known = known or {}
+    unknown = [pair for pair in pairs if not pair[0] and pair not in known]
+    rows: list[tuple[Any, ...]] = []
+    if unknown:
+        _, rows = store.query(
+            "SELECT DISTINCT arrayJoin(if(user_id = '' AND email = '' AND contact_id = '', "
+            "[concat('d:', anonymous_id)], arrayMap(x -> concat('p:', x), arrayFilter(x -> x != '', "
+            "[user_id, email, contact_id])))) FROM timeline PREWHERE (account_id, event_id) IN "
+            "{pairs:Array(Tuple(String, String))} WHERE account_id = ''", {"pairs": unknown})
     keys = [str(r[0]) for r in rows if len(str(r[0])) > 2]
+    keys += [key for pair in pairs for key in known.get(pair, ())]
     devices = sorted(k[2:] for k in keys if k.startswith("d:"))
     persons = {k[2:] for k in keys if k.startswith("p:")}
     if devices:
@@ -237,11 +268,14 @@ def refresh(store: _Runs, pairs: Iterable[tuple[str, str]]) -> int:
     their ``event_resolution`` rows (materialized views add their ``account_events`` rows and
     ``resolution_history``), then the tombstones of the accounts they left; how many.
     Idempotent: running it again writes the same answer (ReplacingMergeTree keeps the newest),
-    and a run stopped between the two writes is completed by the next (the history has both)."""
+    and a run stopped between the two writes is completed by the next (the history has both).
+    ``pairs`` may be :class:`Pairs` (or several merged with :func:`merged`): their known keys are
+    not read back."""
+    known = pairs.keys if isinstance(pairs, Pairs) else {}
     unique = sorted(set(pairs))
     for i in range(0, len(unique), CHUNK):
         chunk = unique[i : i + CHUNK]
-        store.command(_INSERT + resolve_sql(scoped=True), _scope(store, chunk))
+        store.command(_INSERT + resolve_sql(scoped=True), _scope(store, chunk, known))
         ids = sorted({event_id for _, event_id in chunk})
         store.command(tombstones_sql(scoped=True), {"ids": ids})
         # every account these events resolve or resolved to (their history): its summary again
@@ -375,9 +409,30 @@ _LINK_KEY = tuple(LINK_COLUMNS.index(c) for c in ("kind", "src", "dsts"))
 _OVERRIDE_KEY = tuple(OVERRIDE_COLUMNS.index(c) for c in ("kind", "src", "dst"))
 
 
-def timeline_pairs(store: _Runs, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
-    """Timeline rows just stored: their events."""
-    return [(row[_EVENT_KEY[0]], row[_EVENT_KEY[1]]) for row in rows]
+_ROW_KEY_COLUMNS = tuple(TIMELINE_COLUMNS.index(c) for c in ("account_id", "anonymous_id", "user_id", "email",
+                                                                 "contact_id"))
+
+
+def timeline_pairs(store: _Runs, rows: Sequence[Sequence[Any]]) -> Pairs:
+    """Timeline rows just stored: their events, with the keys they resolve through (their rows
+    are in hand)."""
+    pairs = Pairs()
+    for row in rows:
+        pair = (row[_EVENT_KEY[0]], row[_EVENT_KEY[1]])
+        pairs.append(pair)
+        if not pair[0]:
+            pairs.keys[pair] = row_keys(*(row[i] for i in _ROW_KEY_COLUMNS))
+    return pairs
+
+
+def merged(many: Iterable[list[tuple[str, str]]]) -> Pairs:
+    """Several sinks' pairs as one :class:`Pairs`, their known keys kept."""
+    out = Pairs()
+    for pairs in many:
+        out.extend(pairs)
+        if isinstance(pairs, Pairs):
+            out.keys.update(pairs.keys)
+    return out
 
 
 def link_pairs(store: _Runs, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:

@@ -107,8 +107,7 @@ class Resolver:
 
                 def work(batch: list = batch) -> None:
                     store = self.handle.get()
-                    pairs = [pair for pairs_of, rows, _ in batch for pair in pairs_of(store, rows)]
-                    resolution.refresh(store, pairs)
+                    resolution.refresh(store, resolution.merged(pairs_of(store, rows) for pairs_of, rows, _ in batch))
 
                 try:
                     await until_done(work, "store: resolve events", on_retry=metrics.on_retry("event_resolution"))

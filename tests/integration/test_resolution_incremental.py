@@ -24,10 +24,12 @@ from sinks.clickhouse.resolution import (
     after_link_rows,
     after_timeline_rows,
     indexed_resolution,
+    merged,
     refresh,
     resolve_events,
     resolve_sql,
     stored_resolution,
+    timeline_pairs,
 )  # fmt: skip
 from sinks.clickhouse.rows import (
     LINK_COLUMNS,
@@ -194,3 +196,44 @@ def test_the_scoped_keymap_equals_the_sql_derivation(tmp_path) -> None:
     assert sorted((str(k), str(s), str(a), int(f), int(t)) for k, s, a, f, t in keys) == expected["keymap"]
     assert sorted((str(a), str(c)) for a, c in merges) == expected["merges"]
     assert len(expected["keymap"]) > 8
+
+
+def test_a_timeline_batch_is_re_resolved_without_reading_its_rows_back(tmp_path) -> None:
+    """The keys a stored batch's events resolve through come from the rows in hand
+    (``timeline_pairs``): the same scope as reading them back from ``timeline`` — which on 10M
+    events read nearly every granule of the table — and no such read is made."""
+    synth = [orjson.dumps(s.obj) for s in generate(SynthConfig(events=800, seed=13))]
+    pipeline = InProcessPipeline().feed_all(synth)
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    ddl.migrate(store)
+    rows = [timeline_row(e) for e in pipeline.rows]
+    store.insert("timeline", rows, TIMELINE_COLUMNS, dedup_token="batch")
+    store.insert("identity_links", [link_row(link) for link in pipeline.links.values()], LINK_COLUMNS,
+                 dedup_token="links")
+    pairs = timeline_pairs(store, rows)
+    anonymous = [pair for pair in pairs if not pair[0]]
+    assert len(anonymous) > 100 and set(pairs.keys) == set(anonymous)
+    assert any(k.startswith("d:") for keys in pairs.keys.values() for k in keys)
+    assert any(k.startswith("p:") for keys in pairs.keys.values() for k in keys)
+    chunk = sorted(set(pairs))
+    read_back = _scope(store, chunk)
+    seen: list[str] = []
+    query = store.query
+
+    def recording(sql: str, parameters: dict | None = None):
+        seen.append(sql)
+        return query(sql, parameters)
+
+    store.query = recording  # type: ignore[method-assign]
+    in_hand = _scope(store, chunk, pairs.keys)
+    store.query = query  # type: ignore[method-assign]
+    assert in_hand == read_back
+    assert seen and not any("FROM timeline PREWHERE" in sql for sql in seen)
+    # one event's keys left out: that one is read back, and the scope is the same again
+    partial = dict(pairs.keys)
+    partial.pop(anonymous[0])
+    assert _scope(store, chunk, partial) == read_back
+    # and merged with pairs of other sinks (links), the keys are kept
+    both = merged([pairs, [("", "not-stored")]])
+    assert both.keys == pairs.keys and len(both) == len(pairs) + 1
+    store.close()
