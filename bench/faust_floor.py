@@ -48,21 +48,28 @@ def aiokafka_consume(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
 
 def faust_agent(bootstrap: str, topic: str, count: int, *, take: int = 0, timeout: float = 180) -> dict[str, Any]:
     """A trivial Faust agent in its own worker process (see the module docstring)."""
+    import shutil
     import subprocess
+    import tempfile
 
+    datadir = tempfile.mkdtemp(prefix="bench-faust-floor-")  # Faust's app directory (else one per run in the cwd)
     cmd = [sys.executable, "-m", "bench.faust_floor", "agent", "--bootstrap", bootstrap, "--topic", topic,
-           "--count", str(count), "--take", str(take)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+           "--count", str(count), "--take", str(take), "--datadir", datadir]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
     raise RuntimeError(f"the Faust floor worker gave no figure (exit {done.returncode}): {done.stderr[-2000:]}")
 
 
-def _agent_main(bootstrap: str, topic_name: str, count: int, take: int) -> None:
+def _agent_main(bootstrap: str, topic_name: str, count: int, take: int, datadir: str) -> None:
     import faust
 
     app = faust.App(f"bench-faust-floor-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", store="memory://",
+                    datadir=datadir,
                     web_enabled=False, consumer_auto_offset_reset="earliest", topic_disable_leader=True)
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
     seen = {"n": 0, "began": 0.0}
@@ -98,8 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--topic", required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--take", type=int, default=0)
+    p.add_argument("--datadir", default=".", help="Faust's app directory (the caller removes it)")
     a = p.parse_args(argv)
-    _agent_main(a.bootstrap, a.topic, a.count, a.take)
+    _agent_main(a.bootstrap, a.topic, a.count, a.take, a.datadir)
 
 
 if __name__ == "__main__":

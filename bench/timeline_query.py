@@ -13,8 +13,9 @@ agent writes), ``stage_changes`` (one to five per account) and ``alerts`` (one t
 Queries pick random accounts of random copies. ``query_s`` is the timeline the API serves
 (``queries.account_timeline``: the account's rows of ``account_events``) alone;
 ``query_time_resolution_s`` the same account resolved at query time (``queries.timeline``, keyed
-look-ups: what the API served before migration 14), and ``timelines_agree`` how many of the
-accounts got the same events from both;
+look-ups: what the API served before migration 14; for an account merged into another, that
+one's, as the API shows it), and ``timelines_agree`` how many of the accounts got the same
+events from both;
 ``page_s`` is the journey page's data (streams/web/static/account.js ``load()``): the timeline
 with the page's limit and the stages, snapshot, scores and alerts reports, called through the
 same Python functions as the API, one after the other (the store answers one query at a time,
@@ -213,8 +214,9 @@ def run(path: Path, events: int, queries_n: int, *, base: int = 20_000, seed: in
             copy = rng.randint(0, copies)
             account = rng.choice(accounts) + (f"~{copy}" if copy else "")
             took, cpu, n, answers = page(reader, defs, account)
+            shown = queries.canonical_account(reader, account) or account  # a merged account shows its company's
             t = time.perf_counter()
-            _, resolved_now = queries.timeline(reader, account, limit=PAGE_LIMIT)
+            _, resolved_now = queries.timeline(reader, shown, limit=PAGE_LIMIT)
             query_time.append(time.perf_counter() - t)
             event_id = queries.TIMELINE_OUT_COLUMNS.index("event_id")
             agree += {r[event_id] for r in resolved_now} == {r[event_id] for r in answers[0]}

@@ -248,9 +248,13 @@ def account_timeline(store: _Queries, account_id: str, limit: int = 1000,
                      after: str | None = None) -> tuple[list[str], list[tuple]]:
     """What the API, the CLI and the UI show: :func:`timeline`'s rows, read from
     ``account_events`` (kept by the store process with the resolution the reports read; the
-    same events as :func:`timeline` once the store has resolved them, tested). An account it
-    holds nothing for — one merged into another (its events show under that one), or events
-    not resolved yet — is resolved at query time by :func:`timeline`.
+    same events as :func:`timeline` once the store has resolved them, tested).
+
+    An account merged into another (a ``domain:`` account into the CRM account its people are
+    found in) has no events of its own any more: the reports count them under the account it is
+    merged into (:func:`canonical_account`), and so does its timeline — one company, one journey,
+    whichever of its ids is asked for. An account ``account_events`` holds nothing for (events
+    the store has not resolved yet) is resolved at query time by :func:`timeline`.
 
     The source is chosen per account, not per page: a page past the end of an account that
     ``account_events`` holds is empty, not a query-time page, so the pages of one account
@@ -258,11 +262,33 @@ def account_timeline(store: _Queries, account_id: str, limit: int = 1000,
     if not account_id:
         raise ValueError("an account id is required (the empty id would read every unattributed event)")
     after_ms, after_id = parse_cursor(after) if after else (_BEFORE_ALL, "")
-    cols, rows = store.query(_INDEXED_SQL, {"account": account_id, "after_ms": after_ms, "after_id": after_id,
-                                            "limit": limit})
+    params = {"account": account_id, "after_ms": after_ms, "after_id": after_id, "limit": limit}
+    cols, rows = store.query(_INDEXED_SQL, params)
     if rows or (after and _indexed(store, account_id)):
         return TIMELINE_OUT_COLUMNS, rows
-    return timeline(store, account_id, limit, after=after)
+    shown = canonical_account(store, account_id) or account_id
+    if shown != account_id:
+        cols, rows = store.query(_INDEXED_SQL, {**params, "account": shown})
+        if rows or (after and _indexed(store, shown)):
+            return TIMELINE_OUT_COLUMNS, rows
+    return timeline(store, shown, limit, after=after)
+
+
+# account_merges_v's answer for one account, read by key (the view groups every merge: ~25 ms
+# at 10M events against ~8 ms for this).
+_CANONICAL_SQL = """
+SELECT min(dst) FROM (SELECT src, dsts FROM identity_links FINAL
+                      PREWHERE kind = 'account_merge' AND src = {account:String})
+ARRAY JOIN dsts AS dst
+WHERE ('account_merge', src, dst) NOT IN (SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge')
+"""
+
+
+def canonical_account(store: _Queries, account_id: str) -> str:
+    """The account ``account_id`` is merged into now (``account_merges_v``: the least of its
+    current merge links, manual unmerges removed), or ``""`` when it is not merged."""
+    _, rows = store.query(_CANONICAL_SQL, {"account": account_id})
+    return str(rows[0][0]) if rows and rows[0][0] else ""
 
 
 def _indexed(store: _Queries, account_id: str) -> bool:

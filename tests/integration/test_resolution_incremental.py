@@ -84,6 +84,11 @@ def test_the_store_keeps_the_resolution_current_batch_by_batch(tmp_path) -> None
         assert_indexed(store)  # the moved events left one account's timeline and joined the other's
         shown = {row[10] for row in queries.account_timeline(store, merge.src, limit=100_000)[1]}
         assert bool(shown & {e for e, accounts in now.items() if merge.src in accounts}) == (action == "unmerge")
+        # merged, the account's timeline is the one its events count under: the canonical account's
+        merged_into = queries.canonical_account(store, merge.src)
+        assert merged_into == min((d for d in merge.dsts if action == "merge" or d != merge.dsts[0]), default=""), action
+        if merged_into:
+            assert shown == {e for e, accounts in now.items() if merged_into in accounts} != set(), action
     store.close()
 
 

@@ -79,6 +79,8 @@ def test_stitching_scenarios_merge_unmerge_and_shuffled_replay(tracker_factory) 
     for account in ("s1-acme", "s2-globex", "s3-a", "s3-b", "s6-old", "s6-new", "s7-acct"):
         assert got[account] == expect[account], f"{account}: extra {got[account] - expect[account]}"
     assert not got["s3-a"] & got["s3-b"], "a shared device fused two people"
+    # the merged domain account's timeline is the one company's journey, as the reports count it
+    assert timeline_ids(tracker, "domain:s4corp.com") == got["s4-crm-account"]
 
     # 5. merge then unmerge: undo the domain → CRM account merge; both journeys are restored
     tracker.journeys("identity", "unmerge", "--kind", "account_merge", "--src", "domain:s4corp.com",
