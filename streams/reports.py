@@ -69,11 +69,10 @@ def _attribution(store, defs, p):
     _, rows = analytics.attribution_credit(store, plan, attribution.TIME_DECAY_HALF_LIFE_DAYS, by=by,
                                            qualified=defs.stage_for("qualified"),
                                            opportunity=defs.stage_for("opportunity"))
-    summed = attribution.summed
     if split == "role":
-        return attribution.role_rows({(str(cur), str(role)): summed(credits) for cur, role, _, credits in rows})
+        return attribution.role_rows({(str(cur), str(role)): float(credit) for cur, role, _, credit in rows})
     by_channel = attribution.credit_rows(
-        model, {(str(cur), str(ch), str(team)): summed(credits) for cur, ch, team, _, credits in rows})
+        model, {(str(cur), str(ch), str(team)): float(credit) for cur, ch, team, _, credit in rows})
     if split == "team":
         return attribution.team_split(by_channel)
     return by_channel

@@ -12,7 +12,7 @@ per currency: amounts in different currencies are never summed as one.
 :func:`weights` is the definition of each model. The report computes the same weights in SQL
 over every won deal at once (``analytics.attribution_credit``, from :func:`model_plan`), so that
 only the credit per channel or role leaves the store — 780k touches of 20k deals on 10M events
-took ~2 s as Python objects; ``tests/integration/test_attribution_sql.py`` holds the SQL to
+took ~2 s as Python objects; ``tests/integration/test_summary_reports.py`` holds the SQL to
 :func:`weights` for every model, touch by touch.
 """
 
