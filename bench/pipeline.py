@@ -12,6 +12,12 @@
   Faust commits a timeline offset only when every agent reading that topic acked it, so a slow
   journey agent shows up here too. Cross-check: the same sampler counts stored events; matching
   the k-th stored to the k-th produced (FIFO) gives a mean that does not depend on the order.
+* event → alert — in the same run, each ``channel_bounce`` alert (the digital ↔ 1:1 switch the
+  tracker exists to flag; the rule fires on the touch it is dated at) against the touch that
+  raised it: the alert record's Kafka CreateTime (the journey stage's send) − that touch's
+  ``received_at`` (its inbound CreateTime), the touch found by its event time among the run's
+  timeline entries (:func:`alert_latencies`; a time two events share is skipped). Timer rules
+  (missed handoff, stalled opportunity) fire late by design and are not counted.
 * rss — VmRSS of the worker after each size step, per tracked (true, non-empty) account.
 * restart — SIGTERM, a backlog produced while down, then the time from the new process's
   start to its API answering and to every event stored with zero consumer lag.
@@ -108,24 +114,58 @@ class _Sampler(threading.Thread):
             admin.close()
 
 
-def _timeline_records(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]) -> list[tuple]:
-    """(partition, offset, produce time in s) of the stored (non-replay) entries in [start, end)."""
+def _read(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]) -> list[Any]:
+    """The records of ``topic`` in [start, end) per partition."""
+    out: list[Any] = []
+    left = {p: end[p] - start.get(p, 0) for p in end if end[p] > start.get(p, 0)}
+    if not left:
+        return out
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              consumer_timeout_ms=10_000)
-    parts = [TopicPartition(topic, p) for p in end]
+    parts = [TopicPartition(topic, p) for p in left]
     consumer.assign(parts)
     for tp in parts:
         consumer.seek(tp, start.get(tp.partition, 0))
-    out, left = [], {p: end[p] - start.get(p, 0) for p in end}
     for msg in consumer:
         if msg.offset < end[msg.partition]:
             left[msg.partition] -= 1
-            entry = orjson.loads(msg.value)
-            if not entry.get("replay"):
-                out.append((msg.partition, msg.offset, datetime.fromisoformat(entry["received_at"]).timestamp()))
+            out.append(msg)
         if all(v <= 0 for v in left.values()):
             break
     consumer.close()
+    return out
+
+
+def _timeline_records(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]) -> list[tuple]:
+    """(partition, offset, produce time in s, entry) of the stored (non-replay) entries in [start, end)."""
+    out = []
+    for msg in _read(bootstrap, topic, start, end):
+        entry = orjson.loads(msg.value)
+        if not entry.get("replay"):
+            out.append((msg.partition, msg.offset, datetime.fromisoformat(entry["received_at"]).timestamp(), entry))
+    return out
+
+
+def _ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def alert_latencies(entries: list[dict[str, Any]], alerts: list[tuple[float, dict[str, Any]]],
+                    rule: str = "channel_bounce") -> list[float]:
+    """Seconds from each touch's receipt to the ``rule`` alert dated at it: ``entries`` are
+    timeline entries (``event_id``, ``event_time``, ``received_at``), ``alerts`` (alert record's
+    CreateTime in s, alert) pairs. An alert is matched to the touch with its ``at`` as event time;
+    a time two events share, or that no entry has, is skipped."""
+    received: dict[int, tuple[set[str], float]] = {}
+    for entry in entries:
+        ids, at = received.setdefault(_ms(entry["event_time"]), (set(), float("inf")))
+        ids.add(entry["event_id"])
+        received[_ms(entry["event_time"])] = (ids, min(at, datetime.fromisoformat(entry["received_at"]).timestamp()))
+    out = []
+    for sent, alert in alerts:
+        match = received.get(_ms(alert["at"])) if alert.get("rule") == rule else None
+        if match is not None and len(match[0]) == 1:
+            out.append(round(sent - match[1], 4))
     return out
 
 
@@ -139,10 +179,11 @@ def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def latency(tracker: Tracker, feed: Feed, rate: float, seconds: float, timeout: float) -> dict[str, Any]:
-    topic = tracker.topic("journeys-timeline-v1")
+    topic, alerts_topic = tracker.topic("journeys-timeline-v1"), tracker.topic("journeys-alerts-v1")
     lines = feed.take(max(1, int(rate * seconds)))
     base = stored(tracker)
     start = _end_offsets(tracker.bootstrap, topic)
+    alerts_start = _end_offsets(tracker.bootstrap, alerts_topic)
     sampler = _Sampler(tracker, topic)
     sampler.start()
     try:
@@ -152,8 +193,11 @@ def latency(tracker: Tracker, feed: Feed, rate: float, seconds: float, timeout: 
         sampler.halt.set()
         sampler.join()
     records = _timeline_records(tracker.bootstrap, topic, start, _end_offsets(tracker.bootstrap, topic))
+    alerts = [(msg.timestamp / 1000, orjson.loads(msg.value)) for msg in
+              _read(tracker.bootstrap, alerts_topic, alerts_start, _end_offsets(tracker.bootstrap, alerts_topic))]
+    to_alert = alert_latencies([r[3] for r in records], alerts)
     per_event = []
-    for partition, offset, sent in records:
+    for partition, offset, sent, _ in records:
         seen = next((t for t, committed, _ in sampler.samples if committed.get(partition, -1) > offset), None)
         if seen is not None:
             per_event.append(seen - sent)
@@ -165,7 +209,8 @@ def latency(tracker: Tracker, feed: Feed, rate: float, seconds: float, timeout: 
             fifo.append(seen - sent)
     return {"offered_per_s": round(rate, 1), "events": len(lines), "produce_s": round(produce_s, 2),
             "sample_interval_s": SAMPLE_S, "commit_interval_s": float(tracker.env["JOURNEYS_COMMIT_INTERVAL"]),
-            "event_to_queryable_s": summary(per_event), "fifo_count_check_s": summary(fifo)}
+            "event_to_queryable_s": summary(per_event), "fifo_count_check_s": summary(fifo),
+            "event_to_alert_s": {**summary(to_alert), "rule": "channel_bounce", "alerts": len(alerts)}}
 
 
 def rss_steps(tracker: Tracker, feed: Feed, sizes: list[int], timeout: float) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ def render(r: dict[str, Any]) -> str:
     m, f, p, t = r["machine"], r["floors"], r["pipeline"], r["timeline_query"]
     lat, rss, rst = p["latency"], p["rss"], p["restart"]
     e2q = lat["event_to_queryable_s"]
+    e2a = lat.get("event_to_alert_s")
     lines = [
         f"# Benchmark ({r['mode']})",
         "",
@@ -42,6 +43,9 @@ def render(r: dict[str, Any]) -> str:
         f"| ratio to the lowest floor ({p['vs_lowest_floor']['floor']}) | {_n(p['vs_lowest_floor']['ratio'])} |",
         *([f"| ratio to the trivial Faust agent | {_n(p['vs_faust_agent']['ratio'])} |"] if "vs_faust_agent" in p else []),
         f"| event → queryable at {_n(lat['offered_per_s'])} events/s offered | p50 {_n(e2q['p50'])} s, p99 {_n(e2q['p99'])} s (n={_n(e2q['n'])}; FIFO-count mean {_n(lat['fifo_count_check_s']['mean'])} s) |",
+        *([f"| event → alert (`channel_bounce`: the digital ↔ 1:1 switch; alert sent − touch received) at the same load | "
+           f"p50 {_n(e2a['p50'])} s, p99 {_n(e2a['p99'])} s (n={_n(e2a['n'])} of {_n(e2a['alerts'])} alerts; the others: "
+           f"other rules, timer rules fire late by design) |"] if e2a else []),
         f"| account timeline query ({_n(t['events'])} events in store, {_n(t['rows_per_timeline_mean'])} rows/answer) | p50 {_n(t['query_s']['p50'])} s, p99 {_n(t['query_s']['p99'])} s (n={_n(t['query_s']['n'])}) |",
         *([f"| store: re-resolving 1,000 random stored events on that store (after each timeline batch) | p50 {_n(t['refresh_1000_s']['p50'])} s (n={_n(t['refresh_1000_s']['n'])}) |"] if "refresh_1000_s" in t else []),
         *([f"| the same accounts resolved at query time (keyed look-ups; what the API served before migration 14) | p50 {_n(t['query_time_resolution_s']['p50'])} s, p99 {_n(t['query_time_resolution_s']['p99'])} s; same events: {t['timelines_agree']} accounts |"] if "query_time_resolution_s" in t else []),

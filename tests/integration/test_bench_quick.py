@@ -29,6 +29,8 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     pipeline = report["pipeline"]
     assert {"throughput", "vs_lowest_floor", "vs_faust_agent", "latency", "rss", "restart"} <= set(pipeline)
     assert {"p50", "p99"} <= set(pipeline["latency"]["event_to_queryable_s"])
+    to_alert = pipeline["latency"]["event_to_alert_s"]
+    assert {"p50", "p99", "n", "alerts"} <= set(to_alert) and to_alert["n"] <= to_alert["alerts"]
     assert {"idle_mb", "steps", "marginal_kb_per_account"} <= set(pipeline["rss"])
     assert {"to_api_s", "to_caught_up_s"} <= set(pipeline["restart"])
     big = pipeline["throughput_big_store"]  # the drain into a copy of the timeline-query store
@@ -37,5 +39,5 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     assert {"funnel", "attribution", "time-share"} <= set(report["timeline_query"]["reports_s"])
     md = (tmp_path / "latest.md").read_text()
     assert md.startswith("# Benchmark")
-    for row in ("| pipeline sustained into a store of", "| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store"):
+    for row in ("| pipeline sustained into a store of", "| event → alert", "| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store"):
         assert row in md, row
