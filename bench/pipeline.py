@@ -158,9 +158,9 @@ def alert_latencies(entries: list[dict[str, Any]], alerts: list[tuple[float, dic
     a time two events share, or that no entry has, is skipped."""
     received: dict[int, tuple[set[str], float]] = {}
     for entry in entries:
-        ids, at = received.setdefault(_ms(entry["event_time"]), (set(), float("inf")))
-        ids.add(entry["event_id"])
-        received[_ms(entry["event_time"])] = (ids, min(at, datetime.fromisoformat(entry["received_at"]).timestamp()))
+        when = _ms(entry["event_time"])
+        ids, at = received.get(when, (set(), float("inf")))
+        received[when] = (ids | {entry["event_id"]}, min(at, datetime.fromisoformat(entry["received_at"]).timestamp()))
     out = []
     for sent, alert in alerts:
         match = received.get(_ms(alert["at"])) if alert.get("rule") == rule else None

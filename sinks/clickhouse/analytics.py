@@ -500,9 +500,9 @@ def attribution_credit(store: _Queries, plan: Sequence[Any], half_life_days: flo
     role) under the model ``plan`` (``attribution.Plan``): each touch's weight (the same as
     ``attribution.weights``) × its deal's revenue, added up per key (``credit``) one after the
     other in the order of the deals (by account and deal id) and of their touches — the order the
-    sum of :func:`attribution.attribute` takes, so the same float (:func:`attribution.summed`:
-    the last of ``arrayCumSum``'s running sums, added left to right from 0; ``arraySum`` and
-    ``sum`` may add in another order, ``arrayFold`` took 3 s) —, keys in the order they
+    sum of :func:`attribution.attribute` takes, so the same float (the last of ``arrayCumSum``'s
+    running sums, added left to right from 0 as ``attribute`` does; ``arraySum`` and ``sum`` may
+    add in another order, ``arrayFold`` took 3 s) —, keys in the order they
     first appear (``first_at``). Shipping each touch's credit to Python instead (780k floats at
     10M events) took about half of the report. The team of a touch is the channel's
     in the definitions (``channel_definitions``), else by its side, as ``journey_events`` says;
@@ -518,7 +518,7 @@ def attribution_credit(store: _Queries, plan: Sequence[Any], half_life_days: flo
     {attribution_weights_sql(events_retention_days(store), decay=bool(decay))}
     SELECT currency, {keys}, min(at) AS first_at,
            -- each touch's credit added one after the other in the order of the deals (by account
-           -- and deal id) and their touches: the float attribution.summed gives for that order
+           -- and deal id) and their touches: the float attribution.attribute's running sum gives
            arrayCumSum(arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((at, w * revenue)))))[-1] AS credit
     FROM (
       SELECT currency, revenue, w, channel, bitShiftLeft(deal_no, 32) + i AS at,

@@ -18,10 +18,8 @@ took ~2 s as Python objects; ``tests/integration/test_summary_reports.py`` holds
 
 from __future__ import annotations
 
-import operator
 from datetime import datetime
-from functools import reduce
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 from schemas.definitions import BUILTIN_ATTRIBUTION_MODELS, PositionWeights
 
@@ -144,12 +142,6 @@ def model_plan(model: str, custom: PositionWeights | None = None) -> Plan:
     if model not in BUILTIN_PLANS:
         raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
     return BUILTIN_PLANS[model]
-
-
-def summed(credits: Iterable[float]) -> float:
-    """``credits`` added one after the other from 0.0, as :func:`attribute` does (not ``sum``,
-    which compensates rounding since Python 3.12: another float)."""
-    return reduce(operator.add, credits, 0.0)
 
 
 def credit_rows(model: str, credit: dict[tuple[str, str, str], float]) -> list[dict]:
