@@ -16,7 +16,7 @@ from faust.streams import _current_event
 
 from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
 from streams import metrics
-from streams.agents import batching, dlq
+from streams.agents import batching, delivery, dlq
 from streams.fence import Fence
 from streams.steps import Outbox, States, Step, run_batch
 
@@ -71,25 +71,25 @@ async def guarded(event: faust.EventT, dead_letters: faust.TopicT, stage: str) -
 # -- batch stages ---------------------------------------------------------------------------
 
 
-async def batches(stream: faust.StreamT, fence: Fence, settings: Any, stage: str | None = None,
-                  name: str | None = None) -> AsyncIterator[Sequence[faust.EventT]]:
-    """The stream in batches (``JOURNEYS_STREAM_BATCH_SIZE`` records, or what came within the
-    batch window: ``JOURNEYS_STREAM_BATCH_SECONDS`` while the stage keeps up,
+async def batches(stream: faust.StreamT, src: delivery.BatchSource, fence: Fence, settings: Any,
+                  stage: str | None = None, name: str | None = None) -> AsyncIterator[list[Any]]:
+    """The source's records in batches (``JOURNEYS_STREAM_BATCH_SIZE`` records, or what came
+    within the batch window: ``JOURNEYS_STREAM_BATCH_SECONDS`` while the stage keeps up,
     ``JOURNEYS_STREAM_BATCH_SECONDS_BEHIND`` while it is behind — :func:`batching.next_window`),
     each checked against the fence and counted in ``journeys_events_in_total{stage}`` (and its
-    size in ``journeys_stream_batch_records{stage: name}``). Faust
-    acks a batch when the next one is asked for — and also when the loop body raises (the
-    take acks in a ``finally``), so the body must run under :func:`crash_on_error`."""
+    size in ``journeys_stream_batch_records{stage: name}``). The records are Faust messages
+    handed on a fetch at a time (:mod:`streams.agents.delivery`); the caller acks a batch
+    (``src.ack``) once it is handled and its outputs sent, under :func:`crash_on_error`."""
+    delivery.subscribe(stream)
     light, behind = settings.stream_batch_seconds, max(settings.stream_batch_seconds_behind,
                                                       settings.stream_batch_seconds)
-    window = [light]
-    async for events in batching.take_events(stream, settings.stream_batch_size, lambda: window[0]):
-        window[0] = batching.next_window(batching.newest_age(events), light, behind)
+    window = lambda batch: batching.next_window(batching.newest_age(batch), light, behind)  # noqa: E731
+    async for messages in delivery.batches(src, settings.stream_batch_size, window, light):
         fence.check()
         if stage is not None:
-            metrics.EVENTS_IN.labels(stage).inc(len(events))
-        metrics.STREAM_BATCH_RECORDS.labels(name or stage or "").observe(len(events))
-        yield events
+            metrics.EVENTS_IN.labels(stage).inc(len(messages))
+        metrics.STREAM_BATCH_RECORDS.labels(name or stage or "").observe(len(messages))
+        yield messages
 
 
 @asynccontextmanager
@@ -215,13 +215,16 @@ def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any,
         read = lambda key: copy.deepcopy(table.get(key))  # noqa: E731
     dead_letters = step.names.inbound_dlq  # type: ignore[attr-defined]
 
+    src = delivery.source(app, source, limit=4 * settings.stream_batch_size)
+
     @app.agent(source, name=step.name)
     async def run(stream: faust.StreamT) -> None:
-        async for events in batches(stream, fence, settings, stage, step.name):
+        async for messages in batches(stream, src, fence, settings, stage, step.name):
             async with crash_on_error(step.name):
                 out, states = Outbox(), States(read)
-                run_batch(step, [event.message for event in events], states, out, dead_letters)
+                run_batch(step, messages, states, out, dead_letters)
                 fence.check()  # a worker frozen past its session writes nothing from stale state
                 if table is not None:
                     write_states(table, states)
                 await send(app, out)
+                src.ack(messages)

@@ -26,10 +26,10 @@ def next_window(newest_age_s: float, light_s: float, behind_s: float) -> float:
     return behind_s if newest_age_s > behind_s else light_s
 
 
-def newest_age(events: Sequence[faust.EventT], now: float | None = None) -> float:
-    """Seconds the newest record of ``events`` has waited since it was written (its Kafka
-    timestamp); 0 for an empty batch or records without a timestamp."""
-    stamps = [e.message.timestamp for e in events if e.message.timestamp]
+def newest_age(messages: Sequence[Any], now: float | None = None) -> float:
+    """Seconds the newest of ``messages`` (Faust messages) has waited since it was written (its
+    Kafka timestamp); 0 for an empty batch or records without a timestamp."""
+    stamps = [m.timestamp for m in messages if m.timestamp]
     if not stamps:
         return 0.0
     return max(0.0, (time.time() if now is None else now) - max(stamps))
@@ -105,11 +105,11 @@ async def _take_events(stream: Any, max_: int, window: Callable[[], float]) -> A
         stream._processors.remove(add_to_buffer)
 
 
-def offsets_token(table: str, events: Sequence[faust.EventT]) -> str:
-    """``table:topic/p:first-last,...`` — a retried identical batch carries the same token."""
+def offsets_token(table: str, messages: Sequence[Any]) -> str:
+    """``table:topic/p:first-last,...`` of a batch of Faust messages — a retried identical batch
+    carries the same token."""
     ranges: dict[tuple[str, int], list[int]] = {}
-    for event in events:
-        msg = event.message
+    for msg in messages:
         span = ranges.setdefault((msg.topic, msg.partition), [msg.offset, msg.offset])
         span[0] = min(span[0], msg.offset)
         span[1] = max(span[1], msg.offset)

@@ -31,7 +31,7 @@ from sinks.clickhouse import resolution
 from sinks.clickhouse import rows as r
 from sinks.clickhouse.writer import insert_until_done, until_done
 from streams import metrics
-from streams.agents import dlq
+from streams.agents import crash_on_error, delivery, dlq
 from streams.agents.batching import offsets_token
 from streams.agents.dlq import row_of
 from streams.storehandle import StoreHandle
@@ -149,24 +149,30 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
     ``then`` finds in the rows of the first target, once they are stored, are re-resolved by
     ``resolver`` before the ack."""
 
+    src = delivery.source(app, topic, limit=2 * settings.sink_batch_size)
+
     @app.agent(topic, name=name)
     async def sink(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_seconds):
-            for target in targets:
-                rows: list[tuple] = []
-                for event in events:
-                    try:
-                        rows.extend(target.rows_of(event.message))
-                    except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
-                        await unreadable(event.message, target.table, exc, dead_letters)
-                with metrics.sink_insert(target.table, len(events), len(rows)):
-                    await insert_until_done(handle.get(), target.table, rows, target.columns,
-                                            dedup_token=offsets_token(target.table, events),
-                                            on_retry=metrics.on_retry(target.table))
-                if after is not None:
-                    after(rows)
-                if then is not None and resolver is not None and target is targets[0] and rows:
-                    await resolver.resolve(then, rows)
+        delivery.subscribe(stream)
+        async for messages in delivery.batches(src, settings.sink_batch_size, lambda _batch: settings.sink_flush_seconds,
+                                               settings.sink_flush_seconds):
+            async with crash_on_error(name):  # an error not handled below: exit before the ack, read again
+                for target in targets:
+                    rows: list[tuple] = []
+                    for message in messages:
+                        try:
+                            rows.extend(target.rows_of(message))
+                        except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
+                            await unreadable(message, target.table, exc, dead_letters)
+                    with metrics.sink_insert(target.table, len(messages), len(rows)):
+                        await insert_until_done(handle.get(), target.table, rows, target.columns,
+                                                dedup_token=offsets_token(target.table, messages),
+                                                on_retry=metrics.on_retry(target.table))
+                    if after is not None:
+                        after(rows)
+                    if then is not None and resolver is not None and target is targets[0] and rows:
+                        await resolver.resolve(then, rows)
+                src.ack(messages)
 
 
 def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) -> None:

@@ -12,11 +12,6 @@ class Message:
     timestamp: float | None
 
 
-@dataclass
-class Event:
-    message: Message
-
-
 def test_a_stage_that_keeps_up_waits_the_short_window() -> None:
     assert next_window(0.004, light_s=0.02, behind_s=0.25) == 0.02
     assert next_window(0.25, light_s=0.02, behind_s=0.25) == 0.02  # not past the bound yet
@@ -29,11 +24,11 @@ def test_a_stage_behind_waits_the_long_window_and_returns_once_caught_up() -> No
 
 
 def test_the_age_is_the_newest_records_wait() -> None:
-    events = [Event(Message(100.0)), Event(Message(103.5)), Event(Message(101.0))]
-    assert newest_age(events, now=104.0) == 0.5  # type: ignore[arg-type]
+    messages = [Message(100.0), Message(103.5), Message(101.0)]
+    assert newest_age(messages, now=104.0) == 0.5
 
 
 def test_no_timestamp_or_a_clock_ahead_gives_no_age() -> None:
     assert newest_age([], now=5.0) == 0.0
-    assert newest_age([Event(Message(None)), Event(Message(0.0))], now=5.0) == 0.0  # type: ignore[arg-type]
-    assert newest_age([Event(Message(10.0))], now=5.0) == 0.0  # type: ignore[arg-type]
+    assert newest_age([Message(None), Message(0.0)], now=5.0) == 0.0
+    assert newest_age([Message(10.0)], now=5.0) == 0.0
