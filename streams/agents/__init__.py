@@ -95,9 +95,9 @@ async def batches(stream: faust.StreamT, src: delivery.BatchSource, fence: Fence
 @asynccontextmanager
 async def crash_on_error(stage: str) -> AsyncIterator[None]:
     """Around a batch: an error that escapes the per-record guard (the dead letters cannot be
-    written, a bug in the stage itself) stops the whole worker at once, non-zero, before Faust
-    acks the batch: its records are redelivered to the restarted worker, never skipped. (An
-    agent that raises is only stopped by Faust, silently, and its batch acked.)"""
+    written, a bug in the stage itself) stops the whole worker at once, non-zero, before the
+    batch is acked: its records are redelivered to the restarted worker, never skipped. (An
+    agent that raises is only stopped by Faust, silently: the worker would go on without it.)"""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - the crash below is the handling

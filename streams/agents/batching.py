@@ -3,12 +3,8 @@ exactly the offsets in a batch."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any, AsyncIterator, Callable, Sequence
-
-import faust
-from mode.utils.futures import notify
+from typing import Any, Sequence
 
 
 def next_window(newest_age_s: float, light_s: float, behind_s: float) -> float:
@@ -33,76 +29,6 @@ def newest_age(messages: Sequence[Any], now: float | None = None) -> float:
     if not stamps:
         return 0.0
     return max(0.0, (time.time() if now is None else now) - max(stamps))
-
-
-def take_events(stream: Any, max_: int, window: Callable[[], float]) -> AsyncIterator[list[faust.EventT]]:
-    """Faust's ``Stream.take_events`` (faust-streaming 0.15.3), with the wait for a batch read
-    from ``window()`` before each batch instead of fixed when the stream starts. As there, a
-    batch is acked when the next one is asked for — and also when the consumer of this
-    generator raises (the acks are in a ``finally``): run the loop body under
-    :func:`streams.agents.crash_on_error`. Registered with the stream like Faust's own, so
-    the stream closes it when it stops."""
-    agen = _take_events(stream, max_, window)
-    active = getattr(stream, "_active_agens", None)
-    if active is not None:
-        active.add(agen)
-    return agen
-
-
-async def _take_events(stream: Any, max_: int, window: Callable[[], float]) -> AsyncIterator[list[faust.EventT]]:
-    buffer: list[Any] = []
-    events: list[faust.EventT] = []
-    buffer_full = asyncio.Event()
-    buffer_consumed = asyncio.Event()
-    buffer_consuming: asyncio.Future | None = None
-    stream_enable_acks: bool = stream.enable_acks
-    channel_it = stream.channel.__aiter__()
-
-    async def add_to_buffer(value: Any) -> Any:
-        try:
-            nonlocal buffer_consuming
-            if buffer_consuming is not None:  # the batch is being handled: wait for it
-                try:
-                    await buffer_consuming
-                finally:
-                    buffer_consuming = None
-            buffer.append(value)
-            event = stream.current_event
-            if event is None:
-                raise RuntimeError("Take buffer found current_event is None")
-            events.append(event)
-            if len(buffer) >= max_:  # full: never more than max_ in a batch
-                buffer_full.set()
-                buffer_consumed.clear()
-                await stream.wait(buffer_consumed)
-        except asyncio.CancelledError:  # pragma: no cover
-            raise
-        except Exception as exc:
-            stream.log.exception("Error adding to take buffer: %r", exc)
-            await stream.crash(exc)
-        return value
-
-    stream.enable_acks = False  # this generator acks, once a batch is handled
-    stream.add_processor(add_to_buffer)
-    stream._enable_passive(channel_it)
-    try:
-        while not stream.should_stop:
-            await stream.wait_for_stopped(buffer_full, timeout=window())
-            if buffer:
-                buffer_consuming = stream.loop.create_future()
-                try:
-                    yield list(events)
-                finally:
-                    buffer.clear()
-                    for event in events:
-                        await stream.ack(event)
-                    events.clear()
-                    notify(buffer_consuming)
-                    buffer_full.clear()
-                    buffer_consumed.set()
-    finally:
-        stream.enable_acks = stream_enable_acks
-        stream._processors.remove(add_to_buffer)
 
 
 def offsets_token(table: str, messages: Sequence[Any]) -> str:

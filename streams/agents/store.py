@@ -1,6 +1,6 @@
 """Agents (store role): every output topic → its ClickHouse table(s), through one mechanism.
 
-Each sink agent takes a batch (``take_events``), maps it to rows with a pure mapper, and
+Each sink agent takes a batch (a fetch at a time, :mod:`streams.agents.delivery`), maps it to rows with a pure mapper, and
 awaits :func:`insert_until_done` per table with a dedup token naming the batch's offsets. The
 batch is acked only after every insert succeeded; a failing insert is retried forever, so
 consumption pauses (backpressure) and offsets are never committed for unwritten rows.

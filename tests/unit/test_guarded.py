@@ -87,8 +87,9 @@ def test_cancellation_is_not_swallowed() -> None:
 
 
 def test_an_error_past_the_batch_guard_exits_the_worker_before_the_batch_is_acked(monkeypatch) -> None:
-    """take_events acks a batch in a finally: an agent that raised would ack it, so the worker
-    exits at once (os._exit, no finally runs) with its own code."""
+    """An agent that raised would only be stopped by Faust, silently (and Faust's take_events
+    would have acked its batch in a finally), so the worker exits at once (os._exit, no finally
+    runs) with its own code, before the batch is acked."""
     from streams import agents
 
     codes: list[int] = []
