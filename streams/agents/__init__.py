@@ -17,6 +17,7 @@ from faust.streams import _current_event
 from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
 from streams import metrics
 from streams.agents import batching, delivery, dlq
+from streams.agents.table_io import DirectTable
 from streams.fence import Fence
 from streams.steps import Outbox, States, Step, run_batch
 
@@ -219,12 +220,17 @@ def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any,
 
     @app.agent(source, name=step.name)
     async def run(stream: faust.StreamT) -> None:
+        direct = None if table is None else DirectTable.of(table, app.producer)  # the producer has started
         async for messages in batches(stream, src, fence, settings, stage, step.name):
             async with crash_on_error(step.name):
-                out, states = Outbox(), States(read)
+                out = Outbox()
+                # with the direct path, each key is read from its own partition's database (issue #17)
+                states = States(read) if direct is None else direct.states()
                 run_batch(step, messages, states, out, dead_letters)
                 fence.check()  # a worker frozen past its session writes nothing from stale state
-                if table is not None:
+                if direct is not None:
+                    await direct.write(app.producer._producer, states.written(), _exit_if_refused)
+                elif table is not None:
                     write_states(table, states)
                 await send(app, out)
                 src.ack(messages)

@@ -69,14 +69,16 @@ class States:
     written at most once by :meth:`written` (with the record it came from: a Kafka runner
     writes a key's changelog to that record's partition). ``read`` must return a value of the
     step's own (a table's deserialised value, a copy): steps mutate it, and a failed handling
-    is retried from the table's value."""
+    is retried from the table's value. ``at``: the first record of the key being handled (set by
+    :func:`run_batch`; a Kafka runner reads the key from that record's partition)."""
 
-    __slots__ = ("read", "values", "records")
+    __slots__ = ("read", "values", "records", "at")
 
     def __init__(self, read: Callable[[str], Any]) -> None:
         self.read = read
         self.values: dict[str, Any] = {}
         self.records: dict[str, Any] = {}
+        self.at: Any = None
 
     def get(self, key: str) -> Any:
         if key not in self.values:
@@ -157,6 +159,7 @@ def run_batch(step: Step, records: Sequence[Any], states: States, out: Outbox, d
     whose handling raises is rolled back and handled again one item at a time, so only the
     item that fails is dead-lettered; the outputs of a failed try are discarded)."""
     for key, items in step.group(records, out).items():
+        states.at = items[0][0]
         mine = Outbox()
         try:
             step.handle(key, items, states, mine)

@@ -1,0 +1,121 @@
+"""A batch stage's table written straight through its RocksDB partitions and its changelog
+(streams/agents/table_io.py): what Faust itself would have stored and sent, on the real broker,
+each key on the partition of the record it came from, and the persisted offset each partition's
+database is restored from."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+import uuid
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+from faust.types import TP
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from streams import tables
+from streams.agents.table_io import DirectTable
+from streams.settings import Settings
+from streams.steps import Record
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+def _changelog(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out = []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for batch in consumer.poll(timeout_ms=2000).values():
+                out += [(m.partition, m.offset, m.key, m.value) for m in batch]
+        return sorted(out)
+    finally:
+        consumer.close()
+
+
+def _table(tmp_path: Path, app_id: str, store: str = "rocksdb://") -> Any:
+    settings = Settings(table_store=store, topic_partitions=PARTITIONS, table_memory_mb=16)
+    app = faust.App(app_id, broker="kafka://127.0.0.1:1", datadir=str(tmp_path), autodiscover=False,
+                    store=tables.store_url(settings, ""))
+    return tables.table(app, settings, "journeys", help="test")
+
+
+def test_writes_reach_the_partition_databases_and_the_changelog_as_faust_would_write_them(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    table = _table(tmp_path, f"table-io-{uuid.uuid4().hex[:8]}")
+    changelog = table.changelog_topic.get_topic_name()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(changelog, num_partitions=PARTITIONS, replication_factor=1)])
+    values = {f"account-{i}": {"stage": "mql", "n": i, "history": [[i, f"e{i}", ["x", None]]]} for i in range(12)}
+    first = [(key, value, Record("timeline", key.encode(), b"", partition=i % PARTITIONS))
+             for i, (key, value) in enumerate(values.items())]
+    # a second batch: one key deleted (a privacy request), one rewritten
+    gone, again = "account-5", "account-6"
+    second = [(gone, None, Record("timeline", gone.encode(), b"", partition=5 % PARTITIONS)),
+              (again, dict(values[again], n=600), Record("timeline", again.encode(), b"", partition=6 % PARTITIONS))]
+    refused: list[Any] = []
+
+    async def write() -> DirectTable:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks=-1)
+        await producer.start()
+        try:
+            direct = DirectTable.of(table, types.SimpleNamespace(_producer=producer))
+            assert direct is not None
+            await direct.write(producer, iter(first), lambda topic: refused.append)
+            await direct.write(producer, iter(second), lambda topic: refused.append)
+            await producer.flush()
+            await asyncio.sleep(0.1)  # the delivery callbacks run on the loop after the flush
+            return direct
+        finally:
+            await producer.stop()
+
+    try:
+        direct = asyncio.run(write())
+        assert all(d.exception() is None for d in refused)  # every record delivered
+        store = table.data
+        records = _changelog(kafka_bootstrap, changelog)
+        assert len(records) == len(first) + len(second)
+        for i, (key, value) in enumerate(values.items()):
+            p = i % PARTITIONS
+            mine = [r for r in records if r[2] == store._encode_key(key)]  # Faust's key bytes
+            assert {r[0] for r in mine} == {p}  # the key's partition: the record's
+            if key == gone:
+                assert [r[3] for r in mine] == [store._encode_value(value), None]  # then a tombstone
+                assert direct.read(key, p) is None
+                continue
+            newest = dict(value, n=600) if key == again else value
+            assert mine[-1][3] == store._encode_value(newest)  # Faust's own bytes
+            assert direct.read(key, p) == newest
+            assert all(direct.read(key, other) is None for other in range(PARTITIONS) if other != p)
+            assert table.data[key] == newest  # Faust reads what was written (no current event: its key search)
+        for p in range(PARTITIONS):  # a restore reads the changelog on from the last record written here
+            last = max(offset for partition, offset, _, _ in records if partition == p)
+            assert store.persisted_offset(TP(changelog, p)) == last
+        states = direct.states()
+        states.at = Record("timeline", b"account-3", b"", partition=3)
+        assert states.get("account-3") == values["account-3"]
+        states.at = Record("timeline", b"account-4", b"", partition=0)
+        assert states.get("account-4") == values["account-4"]
+    finally:
+        admin.delete_topics([changelog])
+        admin.close()
+
+
+def test_another_table_store_keeps_fausts_own_path(tmp_path: Path) -> None:
+    table = _table(tmp_path, "table-io-memory", store="memory://")
+    producer = types.SimpleNamespace(_producer=types.SimpleNamespace(_message_accumulator=object()))
+    assert DirectTable.of(table, producer) is None
+    rocks = _table(tmp_path / "rocks", "table-io-rocks")
+    assert DirectTable.of(rocks, types.SimpleNamespace(_producer=None)) is None  # no aiokafka producer
+    assert DirectTable.of(rocks, producer) is not None
