@@ -27,7 +27,7 @@ aiokafka's producer are done this way; any other table store (``memory://``) kee
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from faust.stores import rocksdb as faust_rocksdb
@@ -143,6 +143,31 @@ class DirectTable:
             last[partition] = delivery
         for partition, delivery in last.items():
             delivery.add_done_callback(self._persisted(partition))
+
+    # -- whole partitions (a sweep) ----------------------------------------------------------
+    def active_partitions(self) -> list[int]:
+        """The table partitions this worker owns (active, not standby), with a database open."""
+        actives = self.table.app.assignor.assigned_actives()
+        return sorted(p for p in self.store._dbs if TP(self.changelog, p) in actives)
+
+    def scan(self, partition: int) -> Iterator[tuple[bytes, Any]]:
+        """``(key bytes, value)`` of every key in ``partition``'s database (not the persisted offset)."""
+        db = self.store._dbs.get(partition)
+        if db is None:
+            return
+        skip = self.store.offset_key
+        for key, raw in db.items():
+            if key != skip:
+                yield key, self._loads(raw)
+
+    async def delete(self, kafka: Any, rows: list[tuple[int, bytes]],
+                     refused: Callable[[str], Callable[[Any], None]]) -> None:
+        """``(partition, key bytes)``: deleted from the databases, with a tombstone on the changelog
+        (outside any batch: a sweep; Faust's own delete needs a current event to find the partition)."""
+        if rows:
+            gone: list[tuple[int, bytes, bytes | None]] = [(p, key, None) for p, key in rows]
+            self.put(gone)
+            await self.send(kafka, gone, refused(self.changelog))
 
     def _persisted(self, partition: int) -> Callable[[Any], None]:
         """Once the partition's last changelog record of a batch is on the broker: its offset is

@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams import tables
+from streams.agents.dedupe import sweep_partitions
 from streams.agents.table_io import DirectTable
 from streams.settings import Settings
 from streams.steps import Record
@@ -119,3 +120,45 @@ def test_another_table_store_keeps_fausts_own_path(tmp_path: Path) -> None:
     rocks = _table(tmp_path / "rocks", "table-io-rocks")
     assert DirectTable.of(rocks, types.SimpleNamespace(_producer=None)) is None  # no aiokafka producer
     assert DirectTable.of(rocks, producer) is not None
+
+
+def test_the_dedupe_sweep_forgets_old_ids_in_each_partition_with_a_tombstone(kafka_bootstrap: str,
+                                                                               tmp_path: Path) -> None:
+    """The hourly sweep deletes through the databases and the changelog: Faust's own table delete
+    raises outside a stream (it takes the partition from the current event; a timer has none)."""
+    settings = Settings(topic_partitions=PARTITIONS, table_memory_mb=16)
+    app = faust.App(f"sweep-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", datadir=str(tmp_path),
+                    autodiscover=False, store=tables.store_url(settings, ""))
+    table = tables.table(app, settings, "event-ids", help="test")
+    changelog = table.changelog_topic.get_topic_name()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(changelog, num_partitions=PARTITIONS, replication_factor=1)])
+    ids = {f"id-{i}": {"ref": f"inbound/0@{i}", "at": 1_000 if i % 3 == 0 else 9_000} for i in range(2_500)}
+    old = {k for k, v in ids.items() if v["at"] < 5_000}
+
+    async def run() -> tuple[DirectTable, int]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks=-1)
+        await producer.start()
+        try:
+            direct = DirectTable.of(table, types.SimpleNamespace(_producer=producer))
+            assert direct is not None
+            direct.put([(i % PARTITIONS, direct.key(k), direct.store._encode_value(v))
+                        for i, (k, v) in enumerate(ids.items())])
+            gone = await sweep_partitions(direct, producer, 5_000, list(range(PARTITIONS)))
+            await producer.flush()
+            return direct, gone
+        finally:
+            await producer.stop()
+
+    try:
+        direct, gone = asyncio.run(run())
+        assert gone == len(old) == 834
+        left = {key: value for p in range(PARTITIONS) for key, value in direct.scan(p)}
+        assert left == {direct.key(k): v for k, v in ids.items() if k not in old}  # (no persisted offset key)
+        records = _changelog(kafka_bootstrap, changelog)
+        assert len(records) == len(old) and all(value is None for *_, value in records)
+        assert {(p, key) for p, _, key, _ in records} == {(i % PARTITIONS, direct.key(k))
+                                                          for i, k in enumerate(ids) if k in old}
+    finally:
+        admin.delete_topics([changelog])
+        admin.close()
