@@ -76,6 +76,12 @@ def alert_record(alert: rules.Alert, public_url: str) -> AlertRecord:
     )
 
 
+def lead_source(entry: TimelineEvent) -> str:
+    """The key of a lead outcome (the lead outcomes topic, :mod:`streams.steps.lead_feedback`):
+    the lead's source as the CRM names it, else ``unknown``."""
+    return str(entry.properties.get("leadSource") or "unknown")
+
+
 def journey_update(state: dict[str, Any], account: str, entry: TimelineEvent, outcome: JourneyOutcome,
                    defs: Definitions, contacts: Iterable[str] = (), reason: str = "") -> JourneyUpdate:
     return JourneyUpdate(
@@ -172,8 +178,7 @@ class Journey:
                 continue
             self.clock.saw(utc_ms(entry.event_time))
             if entry.event_type == "lead_status" and not entry.replay:
-                lead_source = str(entry.properties.get("leadSource") or "unknown")
-                out.add(self.names.lead_outcomes, lead_source.encode(), record.value)
+                out.add(self.names.lead_outcomes, lead_source(entry).encode(), record.value)
             account = entry.journey_account_id or entry.account_id
             if not account or entry.replay and not entry.journey_account_id:
                 continue  # anonymous and unattributed: nothing to score yet

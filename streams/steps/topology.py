@@ -18,6 +18,7 @@ from streams.steps.dedupe import Dedupe
 from streams.steps.identity import Devices, Persons
 from streams.steps.ingest import Ingest
 from streams.steps.journey import Journey
+from streams.steps.lead_feedback import LeadFeedback
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ TOPOLOGY: tuple[Stage, ...] = (
           ("timeline", "identity_links", "journey_ticks")),
     Stage("journey", ("timeline", "journey_ticks"), "account", "journeys",
           ("journey_updates", "alerts", "lead_outcomes", "journey_ticks", "journey_rebuilds")),
+    Stage("lead-feedback", ("lead_outcomes",), "lead source", "lead-sources", ("alerts",)),
 )
 """Every stage's outputs may also go to ``inbound_dlq`` (the guard)."""
 
@@ -50,6 +52,7 @@ def build(names: Names, cfg: IdentityConfig, defs: Definitions, *, dedupe: bool 
         "identity-devices": Devices(names, cfg),
         "identity-persons": Persons(names, cfg),
         "journey": Journey(names, defs, public_url=public_url, alert_idle_ms=alert_idle_ms),
+        "lead-feedback": LeadFeedback(names, defs, public_url=public_url),
     }
     if dedupe:
         steps["dedupe"] = Dedupe(names)
