@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from schemas.definitions import Condition, Definitions
+from schemas.definitions import Condition, Definitions, Stage
 from schemas.timeline import TimelineEvent, utc_ms
 
 DAY_MS = 86_400_000
@@ -117,6 +117,35 @@ def _matches(cond: Condition, entry: TimelineEvent | Fact, score: float) -> bool
     ):
         return False
     return True
+
+
+def _possible(cond: Condition, event_type: str) -> bool:
+    """Can ``cond`` hold for an event of this type (whatever its properties and the score)?"""
+    return ((cond.lead_status is None or event_type == "lead_status")
+            and (cond.opportunity is None or event_type == "opportunity")
+            and (cond.conversation_outcome is None or event_type == "conversation"))
+
+
+_STAGE_PLANS: dict[int, tuple[Definitions, dict[str, list[tuple[Stage, list[Condition]]]]]] = {}
+_PLAN_TYPES_MAX = 64
+
+
+def _stage_plan(defs: Definitions, event_type: str) -> list[tuple[Stage, list[Condition]]]:
+    """``defs.stages`` in order, each with the conditions an event of this type can meet, the
+    stages with none left out: what :func:`_apply` tries (a page view meets no CRM condition; a
+    replay applies every fact of a journey again). Made once per definitions version and type."""
+    made = _STAGE_PLANS.get(id(defs))
+    if made is None or made[0] is not defs:  # the object is kept: its id is not reused meanwhile
+        if len(_STAGE_PLANS) >= 8:
+            _STAGE_PLANS.clear()
+        made = _STAGE_PLANS[id(defs)] = (defs, {})
+    plan = made[1].get(event_type)
+    if plan is None:
+        plan = [(stage, conds) for stage in defs.stages
+                if (conds := [c for c in stage.when if _possible(c, event_type)])]
+        if len(made[1]) < _PLAN_TYPES_MAX:  # event types are a short list; an odd one is planned each time
+            made[1][event_type] = plan
+    return plan
 
 
 def _change_id(account: str, to_stage: str, event_id: str) -> str:
@@ -242,9 +271,18 @@ class Fact:
             self.event_id = self.event_id or event_id
             return
         self.event_id = event_id
-        for name, value in zip(_COMPACT_FIELDS, data, strict=False):
-            setattr(self, name, value or "")
-        self.properties = data[len(_COMPACT_FIELDS)] if len(data) > len(_COMPACT_FIELDS) else {}
+        if len(data) > len(_COMPACT_FIELDS):  # as written by _fact (replays read every fact: unrolled)
+            (event_type, name, channel, side, person_id, contact_id, email, rep_id, rep_role,
+             self.properties) = data[:len(_COMPACT_FIELDS) + 1]
+            self.event_type, self.name, self.channel, self.side = event_type or "", name or "", channel or "", side or ""
+            self.person_id, self.contact_id, self.email = person_id or "", contact_id or "", email or ""
+            self.rep_id, self.rep_role = rep_id or "", rep_role or ""
+            return
+        for field_name, value in zip(_COMPACT_FIELDS, data, strict=False):
+            setattr(self, field_name, value or "")
+        for field_name in _COMPACT_FIELDS[len(data):]:  # a shorter list: the missing fields empty
+            setattr(self, field_name, "")
+        self.properties = {}
 
 
 def on_journey_event(state: dict[str, Any], entry: TimelineEvent, account: str, defs: Definitions) -> JourneyOutcome:
@@ -643,12 +681,12 @@ def _apply(state: dict[str, Any], entry: TimelineEvent | Fact, account: str, def
                 defs.scoring.half_life_days)
         earned = state.get("cycle_engagement", 0.0)
         score = earned + state["fit"] if earned > 0 and t >= state.get("cycle_hold_ms", 0) else float("-inf")
-    for stage in defs.stages:
+    for stage, conditions in _stage_plan(defs, entry.event_type):
         if stage.name == state["stage"]:
             continue
         if stage.forward_only and stage.rank <= state["stage_rank"]:
             continue
-        cond = next((c for c in stage.when if _matches(c, entry, score)), None)
+        cond = next((c for c in conditions if _matches(c, entry, score)), None)
         if cond is None:
             continue
         rule = cond.describe()
