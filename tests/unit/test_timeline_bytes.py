@@ -38,3 +38,20 @@ def test_a_value_orjson_does_not_write_takes_pydantics_path() -> None:
         event_id="e1", event_type="track", channel="crm", side="crm", event_time=at, received_at=at,
         properties={"amount": Decimal("12.50"), "tags": {"a"}})
     assert orjson.loads(event.to_bytes())["properties"] == {"amount": "12.50", "tags": ["a"]}
+
+
+def test_an_event_remembered_for_a_replay_is_pydantics_json_of_its_kept_properties() -> None:
+    from streams.rules.identity import replay_json
+    from streams.rules.journey import JOURNEY_PROPS
+
+    rng = random.Random(3)
+    for i in range(2_000):
+        at = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randint(0, 10**8),
+                                                                    microseconds=rng.choice([0, 1, 123_000]))
+        props = {"path": "/p" + "x" * rng.randint(0, 3), "utm": {"source": "g", "n": rng.random() * 1e6},
+                 "title": "CTO ü\u2028", "employees": rng.choice([10, 2**40, 1.5, -0.0, 1e20, 1e-7]), "junk": "y" * 9}
+        event = TimelineEvent(event_id=f"e{i}", event_type="identify", channel="web", side="digital",
+                              event_time=at.astimezone(timezone(timedelta(hours=rng.choice([0, 2])))), received_at=at,
+                              properties=props)
+        kept = {k: props[k] for k in JOURNEY_PROPS if k in props}  # what the journey reads, in its order
+        assert replay_json(event) == event.model_copy(update={"properties": kept}).model_dump_json()
