@@ -9,28 +9,16 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.agents import send_direct
+from tests.support.topics import read_all
 
 pytestmark = pytest.mark.integration
 
 
 def _read(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes | None, bytes, list]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        parts = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            for batch in consumer.poll(timeout_ms=2000).values():
-                out += [(m.partition, m.key, m.value, list(m.headers or [])) for m in batch]
-        return out
-    finally:
-        consumer.close()
+    return [(m.partition, m.key, m.value, list(m.headers or [])) for m in read_all(bootstrap, topic, partitions)]
 
 
 def test_outputs_go_where_per_record_sends_put_them_without_a_send_each(kafka_bootstrap: str) -> None:

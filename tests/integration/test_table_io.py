@@ -15,7 +15,6 @@ import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams import tables
@@ -23,6 +22,7 @@ from streams.agents.dedupe import sweep_partitions
 from streams.agents.table_io import DirectTable
 from streams.settings import Settings
 from streams.steps import Record
+from tests.support.topics import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -30,19 +30,7 @@ PARTITIONS = 4
 
 
 def _changelog(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out = []
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            for batch in consumer.poll(timeout_ms=2000).values():
-                out += [(m.partition, m.offset, m.key, m.value) for m in batch]
-        return sorted(out)
-    finally:
-        consumer.close()
+    return sorted((m.partition, m.offset, m.key, m.value) for m in read_all(bootstrap, topic, PARTITIONS))
 
 
 def _table(tmp_path: Path, app_id: str, store: str = "rocksdb://") -> Any:
