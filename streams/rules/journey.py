@@ -12,7 +12,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from schemas.definitions import Condition, Definitions, Stage
 from schemas.timeline import TimelineEvent, utc_ms
@@ -126,25 +126,35 @@ def _possible(cond: Condition, event_type: str) -> bool:
             and (cond.conversation_outcome is None or event_type == "conversation"))
 
 
-_STAGE_PLANS: dict[int, tuple[Definitions, dict[str, list[tuple[Stage, list[Condition]]]]]] = {}
+_T = TypeVar("_T")
+
+
+def _per_defs(cache: dict[int, tuple[Definitions, Any]], defs: Definitions, make: Callable[[], _T]) -> _T:
+    """``make()`` once per definitions version (``defs`` is frozen) rather than once per fact
+    applied: a replay applies every fact of a journey again."""
+    made = cache.get(id(defs))
+    if made is None or made[0] is not defs:  # the object is kept: its id is not reused meanwhile
+        if len(cache) >= 8:
+            cache.clear()
+        made = cache[id(defs)] = (defs, make())
+    return made[1]
+
+
+_STAGE_PLANS: dict[int, tuple[Definitions, Any]] = {}
 _PLAN_TYPES_MAX = 64
 
 
 def _stage_plan(defs: Definitions, event_type: str) -> list[tuple[Stage, list[Condition]]]:
     """``defs.stages`` in order, each with the conditions an event of this type can meet, the
-    stages with none left out: what :func:`_apply` tries (a page view meets no CRM condition; a
-    replay applies every fact of a journey again). Made once per definitions version and type."""
-    made = _STAGE_PLANS.get(id(defs))
-    if made is None or made[0] is not defs:  # the object is kept: its id is not reused meanwhile
-        if len(_STAGE_PLANS) >= 8:
-            _STAGE_PLANS.clear()
-        made = _STAGE_PLANS[id(defs)] = (defs, {})
-    plan = made[1].get(event_type)
+    stages with none left out: what :func:`_apply` tries (a page view meets no CRM condition).
+    Made once per definitions version and type."""
+    plans: dict[str, list[tuple[Stage, list[Condition]]]] = _per_defs(_STAGE_PLANS, defs, dict)
+    plan = plans.get(event_type)
     if plan is None:
         plan = [(stage, conds) for stage in defs.stages
                 if (conds := [c for c in stage.when if _possible(c, event_type)])]
-        if len(made[1]) < _PLAN_TYPES_MAX:  # event types are a short list; an odd one is planned each time
-            made[1][event_type] = plan
+        if len(plans) < _PLAN_TYPES_MAX:  # event types are a short list; an odd one is planned each time
+            plans[event_type] = plan
     return plan
 
 
@@ -189,18 +199,12 @@ def _persona_of(state: dict[str, Any], entry: TimelineEvent | Fact) -> str:
     return personas[0] if personas else ""
 
 
-_FIT_POINTS: dict[int, tuple[Definitions, dict[str, float]]] = {}
+_FIT_POINTS: dict[int, tuple[Definitions, Any]] = {}
 
 
 def _fit_points(defs: Definitions) -> dict[str, float]:
-    """Persona name → fit points of ``defs`` (frozen), made once per version rather than once per
-    fact applied (``persona_fit`` runs on every fact of every replay)."""
-    made = _FIT_POINTS.get(id(defs))
-    if made is None or made[0] is not defs:  # the object is kept: its id is not reused meanwhile
-        if len(_FIT_POINTS) >= 8:
-            _FIT_POINTS.clear()
-        made = _FIT_POINTS[id(defs)] = (defs, {p.name: p.fit_points for p in defs.personas})
-    return made[1]
+    """Persona name → fit points of ``defs`` (``persona_fit`` runs on every fact of every replay)."""
+    return _per_defs(_FIT_POINTS, defs, lambda: {p.name: p.fit_points for p in defs.personas})
 
 
 def persona_fit(state: dict[str, Any], defs: Definitions) -> float:
