@@ -54,15 +54,14 @@ async def sweep_partitions(direct: DirectTable, kafka: Any, cutoff_ms: int, part
     gone = 0
     for partition in partitions:
         old: list[tuple[int, bytes]] = []
-        for i, (key, state) in enumerate(direct.scan(partition)):
-            if expired(state, cutoff_ms):
-                old.append((partition, key))
-            if i % CHUNK == CHUNK - 1:
-                await asyncio.sleep(0)
+        async for rows in direct.walk(partition, CHUNK):  # ends early if the partition is revoked meanwhile
+            old.extend((partition, key) for key, state in rows if expired(state, cutoff_ms))
         for start in range(0, len(old), CHUNK):
+            if partition not in direct.store._dbs:  # revoked meanwhile: never reopened here, its next owner sweeps
+                break
             await direct.delete(kafka, old[start:start + CHUNK], _exit_if_refused)
+            gone += len(old[start:start + CHUNK])
             await asyncio.sleep(0)
-        gone += len(old)
     return gone
 
 

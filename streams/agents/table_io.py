@@ -27,7 +27,8 @@ aiokafka's producer are done this way; any other table store (``memory://``) kee
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from faust.stores import rocksdb as faust_rocksdb
@@ -159,6 +160,33 @@ class DirectTable:
         for key, raw in db.items():
             if key != skip:
                 yield key, self._loads(raw)
+
+    async def walk(self, partition: int, chunk: int = 1000,
+                   decode: bool = True) -> AsyncIterator[list[tuple[bytes, Any]]]:
+        """:meth:`scan` of ``partition`` (``decode=False``: the values' stored bytes) in lists of
+        at most ``chunk`` keys, yielding to the event loop between them, so that a walk of a big
+        table (a timer's, a recovery's) never stops the stages for long. It ends early once the partition's database is no longer the one it
+        started on (revoked in a rebalance: Faust drops it, and a reference held here would keep
+        its lock from the next owner of that partition in this process); whoever walks again after
+        the next recovery sees the rest."""
+        db = self.store._dbs.get(partition)
+        if db is None:
+            return
+        skip, loads = self.store.offset_key, self._loads if decode else bytes
+        items = iter(db.items())
+        while True:
+            rows: list[tuple[bytes, Any]] = []
+            for key, raw in items:
+                if key != skip:
+                    rows.append((key, loads(raw)))
+                    if len(rows) >= chunk:
+                        break
+            if not rows:
+                return
+            yield rows
+            await asyncio.sleep(0)
+            if self.store._dbs.get(partition) is not db:
+                return
 
     async def delete(self, kafka: Any, rows: list[tuple[int, bytes]],
                      refused: Callable[[str], Callable[[Any], None]]) -> None:

@@ -206,8 +206,15 @@ class DueIndex:
 
     def __init__(self) -> None:
         self._due: dict[str, int] = {}
+        self._noted: set[str] | None = None
 
     def note(self, account: str, due_ms: int) -> None:
+        """The account's due time as its journey now stands (0: nothing due)."""
+        if self._noted is not None:
+            self._noted.add(account)
+        self._put(account, due_ms)
+
+    def _put(self, account: str, due_ms: int) -> None:
         if due_ms:
             self._due[account] = due_ms
         else:
@@ -218,6 +225,23 @@ class DueIndex:
 
     def clear(self) -> None:
         self._due.clear()
+        self._noted = None
+
+    # -- a refill from the table, while the journey stage goes on writing ----------------------
+    def refill(self) -> None:
+        """Empty the index for a refill from the table (:meth:`restore`, then :meth:`refilled`)."""
+        self._due.clear()
+        self._noted = set()
+
+    def restore(self, account: str, due_ms: int) -> None:
+        """The due time of a state read from the table during a refill: kept unless the stage
+        noted the account since the refill began — a walk of the table reads it as it was when
+        the walk began (a RocksDB iterator's snapshot), the stage's note is newer."""
+        if self._noted is None or account not in self._noted:
+            self._put(account, due_ms)
+
+    def refilled(self) -> None:
+        self._noted = None
 
     def __len__(self) -> int:
         return len(self._due)

@@ -515,13 +515,38 @@ class Journey:
 
     def written(self, states: States, account: str, state: dict[str, Any], record: Any) -> None:
         # a journey merged into another has no timer rules of its own (the target's run)
-        state["due_ms"] = 0 if state.get("merged_into") else rules.next_due_ms(state, self.defs)
+        due = 0 if state.get("merged_into") else rules.next_due_ms(state, self.defs)
+        if next(iter(state), None) != "due_ms":  # first, once: see due_ms_of
+            rest = [(k, v) for k, v in state.items() if k != "due_ms"]
+            state.clear()
+            state["due_ms"] = due
+            state.update(rest)
+        state["due_ms"] = due
         states.put(account, state, record)
         self.due_index.note(account, state["due_ms"])
 
     def tick(self, account: str, now_ms: int) -> bytes:
         """The value of a tick record for ``account`` (sent to the tick topic keyed by account)."""
         return tick_value(account, now_ms)
+
+
+_DUE_PREFIX = b'{"due_ms":'
+
+
+def due_ms_of(raw: bytes) -> int:
+    """The ``due_ms`` of a journey state in its stored JSON bytes, without parsing the rest: the
+    journey stage writes it as the state's first key (:meth:`Journey.written`), so the bytes
+    start ``{"due_ms":<int>``. Reading every state whole to find it held up a recovery for 10 s
+    per 100,000 accounts (journey states average 16 KB). Any other shape (a state written before
+    the key went first) is parsed whole."""
+    if raw.startswith(_DUE_PREFIX):
+        end = len(_DUE_PREFIX)
+        while end < len(raw) and raw[end] in b"-0123456789":
+            end += 1
+        if end < len(raw) and raw[end] in b",}" and end > len(_DUE_PREFIX):
+            return int(raw[len(_DUE_PREFIX):end])
+    state = orjson.loads(raw)
+    return int(state.get("due_ms", 0) or 0) if isinstance(state, dict) else 0
 
 
 def tick_value(account: str, now_ms: int, forget: Iterable[str] = ()) -> bytes:

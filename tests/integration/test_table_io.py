@@ -19,7 +19,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams import tables
 from streams.agents.dedupe import sweep_partitions
+from streams.agents.journey import fill_due_index
 from streams.agents.table_io import DirectTable
+from streams.rules.alerts import DueIndex
 from streams.settings import Settings
 from streams.steps import Record
 from tests.support.topics import read_all
@@ -150,3 +152,50 @@ def test_the_dedupe_sweep_forgets_old_ids_in_each_partition_with_a_tombstone(kaf
     finally:
         admin.delete_topics([changelog])
         admin.close()
+
+
+def test_the_timer_index_is_refilled_from_the_table_while_the_stages_go_on(tmp_path: Path) -> None:
+    """After a rebalance the due times are read from the journeys table in chunks, in the
+    background (read at once, 100,000 accounts held the recovery up for 10 s): the loop runs
+    other work between chunks, and an account the stage writes meanwhile keeps the stage's due
+    time, not the one of the state the walk read."""
+    table = _table(tmp_path, f"due-{uuid.uuid4().hex[:8]}")
+    direct = DirectTable(table)
+    # as the journey stage writes them (due_ms first, read from the bytes' start), and as older
+    # states may hold it (anywhere: parsed whole)
+    states = {f"account-{i}": ({"due_ms": 1_000 + i if i % 4 == 0 else 0, "stage": "mql"} if i % 3 else
+                               {"stage": "mql", "due_ms": 1_000 + i if i % 4 == 0 else 0}) for i in range(2_500)}
+    direct.put([(i % PARTITIONS, direct.key(k), direct.store._encode_value(v)) for i, (k, v) in enumerate(states.items())])
+    index = DueIndex()
+    index.note("gone-elsewhere", 5)  # an account of a partition this worker no longer owns
+
+    async def run() -> tuple[int, int]:
+        index.refill()
+        fill = asyncio.ensure_future(fill_due_index(direct, index, list(range(PARTITIONS))))
+        turns = 0
+        while not fill.done():
+            turns += 1
+            if turns == 2:  # the stage, mid-walk: account-8 settled, account-9 now due
+                for account, due in (("account-8", 0), ("account-9", 77)):
+                    index.note(account, due)
+                    direct.put([(9 % PARTITIONS if account == "account-9" else 0, direct.key(account),
+                                 direct.store._encode_value({"stage": "sql", "due_ms": due}))])
+            await asyncio.sleep(0)
+        return fill.result(), turns
+
+    due, turns = asyncio.run(run())
+    expected = {k: v["due_ms"] for k, v in states.items() if v["due_ms"] and k != "account-8"} | {"account-9": 77}
+    assert due == len(expected) == 625
+    assert sorted(index.due(10**9)) == sorted(expected)
+    assert sorted(index.due(1_000)) == ["account-0", "account-9"] and index.due(76) == []
+    assert turns >= 2_500 // 1_000  # a turn of the loop at least every chunk
+
+    # a partition revoked mid-walk (Faust drops its database): the walk ends there
+    async def revoked() -> int:
+        rows = 0
+        async for chunk in direct.walk(1, chunk=100, decode=False):
+            rows += len(chunk)
+            direct.store._dbs.pop(1)
+        return rows
+
+    assert asyncio.run(revoked()) == 100

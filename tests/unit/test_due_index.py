@@ -26,3 +26,22 @@ def test_a_new_due_time_replaces_the_old_and_zero_removes_it() -> None:
     index.note("acme", 1_000)
     index.clear()  # a rebalance: rebuilt from the table
     assert index.due(10_000) == []
+
+
+def test_a_refill_from_the_table_never_overrides_what_the_stage_noted_meanwhile() -> None:
+    """The table is walked as it was when the refill began: a state the stage wrote since then
+    is newer than the one the walk reads."""
+    index = DueIndex()
+    index.note("stale", 1_000)
+    index.refill()
+    assert index.due(10_000) == []  # emptied at once
+    index.note("acme", 7_000)  # the stage: an MQL now waits for its hand-off
+    index.note("globex", 0)  # the stage: globex's pending rule was settled
+    index.restore("acme", 0)  # the walk: acme as it was, nothing due — older than the note
+    index.restore("globex", 2_000)  # older too
+    index.restore("initech", 3_000)  # not written meanwhile: the walk's is the newest
+    index.restore("umbrella", 0)
+    index.refilled()
+    assert sorted(index.due(10_000)) == ["acme", "initech"]
+    index.restore("globex", 2_000)  # outside a refill, a restore is a plain note
+    assert sorted(index.due(10_000)) == ["acme", "globex", "initech"]
