@@ -65,8 +65,21 @@ def render(r: dict[str, Any]) -> str:
     for step in rss["steps"]:
         lines.append(f"| worker RSS after {_n(step['events'])} events / {_n(step['accounts'])} accounts | "
                      f"{_n(step['rss_mb'])} MB ({_n(step['kb_per_account'])} kB/account) |")
+    scale = p.get("state_scale")
+    if scale:
+        first = rss.get("marginal_kb_per_account_first_accounts")
+        lines.append(f"| worker RSS marginal, first accounts (the steps above: warm-up) | {_n(first)} kB per extra account |")
+        for step in scale["steps"]:
+            lines.append(f"| {_n(step['accounts'])} accounts of state ({_n(step['table_disk_mb'])} MB of tables): "
+                         f"restart → caught up ({_n(scale['backlog_events'])}-event backlog) / RSS | "
+                         f"{_n(step['to_caught_up_s'])} s / {_n(step['rss_mb'])} MB (stream process "
+                         f"{_n(step['stream_rss_mb'])} MB) |")
+        between = rss.get("marginal_between_accounts") or []
+        lines.append(f"| worker RSS marginal between {' and '.join(_n(a) for a in between)} accounts of state "
+                     f"(bench/state_scale.py) | {_n(rss['marginal_kb_per_account'])} kB per extra account |")
+    else:
+        lines.append(f"| worker RSS marginal | {_n(rss['marginal_kb_per_account'])} kB per extra account |")
     lines += [
-        f"| worker RSS marginal | {_n(rss['marginal_kb_per_account'])} kB per extra account |",
         f"| restart → API / → caught up ({_n(rst['backlog_events'])}-event backlog) | {_n(rst['to_api_s'])} s / {_n(rst['to_caught_up_s'])} s |",
         "",
         "Latency method: Kafka CreateTime of each event (stored as `received_at`) vs the first 100 ms sample of "

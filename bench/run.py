@@ -29,15 +29,16 @@ from typing import Any
 
 import orjson
 
-from bench import drain, floors, harness, pipeline, timeline_query
+from bench import drain, floors, harness, pipeline, state_scale, timeline_query
 from bench.report_md import render
 from bench.synth import SynthConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(floor_events=2_000, events=1_000, latency_seconds=5.0, rss_sizes=[2_000], restart_backlog=300,
-             timeline_events=3_000, timeline_queries=5)
+             timeline_events=3_000, timeline_queries=5, scale_accounts=[300, 900], scale_template_events=2_000)
 FULL = dict(floor_events=50_000, events=10_000, latency_seconds=40.0, rss_sizes=[15_000, 25_000],
-            restart_backlog=5_000, timeline_events=10_000_000, timeline_queries=20)
+            restart_backlog=5_000, timeline_events=10_000_000, timeline_queries=20,
+            scale_accounts=[10_000, 100_000, 1_000_000], scale_template_events=20_000)
 WORKER_ENV = {"JOURNEYS_TOPIC_PARTITIONS": "4", "JOURNEYS_SINK_BATCH_SIZE": "5000", "JOURNEYS_SINK_FLUSH_SECONDS": "1.0",
               "JOURNEYS_COMMIT_INTERVAL": "0.2"}
 
@@ -108,6 +109,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         big["method"] = "drain into a copy of the timeline-query store (bench/drain.py --store)"
         big["store_events"] = report["timeline_query"].get("events")
         report["pipeline"]["throughput_big_store"] = big
+        # 10k, 100k, 1M accounts of state: RSS per account and a restart (bench/state_scale.py)
+        scale = state_scale.run(args.bootstrap, work / "scale", sizes["scale_accounts"], sizes["restart_backlog"],
+                                sizes["scale_template_events"], args.seed + 11, args.timeout)
+        report["pipeline"]["state_scale"] = scale
+        rss = report["pipeline"]["rss"]
+        rss["marginal_kb_per_account_first_accounts"] = rss.pop("marginal_kb_per_account")
+        rss["marginal_kb_per_account"] = scale.get("marginal_kb_per_account")
+        rss["marginal_between_accounts"] = [step["accounts"] for step in scale["steps"][:2]]
     finally:
         if started:
             harness.stop_broker()
@@ -145,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--restart-backlog", type=int, help="events produced while the worker is down")
     p.add_argument("--timeline-events", type=int, help="store size for the timeline query (full: 10M)")
     p.add_argument("--timeline-queries", type=int, help="accounts queried (timeline query and journey page data)")
+    p.add_argument("--scale-accounts", type=lambda s: [int(x) for x in s.split(",")],
+                   help="accounts of state for the RSS-per-account and restart steps, e.g. 10000,100000,1000000")
     args = p.parse_args(argv)
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)

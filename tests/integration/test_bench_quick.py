@@ -33,11 +33,17 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     assert {"p50", "p99", "n", "alerts"} <= set(to_alert) and to_alert["n"] <= to_alert["alerts"]
     assert {"idle_mb", "steps", "marginal_kb_per_account"} <= set(pipeline["rss"])
     assert {"to_api_s", "to_caught_up_s"} <= set(pipeline["restart"])
+    scale = pipeline["state_scale"]  # accounts of state grown by copying real state (bench/state_scale.py)
+    assert [step["accounts"] for step in scale["steps"]] == sorted(step["accounts"] for step in scale["steps"])
+    assert all(step["accounts"] >= want for step, want in zip(scale["steps"], report["sizes"]["scale_accounts"], strict=True))
+    assert all(step["to_caught_up_s"] > 0 and step["rss_mb"] > 0 for step in scale["steps"])
+    assert pipeline["rss"]["marginal_between_accounts"] == [step["accounts"] for step in scale["steps"][:2]]
     big = pipeline["throughput_big_store"]  # the drain into a copy of the timeline-query store
     assert big["stored_events"] >= big["store_events"] + big["events"] and big["per_s"] > 0
     assert {"p50", "p99"} <= set(report["timeline_query"]["query_s"])
     assert {"funnel", "attribution", "time-share"} <= set(report["timeline_query"]["reports_s"])
     md = (tmp_path / "latest.md").read_text()
     assert md.startswith("# Benchmark")
-    for row in ("| pipeline sustained into a store of", "| event → alert", "| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store"):
+    for row in ("| pipeline sustained into a store of", "| event → alert", "| floor: trivial Faust agent", "| floor: aiokafka consume", "| cross-team reports on the same store",
+                "| worker RSS marginal between"):
         assert row in md, row
