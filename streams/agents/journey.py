@@ -27,14 +27,14 @@ __all__ = ["alert_record", "register"]
 log = logging.getLogger(__name__)
 
 
-async def fill_due_index(direct: DirectTable, index: DueIndex, partitions: list[int]) -> int:
+async def fill_due_index(direct: DirectTable, index: DueIndex, partitions: list[int], refill: int) -> int:
     """Note in ``index`` the due time of every account in the table's ``partitions``, a chunk at
     a time (:meth:`DirectTable.walk`), each read from the start of its stored bytes
     (:func:`due_ms_of`), the stages run in between. An account the stage writes
     meanwhile keeps the due time the stage noted (:meth:`DueIndex.restore`: the walk reads the
     table as it was when it began). Until the walk reaches an account, a due timer rule of it
-    waits (the first tick after finds it). How many accounts have a due time. Call
-    ``index.refill()`` first."""
+    waits (the first tick after finds it). How many accounts have a due time. ``refill``: what
+    ``index.refill()`` returned."""
     began, seen = time.perf_counter(), 0
     try:
         for partition in partitions:
@@ -48,7 +48,7 @@ async def fill_due_index(direct: DirectTable, index: DueIndex, partitions: list[
                   exc_info=log_exc_info(exc))
         return len(index)
     finally:
-        index.refilled()
+        index.refilled(refill)
     log.info("timer rules: %d of this worker's %d accounts have a due time (read in %.1f s)", len(index), seen,
              time.perf_counter() - began)
     return len(index)
@@ -86,8 +86,9 @@ def register(app: faust.App, topics, settings, definitions: DefinitionsSource) -
                     await asyncio.sleep(0)
             log.info("timer rules: %d of this worker's accounts have a due time", len(step.due_index))
             return
-        step.due_index.refill()
-        filling.append(asyncio.ensure_future(fill_due_index(direct, step.due_index, direct.active_partitions())))
+        refill = step.due_index.refill()
+        filling.append(asyncio.ensure_future(fill_due_index(direct, step.due_index, direct.active_partitions(),
+                                                            refill)))
 
     @app.timer(interval=settings.alert_tick_seconds)
     async def tick_due_accounts() -> None:

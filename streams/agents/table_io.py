@@ -165,10 +165,10 @@ class DirectTable:
                    decode: bool = True) -> AsyncIterator[list[tuple[bytes, Any]]]:
         """:meth:`scan` of ``partition`` (``decode=False``: the values' stored bytes) in lists of
         at most ``chunk`` keys, yielding to the event loop between them, so that a walk of a big
-        table (a timer's, a recovery's) never stops the stages for long. It ends early once the partition's database is no longer the one it
-        started on (revoked in a rebalance: Faust drops it, and a reference held here would keep
-        its lock from the next owner of that partition in this process); whoever walks again after
-        the next recovery sees the rest."""
+        table (a timer's, a recovery's) never stops the stages for long. It ends early once the
+        partition's database is no longer the one it started on (revoked in a rebalance: Faust
+        drops it, and a reference held here would keep its lock from the next owner of that
+        partition in this process); whoever walks again after the next recovery sees the rest."""
         db = self.store._dbs.get(partition)
         if db is None:
             return

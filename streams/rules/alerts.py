@@ -207,6 +207,7 @@ class DueIndex:
     def __init__(self) -> None:
         self._due: dict[str, int] = {}
         self._noted: set[str] | None = None
+        self._refills = 0
 
     def note(self, account: str, due_ms: int) -> None:
         """The account's due time as its journey now stands (0: nothing due)."""
@@ -228,10 +229,13 @@ class DueIndex:
         self._noted = None
 
     # -- a refill from the table, while the journey stage goes on writing ----------------------
-    def refill(self) -> None:
-        """Empty the index for a refill from the table (:meth:`restore`, then :meth:`refilled`)."""
+    def refill(self) -> int:
+        """Empty the index for a refill from the table (:meth:`restore`, then :meth:`refilled`
+        with the number returned: a refill cancelled by a newer one must not end the newer)."""
         self._due.clear()
         self._noted = set()
+        self._refills += 1
+        return self._refills
 
     def restore(self, account: str, due_ms: int) -> None:
         """The due time of a state read from the table during a refill: kept unless the stage
@@ -240,8 +244,9 @@ class DueIndex:
         if self._noted is None or account not in self._noted:
             self._put(account, due_ms)
 
-    def refilled(self) -> None:
-        self._noted = None
+    def refilled(self, refill: int) -> None:
+        if refill == self._refills:
+            self._noted = None
 
     def __len__(self) -> int:
         return len(self._due)

@@ -170,8 +170,7 @@ def test_the_timer_index_is_refilled_from_the_table_while_the_stages_go_on(tmp_p
     index.note("gone-elsewhere", 5)  # an account of a partition this worker no longer owns
 
     async def run() -> tuple[int, int]:
-        index.refill()
-        fill = asyncio.ensure_future(fill_due_index(direct, index, list(range(PARTITIONS))))
+        fill = asyncio.ensure_future(fill_due_index(direct, index, list(range(PARTITIONS)), index.refill()))
         turns = 0
         while not fill.done():
             turns += 1

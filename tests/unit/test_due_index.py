@@ -33,7 +33,7 @@ def test_a_refill_from_the_table_never_overrides_what_the_stage_noted_meanwhile(
     is newer than the one the walk reads."""
     index = DueIndex()
     index.note("stale", 1_000)
-    index.refill()
+    refill = index.refill()
     assert index.due(10_000) == []  # emptied at once
     index.note("acme", 7_000)  # the stage: an MQL now waits for its hand-off
     index.note("globex", 0)  # the stage: globex's pending rule was settled
@@ -41,7 +41,20 @@ def test_a_refill_from_the_table_never_overrides_what_the_stage_noted_meanwhile(
     index.restore("globex", 2_000)  # older too
     index.restore("initech", 3_000)  # not written meanwhile: the walk's is the newest
     index.restore("umbrella", 0)
-    index.refilled()
+    index.refilled(refill)
     assert sorted(index.due(10_000)) == ["acme", "initech"]
     index.restore("globex", 2_000)  # outside a refill, a restore is a plain note
     assert sorted(index.due(10_000)) == ["acme", "globex", "initech"]
+
+
+def test_a_cancelled_refill_does_not_end_the_one_that_replaced_it() -> None:
+    """A second rebalance cancels the first refill; the cancelled walk still runs its ``finally``
+    (``refilled``) after the new refill began: the new one must go on keeping the stage's notes."""
+    index = DueIndex()
+    first = index.refill()
+    second = index.refill()
+    index.refilled(first)  # the cancelled walk ends
+    index.note("acme", 7_000)  # the stage, during the second refill
+    index.restore("acme", 0)  # the second walk's older read
+    index.refilled(second)
+    assert index.due(10_000) == ["acme"]
