@@ -11,7 +11,7 @@ import faust
 from faust.sensors import Monitor
 
 from schemas.errors import ConfigurationError
-from streams import ack_guard, kafka_config, processes, tables
+from streams import ack_guard, faust_startup, kafka_config, processes, tables
 from streams import topics as t
 from streams.agents import delivery
 from streams.definitions_source import DefinitionsSource
@@ -87,6 +87,7 @@ def create_app(settings: Settings, stream_child: Any = None) -> faust.App:
     settings.state_dir.mkdir(parents=True, exist_ok=True)  # the tenant's own (data_dir without a prefix)
     ack_guard.install()  # never commit past a record skipped during a rebalance (B7)
     delivery.install()  # batch agents get a fetch's records at once, not one by one (issue #17)
+    faust_startup.install()  # the fetcher's first fetch without Faust's 1 s poll (issue #17)
     # streams.fast_delivery stays off: with it, a kill -9 and restart with a backlog stalled the
     # worker (test_pipeline restart test: 2 of 4 runs stalled on 6503337, and one in CI; 4 of 4 passed without it;
     # on fdstall 4 of 42 stalled with it, 0 of 12 without). Where the stalled worker waits: the module docstring
@@ -116,6 +117,7 @@ def create_app(settings: Settings, stream_child: Any = None) -> faust.App:
         processing_guarantee="at_least_once",
         autodiscover=False,
         Monitor=QuietMonitor,  # the class Faust makes its monitor from
+        TableManager=faust_startup.PromptTableManager,  # without Faust's 1 s sleep at start
     )
     topics = Topics(
         inbound=_topic(app, t.INBOUND, settings),
