@@ -17,7 +17,7 @@ from faust.streams import _current_event
 from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
 from streams import metrics
 from streams.agents import batching, delivery, dlq
-from streams.agents.table_io import DirectTable
+from streams.agents.table_io import DirectTable, watch_batch
 from streams.fence import Fence
 from streams.steps import Outbox, States, Step, run_batch
 
@@ -182,7 +182,7 @@ async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes
     drain's event loop). Records still join the open record batch of their partition, as
     ``send`` does (aiokafka's ``send_batch`` would queue a batch per call and wait for the one
     before it to drain: measured slower). A refused record stops the worker
-    (:func:`_exit_if_refused`)."""
+    (:func:`_exit_if_refused`, watched once per record batch: :func:`~streams.agents.table_io.watch_batch`)."""
     accumulator = kafka._message_accumulator
     timeout = kafka._request_timeout_ms / 1000
     by_topic: dict[str, list[tuple[bytes | None, bytes, Any]]] = {}
@@ -191,6 +191,7 @@ async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes
     for topic, records in by_topic.items():
         await kafka.client._wait_on_metadata(topic)  # as kafka.send: the topic's partitions known
         refused = _exit_if_refused(topic)
+        watched: set[int] = set()
         tps: dict[bytes, TopicPartition] = {}
         for key, value, headers in records:
             headers = headers or []
@@ -200,8 +201,8 @@ async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes
                 tp = TopicPartition(topic, kafka._partition(topic, None, key, value, key, value))
                 if key is not None:
                     tps[key] = tp
-            delivery = await accumulator.add_message(tp, key, value, timeout, timestamp_ms=None, headers=headers)
-            delivery.add_done_callback(refused)
+            await accumulator.add_message(tp, key, value, timeout, timestamp_ms=None, headers=headers)
+            watch_batch(accumulator, tp, refused, watched)
 
 
 def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any, fence: Fence,

@@ -63,3 +63,40 @@ def test_outputs_go_where_per_record_sends_put_them_without_a_send_each(kafka_bo
     finally:
         admin.delete_topics([batched, single])
         admin.close()
+
+
+def test_a_refused_record_is_seen_with_one_callback_per_record_batch(kafka_bootstrap: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker refuses one record (over the topic's ``max.message.bytes``): the worker's exit
+    callback sees it, although it is attached once per record batch, not once per record."""
+    import streams.agents as agents
+
+    topic = f"refused-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1,
+                                  topic_configs={"max.message.bytes": "4000"})])
+    outcomes: list[BaseException | None] = []
+    monkeypatch.setattr(agents, "_exit_if_refused", lambda _topic: lambda d: outcomes.append(d.exception()))
+    small = [(topic, f"k{i}".encode(), b"x" * 20, None) for i in range(40)]
+    big = (topic, b"big", b"y" * 20_000, None)
+
+    async def produce(items: list) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks=-1, max_batch_size=1024 * 1024)
+        await producer.start()
+        try:
+            await send_direct(producer, items)
+            await producer.flush()
+            await asyncio.sleep(0.1)  # the callbacks run on the loop after the flush
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(produce(small))
+        assert 1 <= len(outcomes) <= 2 and all(o is None for o in outcomes)  # 40 records, one callback per batch
+        outcomes.clear()
+        asyncio.run(produce([big]))
+        assert len(outcomes) == 1 and outcomes[0] is not None  # refused: the worker would exit here
+        assert "MessageSizeTooLarge" in type(outcomes[0]).__name__ or "too large" in str(outcomes[0]).lower()
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
