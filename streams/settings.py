@@ -239,7 +239,7 @@ class Settings(BaseSettings):
         "per stage when traffic is light.")
     stream_batch_seconds_behind: float = Field(
         0.25, gt=0, description="Longest a stream stage waits to fill a batch while it is behind (the newest "
-        "record of its last batch had waited longer than this): bigger batches, less work per event, when "
+        "record queued had waited longer than this when the batch began): bigger batches, less work per event, when "
         "throughput matters more than latency (docs/benchmarks.md).")
     fault_kill_after_inserts: int = Field(
         0, ge=0, description="For fault tests only (tests/faults): the store process kills itself (SIGKILL) right "

@@ -76,7 +76,8 @@ async def batches(stream: faust.StreamT, src: delivery.BatchSource, fence: Fence
                   stage: str | None = None, name: str | None = None) -> AsyncIterator[list[Any]]:
     """The source's records in batches (``JOURNEYS_STREAM_BATCH_SIZE`` records, or what came
     within the batch window: ``JOURNEYS_STREAM_BATCH_SECONDS`` while the stage keeps up,
-    ``JOURNEYS_STREAM_BATCH_SECONDS_BEHIND`` while it is behind — :func:`batching.next_window`),
+    ``JOURNEYS_STREAM_BATCH_SECONDS_BEHIND`` while it is behind: the newest record queued has
+    waited longer than that when the batch's first record is there — :func:`batching.next_window`),
     each checked against the fence and counted in ``journeys_events_in_total{stage}`` (and its
     size in ``journeys_stream_batch_records{stage: name}``). The records are Faust messages
     handed on a fetch at a time (:mod:`streams.agents.delivery`); the caller acks a batch
@@ -84,8 +85,11 @@ async def batches(stream: faust.StreamT, src: delivery.BatchSource, fence: Fence
     delivery.subscribe(stream)
     light, behind = settings.stream_batch_seconds, max(settings.stream_batch_seconds_behind,
                                                       settings.stream_batch_seconds)
-    window = lambda batch: batching.next_window(batching.newest_age(batch), light, behind)  # noqa: E731
-    async for messages in delivery.batches(src, settings.stream_batch_size, window, light):
+    # decided when the batch's first record is there, from the newest record queued: the last
+    # batch's age said "behind" after a burst, and the first records after a pause waited the
+    # long window at every stage (≈ 0.3 s per hop, the slowest alerts of make bench's latency phase)
+    window = lambda queued: batching.next_window(batching.newest_age([queued[-1]]), light, behind)  # noqa: E731
+    async for messages in delivery.batches(src, settings.stream_batch_size, window):
         fence.check()
         if stage is not None:
             metrics.EVENTS_IN.labels(stage).inc(len(messages))

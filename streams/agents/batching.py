@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 def next_window(newest_age_s: float, light_s: float, behind_s: float) -> float:
     """How long the next batch may wait to fill: ``light_s`` while the stage keeps up, and
-    ``behind_s`` once it is behind — the newest record of the last batch had already waited
+    ``behind_s`` once it is behind — the newest record queued for the stage had already waited
     longer than ``behind_s`` in Kafka when the batch was taken.
 
     Every batch costs the stage a fixed amount on top of its records (each key's state read

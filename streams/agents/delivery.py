@@ -88,18 +88,20 @@ class BatchSource:
         self._records.extend(messages)
         more.set()
 
-    async def take(self, most: int, window: float) -> list[Message]:
+    async def take(self, most: int, window: float | Callable[[Sequence[Message]], float]) -> list[Message]:
         """The next batch: up to ``most`` records, waiting for the first as long as it takes and
-        then at most ``window`` seconds for the batch to fill. Records fetched before a rebalance
-        are dropped here (see the module); the others are tracked as Faust's stream tracks them."""
+        then at most ``window`` seconds for the batch to fill (a function: of the records queued
+        once the first is there). Records fetched before a rebalance are dropped here (see the
+        module); the others are tracked as Faust's stream tracks them."""
         more, room = self._events()
         records = self._records
         while True:
             while not records:
                 more.clear()
                 await more.wait()
-            if len(records) < most and window > 0:
-                deadline = time.monotonic() + window
+            wait = window(records) if callable(window) else window
+            if len(records) < most and wait > 0:
+                deadline = time.monotonic() + wait
                 while len(records) < most:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -161,14 +163,12 @@ def subscribe(stream: faust.StreamT) -> None:
     stream.channel.__aiter__()
 
 
-async def batches(src: BatchSource, most: int, window: Callable[[Sequence[Message]], float],
-                  first_window: float) -> AsyncIterator[list[Message]]:
-    """The source's batches, each waiting ``window(previous batch)`` to fill."""
-    wait = first_window
+async def batches(src: BatchSource, most: int,
+                  window: float | Callable[[Sequence[Message]], float]) -> AsyncIterator[list[Message]]:
+    """The source's batches, each waiting ``window`` to fill (a function: of the records queued
+    when the batch's first record is there, :meth:`BatchSource.take`)."""
     while True:
-        batch = await src.take(most, wait)
-        wait = window(batch)
-        yield batch
+        yield await src.take(most, window)
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's loop, run by every worker

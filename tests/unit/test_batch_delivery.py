@@ -160,3 +160,32 @@ def test_install_replaces_only_the_fetch_loop_and_is_idempotent() -> None:
         assert Consumer._drain_messages is delivery._drain_messages
     finally:
         Consumer._drain_messages = before  # type: ignore[method-assign]
+
+
+def test_the_window_is_decided_when_the_first_record_is_there_from_what_is_queued() -> None:
+    """A stage's window follows the records queued when its batch begins, not the last batch:
+    after a burst the last batch said "behind", and the first record after a pause waited the
+    long window at every stage (streams/agents, ``batches``)."""
+    app = fake_app()
+    src = delivery.source(app, channel("t"), limit=100)
+    seen: list[list[int]] = []
+
+    def window(queued: Any) -> float:
+        seen.append([m.offset for m in queued])
+        return 5.0 if queued[-1].offset < 10 else 0.0  # old records: behind, a long window
+
+    async def run() -> list[int]:
+        await src.deliver([msg(0)])
+        behind = asyncio.ensure_future(src.take(3, window))
+        await asyncio.sleep(0.01)
+        assert not behind.done()  # behind: waits to fill
+        await src.deliver([msg(1), msg(2)])
+        assert [m.offset for m in await behind] == [0, 1, 2]
+        waiting = asyncio.ensure_future(src.take(3, window))
+        await asyncio.sleep(0.01)
+        assert seen == [[0]]  # not decided before a record is there
+        await src.deliver([msg(10)])  # a fresh record after the pause
+        return [m.offset for m in await waiting]  # at once: no long window
+
+    assert asyncio.run(asyncio.wait_for(run(), 2.0)) == [10]
+    assert seen == [[0], [10]]
