@@ -63,7 +63,10 @@ def _main() -> None:
     cli.add_command(doctor.doctor)
     app = create_app(settings, stream_child=child)
     if worker:
+        from streams import gc_tuning
         from streams.admin import ensure_topics
+
+        gc_tuning.tune()  # batches' objects die young; the app's long-lived ones are not walked again
 
         if exposure.warning:
             warning = exposure.warning
