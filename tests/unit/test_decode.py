@@ -162,3 +162,24 @@ def test_an_integer_beyond_64_bits_is_refused_with_its_path() -> None:
     assert parse_json(b'{"a": 1.5e300, "b": 123456789012345678901.5}')
     with pytest.raises(InvalidEvent):
         parse_json(b'{"a": -9223372036854775809}')
+
+
+def test_the_scan_for_long_digit_runs_finds_exactly_what_the_regular_expression_finds() -> None:
+    """``wide_integers`` looks for 19 digits in a row with ``bytes.translate`` (faster on every
+    event): the same bodies as ``\\d{19}`` — ASCII digits only, in numbers and strings alike."""
+    import random
+    import re
+
+    from schemas import decode
+
+    rng = random.Random(7)
+    alphabet = b'0123456789:-."{}[],e\xd9\xa0 '  # \xd9\xa0: UTF-8 of an Arabic-Indic digit, not \d in bytes
+    digits = b"0123456789"  # mostly digits: runs of every length around 19
+    bodies = [bytes(rng.choice(digits if rng.random() < 0.93 else alphabet) for _ in range(rng.randint(0, 60)))
+              for _ in range(3000)]
+    bodies += [b"1" * 18, b"1" * 19, b'{"a":"' + b"9" * 19 + b'"}', b"x" + b"5" * 40]
+    found = 0
+    for body in bodies:
+        found += bool(re.search(rb"\d{19}", body))
+        assert (body.translate(decode._DIGITS).find(decode._LONG_RUN) >= 0) == bool(re.search(rb"\d{19}", body)), body
+    assert 100 < found < len(bodies) - 100  # both answers well represented
