@@ -126,7 +126,11 @@ def import_file(ctx: click.Context, file: Path, fmt: str | None, event_type: str
         chosen = get(preset)
         context = Context(reps=definitions.reps, values=definitions.crm_values, currency=currency)
         report = PresetReport(preset)
-    with Progress(console=Console(stderr=True), transient=not sys.stderr.isatty()) as progress:
+    from streams import gc_tuning
+
+    # the collector's thresholds as the worker's: it took 12% of a 100,000-event import's CPU
+    with gc_tuning.fewer_collections(), Progress(console=Console(stderr=True),
+                                                 transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
         try:
             ensure_topics(settings)
