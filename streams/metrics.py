@@ -56,6 +56,13 @@ STREAM_BATCH_RECORDS = Histogram(
 SINK_INSERT_SECONDS = Histogram(
     "journeys_sink_insert_seconds", "Time to write one block to ClickHouse, retries included.", ["table"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+REFRESH_SECONDS = Histogram(
+    "journeys_store_refresh_seconds", "Time of one re-resolution of stored events (event_resolution, tombstones, "
+    "account summaries), retries included; at most one starts per JOURNEYS_SINK_FLUSH_SECONDS.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60, 300))
+REFRESH_EVENTS = Histogram(
+    "journeys_store_refresh_events", "Events one re-resolution covered (a timeline batch's, and those that "
+    "changed identity links can move).", buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000, 100000))
 SINK_RETRIES = Counter(
     "journeys_sink_insert_retries_total", "Failed insert attempts that will be retried.", ["table", "kind"])
 CONSUMER_LAG = Gauge(

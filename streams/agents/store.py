@@ -108,12 +108,17 @@ class Resolver:
                 began = time.monotonic()
                 batch, self.waiting = self.waiting, []
 
+                covered: list[int] = []
+
                 def work(batch: list = batch) -> None:
                     store = self.handle.get()
-                    resolution.refresh(store, resolution.merged(pairs_of(store, rows) for pairs_of, rows, _ in batch))
+                    pairs = resolution.merged(pairs_of(store, rows) for pairs_of, rows, _ in batch)
+                    covered[:] = [resolution.refresh(store, pairs)]
 
                 try:
                     await until_done(work, "store: resolve events", on_retry=metrics.on_retry("event_resolution"))
+                    metrics.REFRESH_SECONDS.observe(time.monotonic() - began)
+                    metrics.REFRESH_EVENTS.observe(covered[0])
                 except BaseException as exc:  # cancelled (shutdown): the waiting sinks stop too
                     for _, _, done in batch:
                         if not done.done():

@@ -91,6 +91,10 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     tracker.wait_for_stored(events=GOOD, dead_letters=BAD_JSON + BAD_IDS, timeout=120)
 
     samples = scrape(tracker)
+    deadline = time.monotonic() + 30  # stored, then re-resolved: the last refresh may still run
+    while (value(samples, "journeys_store_refresh_events_sum") or 0) < GOOD and time.monotonic() < deadline:
+        time.sleep(0.2)
+        samples = scrape(tracker)
     assert value(samples, "journeys_events_in_total", stage="ingest") == GOOD + BAD_JSON + BAD_IDS
     assert value(samples, "journeys_events_out_total", stage="ingest", outcome="accepted") == GOOD
     assert value(samples, "journeys_events_out_total", stage="ingest", outcome="rejected") == BAD_JSON + BAD_IDS
@@ -106,6 +110,9 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     assert value(samples, "journeys_sink_insert_seconds_count", table="timeline") > 0
     assert value(samples, "journeys_sink_insert_seconds_bucket", table="timeline", le="+Inf") > 0
     assert value(samples, "journeys_sink_batch_rows_sum", table="timeline") >= GOOD
+    # every stored event was re-resolved (event_resolution) in some refresh, each timed
+    assert value(samples, "journeys_store_refresh_events_sum") >= GOOD
+    assert value(samples, "journeys_store_refresh_seconds_count") == value(samples, "journeys_store_refresh_events_count") > 0
     inbound_lag = matching(samples, "journeys_consumer_lag", topic=tracker.topic("journeys-inbound-v1"))
     assert inbound_lag and all(0 <= v <= GOOD + BAD_JSON + BAD_IDS for v in inbound_lag.values())
     assert value(samples, "journeys_table_rows", table="timeline") >= GOOD
