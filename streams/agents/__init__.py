@@ -17,7 +17,7 @@ from faust.streams import _current_event
 from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
 from streams import metrics
 from streams.agents import batching, delivery, dlq
-from streams.agents.table_io import DirectTable, watch_batch
+from streams.agents.table_io import DirectTable, append, watch_batch
 from streams.fence import Fence
 from streams.steps import Outbox, States, Step, run_batch
 
@@ -205,7 +205,7 @@ async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes
                 tp = TopicPartition(topic, kafka._partition(topic, None, key, value, key, value))
                 if key is not None:
                     tps[key] = tp
-            await accumulator.add_message(tp, key, value, timeout, timestamp_ms=None, headers=headers)
+            await append(accumulator, tp, key, value, headers, timeout)
             watch_batch(accumulator, tp, refused, watched)
 
 

@@ -100,3 +100,40 @@ def test_a_refused_record_is_seen_with_one_callback_per_record_batch(kafka_boots
     finally:
         admin.delete_topics([topic])
         admin.close()
+
+
+def test_appended_records_keep_their_order_and_know_their_offsets_across_full_batches(kafka_bootstrap: str) -> None:
+    """``table_io.append`` adds a record to the open batch without a future of its own, and falls
+    back to ``add_message`` when the batch is full: with 1 KiB batches, 300 records of ~100 bytes
+    fill many; every record lands once, in order, at the offset its batch's base plus its own."""
+    from aiokafka.structs import TopicPartition
+
+    from streams.agents.table_io import append
+
+    topic = f"append-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    values = [f"{i:04d}".encode() * 25 for i in range(300)]
+
+    async def produce() -> tuple[list[int], int]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks=-1, max_batch_size=1024)
+        await producer.start()
+        try:
+            await producer.client._wait_on_metadata(topic)
+            accumulator, tp = producer._message_accumulator, TopicPartition(topic, 0)
+            placed = [await append(accumulator, tp, b"k", value, [], 30.0) for value in values]
+            batches = len({id(batch) for batch, _ in placed})
+            await producer.flush()
+            return [(await batch.future).offset + offset for batch, offset in placed], batches
+        finally:
+            await producer.stop()
+
+    try:
+        offsets, batches = asyncio.run(produce())
+        assert batches > 10  # the full-batch fallback ran
+        got = read_all(kafka_bootstrap, topic, 1)
+        assert [m.value for m in got] == values
+        assert offsets == [m.offset for m in got]
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
