@@ -230,7 +230,8 @@ class Settings(BaseSettings):
         "inbound records); a deeper one is dead-lettered with the path where it goes too deep."
     )
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
-    sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial block is written.")
+    sink_flush_seconds: float = Field(
+        1.0, gt=0, description="Longest wait before a partial block is written, and the shortest interval between two refreshes of the events' resolution (the timeline's, identity links' and overrides' sinks end their blocks as the next refresh may start).")
     stream_batch_size: int = Field(
         1000, ge=1, description="Most records a stream stage handles as one batch (state read and written "
         "once per key, outputs sent together).")

@@ -14,11 +14,12 @@ retried the same way and before the batch is acked; the sink stores its next bat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import faust
 import orjson
@@ -86,12 +87,61 @@ class Resolver:
     few hundred ms of CPU (measured on a 3,000-event store), which must not grow with the rate
     at which batches arrive."""
 
+    MARGIN_S = 0.05
+    """How long before a refresh may start a resolving sink's batch window ends (its insert begins)."""
+    WAIT_INSERTS_S = 0.5
+    """How long a refresh waits for the resolving sinks' inserts under way when it may start."""
+
     def __init__(self, handle: StoreHandle, min_interval_s: float = 0.0) -> None:
         self.handle = handle
         self.min_interval_s = min_interval_s
         self.waiting: list[tuple[Resolve, list[tuple], asyncio.Future]] = []
         self.running = False
         self.runs = 0
+        self.began = 0.0  # monotonic start of the latest refresh
+        self.took = 0.0  # how long the latest refresh took
+        self.inserting = 0  # resolving sinks' inserts under way
+        self._inserted: asyncio.Event | None = None
+
+    def window(self, longest: float) -> Callable[[Sequence[Any]], float]:
+        """A resolving sink's batch window (:func:`delivery.batches`): its batch ends just before the
+        next refresh may start — at once when none runs or waits (an idle store refreshes at once),
+        else when the latest refresh has both ended (by its last duration) and its interval passed
+        — and at most ``longest`` after its first record. Its rows are then stored as a refresh
+        starts, instead of waiting up to another interval for the one after it; the refresh waits
+        for inserts under way (:meth:`inserts`), at most ``WAIT_INSERTS_S``. Measured at 800
+        events/s, 1 s interval, alternated with the fixed window (``bench.pipeline.latency`` after a
+        5,000-event warm-up): event → queryable p50 1.94–2.09 → 1.63–1.69 s, p99 3.06–3.17 →
+        2.54–2.58 s, with as many refreshes."""
+
+        def wait(_records: Sequence[Any]) -> float:
+            if not self.running:
+                return 0.0
+            start = self.began + max(self.min_interval_s, self.took)
+            return min(longest, max(0.0, start - self.MARGIN_S - time.monotonic()))
+
+        return wait
+
+    @contextlib.contextmanager
+    def inserts(self) -> Iterator[None]:
+        """Around a resolving sink's insert: a refresh about to start waits for it."""
+        self.inserting += 1
+        try:
+            yield
+        finally:
+            self.inserting -= 1
+            if self._inserted is not None:
+                self._inserted.set()
+
+    async def _inserts_done(self) -> None:
+        deadline = time.monotonic() + self.WAIT_INSERTS_S
+        while self.inserting and time.monotonic() < deadline:
+            self._inserted = self._inserted or asyncio.Event()
+            self._inserted.clear()
+            try:
+                await asyncio.wait_for(self._inserted.wait(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return
 
     def request(self, pairs_of: Resolve, rows: list[tuple]) -> asyncio.Future:
         """A refresh covering ``rows`` asked for: the future is done once one ran."""
@@ -104,13 +154,16 @@ class Resolver:
 
     async def _run(self) -> None:
         try:
-            while self.waiting:
-                began = time.monotonic()
+            while True:
+                await self._inserts_done()
+                if not self.waiting:
+                    break
+                began = self.began = time.monotonic()
                 batch, self.waiting = self.waiting, []
 
                 covered: list[int] = []
 
-                def work(batch: list = batch) -> None:
+                def work(batch: list = batch, covered: list = covered) -> None:
                     store = self.handle.get()
                     pairs = resolution.merged(pairs_of(store, rows) for pairs_of, rows, _ in batch)
                     covered[:] = [resolution.refresh(store, pairs)]
@@ -125,6 +178,7 @@ class Resolver:
                             done.set_exception(exc)
                     raise
                 self.runs += 1
+                self.took = time.monotonic() - began
                 for _, _, done in batch:
                     if not done.done():
                         done.set_result(None)
@@ -200,7 +254,9 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
     async def sink(stream: faust.StreamT) -> None:
         delivery.subscribe(stream)
         acks = InOrderAcks(src.ack)
-        async for messages in delivery.batches(src, settings.sink_batch_size, settings.sink_flush_seconds):
+        resolving = then is not None and resolver is not None
+        window = resolver.window(settings.sink_flush_seconds) if resolving else settings.sink_flush_seconds
+        async for messages in delivery.batches(src, settings.sink_batch_size, window):
             async with crash_on_error(name):  # an error not handled below: exit before the ack, read again
                 refreshed: asyncio.Future | None = None
                 for target in targets:
@@ -210,7 +266,8 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
                             rows.extend(target.rows_of(message))
                         except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
                             await unreadable(message, target.table, exc, dead_letters)
-                    with metrics.sink_insert(target.table, len(messages), len(rows)):
+                    with metrics.sink_insert(target.table, len(messages), len(rows)), \
+                            (resolver.inserts() if resolving else contextlib.nullcontext()):
                         await insert_until_done(handle.get(), target.table, rows, target.columns,
                                                 dedup_token=offsets_token(target.table, messages),
                                                 on_retry=metrics.on_retry(target.table))
