@@ -259,22 +259,23 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
         async for messages in delivery.batches(src, settings.sink_batch_size, window):
             async with crash_on_error(name):  # an error not handled below: exit before the ack, read again
                 refreshed: asyncio.Future | None = None
-                for target in targets:
-                    rows: list[tuple] = []
-                    for message in messages:
-                        try:
-                            rows.extend(target.rows_of(message))
-                        except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
-                            await unreadable(message, target.table, exc, dead_letters)
-                    with metrics.sink_insert(target.table, len(messages), len(rows)), \
-                            (resolver.inserts() if resolving else contextlib.nullcontext()):
-                        await insert_until_done(handle.get(), target.table, rows, target.columns,
-                                                dedup_token=offsets_token(target.table, messages),
-                                                on_retry=metrics.on_retry(target.table))
-                    if after is not None:
-                        after(rows)
-                    if then is not None and resolver is not None and target is targets[0] and rows:
-                        refreshed = resolver.request(then, rows)
+                # a refresh about to start waits for this batch's rows (Resolver.window)
+                with resolver.inserts() if resolver is not None and resolving else contextlib.nullcontext():
+                    for target in targets:
+                        rows: list[tuple] = []
+                        for message in messages:
+                            try:
+                                rows.extend(target.rows_of(message))
+                            except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
+                                await unreadable(message, target.table, exc, dead_letters)
+                        with metrics.sink_insert(target.table, len(messages), len(rows)):
+                            await insert_until_done(handle.get(), target.table, rows, target.columns,
+                                                    dedup_token=offsets_token(target.table, messages),
+                                                    on_retry=metrics.on_retry(target.table))
+                        if after is not None:
+                            after(rows)
+                        if then is not None and resolver is not None and target is targets[0] and rows:
+                            refreshed = resolver.request(then, rows)
                 await acks.add(messages, refreshed)
 
 
