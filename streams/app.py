@@ -88,9 +88,8 @@ def create_app(settings: Settings, stream_child: Any = None) -> faust.App:
     ack_guard.install()  # never commit past a record skipped during a rebalance (B7)
     delivery.install()  # batch agents get a fetch's records at once, not one by one (issue #17)
     faust_startup.install()  # the fetcher's first fetch without Faust's 1 s poll (issue #17)
-    # streams.fast_delivery stays off: with it, a kill -9 and restart with a backlog stalled the
-    # worker (test_pipeline restart test: 2 of 4 runs stalled on 6503337, and one in CI; 4 of 4 passed without it;
-    # on fdstall 4 of 42 stalled with it, 0 of 12 without). Where the stalled worker waits: the module docstring
+    # (an inline per-record hand-off, streams/fast_delivery.py, stalled a worker restarted with a backlog in 4 of 42
+    # runs and was removed: delivery.install() hands the busy topics' records over a fetch at a time instead)
     # A store-only process reads topics the stream role reads too (timeline, alerts) and needs
     # every record of them: it gets its own consumer group, else Kafka hands each partition to
     # only one of the two roles (found by tests/faults, scenario 2; see docs/faults.md).
