@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.errors import log_exc_info, loggable
 from streams import tables
@@ -44,6 +45,30 @@ async def sweep(receipts: Any, cutoff_ms: int) -> int:
         if i % CHUNK == CHUNK - 1:
             await asyncio.sleep(0)
     return len(old)
+
+
+class MemoryReceipts:
+    """A ``memory://`` table as :func:`sweep` needs it: its local entries, and a ``pop`` that also
+    writes the tombstone on the key's changelog partition. Faust's own delete needs a current
+    event to pick that partition, and the hourly timer has none: it raised on the first expired
+    id. The partition is the one the id's receipts were on (ingest keys them by the id's bytes,
+    the producer's default partitioner), which every table is co-partitioned with."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._partitioner = DefaultPartitioner()
+        self._partitions = list(range(table.partitions or 1))
+
+    def items(self) -> Any:
+        return list(self.table.data.items())  # a copy: pops during the sweep
+
+    def partition_of(self, event_id: str) -> int:
+        return int(self._partitioner(event_id.encode(), self._partitions, self._partitions))
+
+    def pop(self, event_id: str, default: Any = None) -> Any:
+        value = self.table.data.pop(event_id, default)
+        self.table.send_changelog(self.partition_of(event_id), event_id, None, value_serializer="raw")
+        return value
 
 
 async def sweep_partitions(direct: DirectTable, kafka: Any, cutoff_ms: int, partitions: list[int]) -> int:
@@ -80,8 +105,8 @@ def register(app: faust.App, topics, settings) -> None:
     async def forget_old_ids() -> None:
         """Drop ids first received more than JOURNEYS_DEDUPE_DAYS ago (this worker's partitions)."""
         direct = DirectTable.of(receipts, app.producer)
-        if direct is None:  # memory:// (tests, dev): Faust's own path
-            await sweep(receipts, now_ms() - retention_ms)
+        if direct is None:  # memory:// (tests, dev): its local entries, a tombstone per id
+            await sweep(MemoryReceipts(receipts), now_ms() - retention_ms)
             return
         fence.check()
         try:
