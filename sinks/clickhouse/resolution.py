@@ -277,12 +277,25 @@ def refresh(store: _Runs, pairs: Iterable[tuple[str, str]]) -> int:
         chunk = unique[i : i + CHUNK]
         store.command(_INSERT + resolve_sql(scoped=True), _scope(store, chunk, known))
         ids = sorted({event_id for _, event_id in chunk})
-        store.command(tombstones_sql(scoped=True), {"ids": ids})
+        _, rows = store.query(_HISTORY_SQL, {"ids": ids})
+        tombstones = [(account, event_id, at, 1) for event_id, current, ever, at in rows
+                      for account in ever if account not in current]
+        if tombstones:
+            store.insert("account_events", tombstones, _TOMBSTONE_COLUMNS)
         # every account these events resolve or resolved to (their history): its summary again
-        _, rows = store.query("SELECT groupUniqArrayArray(accounts) FROM resolution_history "
-                              "PREWHERE event_id IN {ids:Array(String)}", {"ids": ids})
-        refresh_summaries(store, rows[0][0] if rows else [])
+        refresh_summaries(store, {account for _, _, ever, _ in rows for account in ever})
     return len(unique)
+
+
+_HISTORY_SQL = """
+SELECT event_id, argMax(accounts, resolved_at) AS current, groupUniqArrayArray(accounts) AS ever, any(event_time) AS at
+FROM resolution_history PREWHERE event_id IN {ids:Array(String)} GROUP BY event_id
+"""
+"""Each event's newest resolution and every account it ever resolved to — read once per refresh
+for both its tombstones (:func:`tombstones_sql`'s rule, applied here) and the accounts whose
+summaries it writes again; a refresh whose events left no account (the usual case) writes no
+tombstone. One read instead of an ``INSERT … SELECT`` and a read of the same rows."""
+_TOMBSTONE_COLUMNS = ("account_id", "event_id", "event_time", "deleted")
 
 
 def refresh_all(store: _Runs) -> None:
@@ -354,22 +367,15 @@ def indexed_resolution(store: _Queries) -> dict[str, tuple[str, ...]]:
     return {str(e): tuple(a) for e, a in rows}
 
 
-_AFFECTED_SQL = """
-WITH
-  persons AS (SELECT arrayJoin({persons:Array(String)}) AS k),
-  aliased AS (
-    SELECT k FROM persons
-    UNION DISTINCT SELECT arrayJoin(dsts) FROM identity_links FINAL
-      PREWHERE kind = 'person_alias' AND src IN (SELECT k FROM persons)
-    UNION DISTINCT SELECT src FROM identity_links_by_dst WHERE kind = 'person_alias' AND dst IN (SELECT k FROM persons)
-  ),
-  keys AS (
-    SELECT k FROM aliased
-    UNION DISTINCT SELECT arrayJoin({devices:Array(String)})
-    UNION DISTINCT SELECT src FROM identity_links_by_dst WHERE kind = 'device' AND dst IN (SELECT k FROM aliased)
-  )
-SELECT '' AS account_id, event_id FROM timeline_by_key WHERE key IN (SELECT k FROM keys)
+_ALIASES_SQL = """
+SELECT arrayJoin(dsts) FROM identity_links FINAL PREWHERE kind = 'person_alias' AND src IN {persons:Array(String)}
+UNION DISTINCT
+SELECT src FROM identity_links_by_dst WHERE kind = 'person_alias' AND dst IN {persons:Array(String)}
 """
+"""The persons one alias hop from ``persons``, either way."""
+_DEVICES_OF_SQL = "SELECT DISTINCT src FROM identity_links_by_dst WHERE kind = 'device' AND dst IN {persons:Array(String)}"
+"""The devices linked to ``persons``."""
+_AFFECTED_SQL = "SELECT '' AS account_id, event_id FROM timeline_by_key WHERE key IN {keys:Array(String)}"
 _AFFECTED_ACCOUNTS_SQL = """
 UNION DISTINCT
 SELECT account_id, event_id FROM timeline PREWHERE account_id IN {accounts:Array(String)}
@@ -398,8 +404,18 @@ def affected(store: _Queries, changes: Iterable[tuple[str, str, Sequence[str]]])
             accounts.update(dsts)
     if not (persons or devices or accounts):
         return []
+    # step by step, each look-up by key with its keys given: one statement whose CTEs ClickHouse
+    # inlined (the persons three times over) took 87–99 ms per 1,000-event refresh, these three
+    # 45 ms (docs/benchmarks.md, twenty-sixth session)
+    keys = set(persons) | devices
+    if persons:
+        _, rows = store.query(_ALIASES_SQL, {"persons": sorted(persons)})
+        persons.update(str(r[0]) for r in rows)
+        _, rows = store.query(_DEVICES_OF_SQL, {"persons": sorted(persons)})
+        keys.update(persons)
+        keys.update(str(r[0]) for r in rows)
     sql = _AFFECTED_SQL + (_AFFECTED_ACCOUNTS_SQL if accounts else "")
-    _, rows = store.query(sql, {"persons": sorted(persons), "devices": sorted(devices), "accounts": sorted(accounts)})
+    _, rows = store.query(sql, {"keys": sorted(keys), "accounts": sorted(accounts)})
     return [(str(a), str(e)) for a, e in rows]
 
 
