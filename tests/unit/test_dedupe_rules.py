@@ -71,7 +71,7 @@ def test_the_sweep_of_a_memory_table_runs_outside_a_stream_and_tombstones_each_i
     ids = [json.loads(m.key) for m in sent]  # the table's key serializer: JSON
     assert sorted(ids) == sorted(f"id-{i}" for i in range(1, 40, 2))
     partitioner = DefaultPartitioner()
-    for event_id, m in zip(ids, sent):
+    for event_id, m in zip(ids, sent, strict=True):
         assert m.value is None and m.channel.get_topic_name() == table.changelog_topic.get_topic_name()
         assert m.partition == partitioner(event_id.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
     assert len({m.partition for m in sent}) > 1  # not one partition for all
