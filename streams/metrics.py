@@ -60,10 +60,6 @@ REFRESH_SECONDS = Histogram(
     "journeys_store_refresh_seconds", "Time of one re-resolution of stored events (event_resolution, tombstones, "
     "account summaries), retries included; at most one starts per JOURNEYS_SINK_FLUSH_SECONDS.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60, 300))
-STORE_PURGE_SECONDS = Histogram(
-    "journeys_store_purge_seconds", "Time of one return of the embedded engine's freed memory to the system "
-    "(SYSTEM JEMALLOC PURGE, every JOURNEYS_STORE_PURGE_SECONDS).",
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 REFRESH_EVENTS = Histogram(
     "journeys_store_refresh_events", "Events one re-resolution covered (a timeline batch's, and those that "
     "changed identity links can move).", buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000, 100000))

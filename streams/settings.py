@@ -232,11 +232,6 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(5000, ge=1, description="Largest ClickHouse insert block.")
     sink_flush_seconds: float = Field(
         1.0, gt=0, description="Longest wait before a partial block is written, and the shortest interval between two refreshes of the events' resolution (the timeline's, identity links' and overrides' sinks end their blocks as the next refresh may start).")
-    store_purge_seconds: float = Field(
-        60.0, ge=0, description="How often the store process hands the embedded engine's freed memory back to the "
-        "system (jemalloc's dirty pages: `SYSTEM JEMALLOC PURGE`, a few ms); without it the worker's RSS grew "
-        "≈ 44 MB per 10 min at 700 events/s while the engine's memory in use fell (docs/benchmarks.md). 0: never; "
-        "a ClickHouse server manages its own.")
     stream_batch_size: int = Field(
         1000, ge=1, description="Most records a stream stage handles as one batch (state read and written "
         "once per key, outputs sent together).")

@@ -32,7 +32,6 @@ from schemas.journey import JourneyUpdate
 from schemas.timeline import TimelineEvent
 from sinks.clickhouse import resolution
 from sinks.clickhouse import rows as r
-from sinks.clickhouse.client import is_embedded
 from sinks.clickhouse.writer import insert_until_done, until_done
 from streams import metrics
 from streams.agents import crash_on_error, delivery, dlq
@@ -280,30 +279,8 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
                 await acks.add(messages, refreshed)
 
 
-PURGE_SQL = "SYSTEM JEMALLOC PURGE"
-
-
-async def purge_freed_memory(handle: StoreHandle) -> bool:
-    """Return the embedded engine's freed pages to the system (jemalloc keeps them otherwise:
-    ``make soak`` at 700 events/s saw jemalloc's resident bytes grow ≈ 44 MB per 10 min while the
-    bytes in use fell). False, logged, when it failed: the next purge tries again."""
-    began = time.monotonic()
-    try:
-        await asyncio.to_thread(lambda: handle.get().command(PURGE_SQL))
-    except Exception as exc:  # noqa: BLE001 - memory housekeeping must not stop the sinks
-        log.warning("store: returning freed memory failed (%s); tried again later", loggable(exc))
-        return False
-    metrics.STORE_PURGE_SECONDS.observe(time.monotonic() - began)
-    return True
-
-
 def register(app: faust.App, topics: Any, settings: Any, handle: StoreHandle) -> None:
     resolver = Resolver(handle, settings.sink_flush_seconds)
-
-    if settings.store_purge_seconds > 0 and is_embedded(handle.url):  # a server manages its own memory
-        @app.timer(interval=settings.store_purge_seconds)
-        async def purge_store_memory() -> None:
-            await purge_freed_memory(handle)
 
     def sink(topic: faust.TopicT, name: str, *targets: Target, after: Callable | None = None,
              then: Resolve | None = None) -> None:
