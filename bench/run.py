@@ -72,7 +72,8 @@ def worker_phases(bootstrap: str, work: Path, sizes: dict[str, Any], seed: int, 
         # issue #17's goal is at 80% of the sustained rate: measured too, the producer sharing the cores
         out["latency_80"] = pipeline.latency(tracker, feed, 0.8 * out["throughput"]["per_s"],
                                              sizes["latency_seconds"], timeout)
-        grow = [feed.produced] + sorted(s for s in set(sizes["rss_sizes"]) if s > feed.produced)
+        # each size beyond what the phases before produced (absolute sizes fell below it: one step, no slope)
+        grow = [feed.produced] + [feed.produced + s for s in sorted(set(sizes["rss_sizes"]))]
         steps = pipeline.rss_steps(tracker, feed, grow, timeout)
         first, last = steps[0], steps[-1]
         slope = ((last["rss_mb"] - first["rss_mb"]) * 1024 / (last["accounts"] - first["accounts"])

@@ -40,6 +40,7 @@ def test_quick_bench_writes_a_complete_report(kafka_bootstrap: str, tmp_path) ->
     assert [step["accounts"] for step in scale["steps"]] == sorted(step["accounts"] for step in scale["steps"])
     assert all(step["accounts"] >= want for step, want in zip(scale["steps"], report["sizes"]["scale_accounts"], strict=True))
     assert all(step["to_caught_up_s"] > 0 and step["rss_mb"] > 0 for step in scale["steps"])
+    assert pipeline["rss"]["marginal_kb_per_account_first_accounts"] is not None  # grown past the phases before
     assert pipeline["rss"]["marginal_between_accounts"] == [step["accounts"] for step in scale["steps"][:2]]
     big = pipeline["throughput_big_store"]  # the drain into a copy of the timeline-query store
     assert big["stored_events"] >= big["store_events"] + big["events"] and big["per_s"] > 0
