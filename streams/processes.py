@@ -26,6 +26,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -89,7 +90,39 @@ def groups_for(app_id: str, roles: str, worker_processes: int) -> dict[str, str]
     return out
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS = (20000, 32768)
+"""Where :func:`free_port` looks first: below Linux's default ephemeral range (32768–60999)."""
+
+
+def _ephemeral() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux's default elsewhere)."""
+    try:
+        low, high = (int(x) for x in EPHEMERAL_RANGE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
+    """A port nothing listens on, for a server another process will start on it, outside the
+    kernel's ephemeral range. A port the kernel hands out (``bind(0)``) comes from the range it
+    also takes the source ports of outgoing connections from: in the seconds until the stream
+    process binds it, one of this process's Kafka or store connections could take it, and the
+    stream process then failed to start ("address already in use", seen once in a CI run). Ports
+    outside that range only go to an explicit ``bind``. Falls back to ``bind(0)`` when every port
+    tried is taken."""
+    rng = rng or random.SystemRandom()
+    low, high = _ephemeral()
+    candidates = [p for p in range(*LISTEN_PORTS) if not low <= p <= high] or \
+        [p for p in range(1024, 65536) if not low <= p <= high]
+    for port in rng.sample(candidates, min(50, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+
+from streams import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +35,8 @@ def broker_reachable(bootstrap: str) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a server a test starts: outside the ephemeral range (streams.processes.free_port)."""
+    return processes.free_port()
 
 
 class Tracker:

@@ -3,6 +3,9 @@ exposition from two (the real processes: tests/integration/test_worker_processes
 
 from __future__ import annotations
 
+import random
+import socket
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -143,3 +146,30 @@ def test_the_offsets_adoption_waits_out_a_fresh_brokers_missing_coordinator() ->
     with pytest.raises(GroupAuthorizationFailedError):
         admin._retrying(refused, seconds=10)
     assert len(calls) == 1
+
+
+def test_a_port_for_the_stream_process_is_outside_the_ephemeral_range(tmp_path, monkeypatch) -> None:
+    """The kernel takes outgoing connections' source ports from its ephemeral range: a listening
+    port from there (``bind(0)``) could be taken by one of the parent's connections before the
+    stream process binds it (CI once saw the child fail with "address already in use")."""
+    low, high = processes._ephemeral()
+    ports = {processes.free_port() for _ in range(20)}
+    assert all(not low <= p <= high for p in ports), ports
+    for port in ports:  # nothing listens there
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    # a machine whose ephemeral range covers every port tried: still a port, from bind(0)
+    everything = tmp_path / "range"
+    everything.write_text("1024\t65535\n")
+    monkeypatch.setattr(processes, "EPHEMERAL_RANGE", everything)
+    assert processes._ephemeral() == (1024, 65535)
+    assert 1024 <= processes.free_port() <= 65535
+
+
+def test_a_taken_port_is_never_handed_out() -> None:
+    rng = random.Random(7)
+    first = processes.free_port(rng=random.Random(7))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", first))
+        held.listen()
+        assert processes.free_port(rng=rng) != first  # the same sequence: the taken one is skipped
