@@ -87,6 +87,9 @@ MEMORY_SERIES = {  # what each sample records from a process's /metrics, in MB (
     "glibc_used": ("journeys_malloc_bytes", {"allocator": "glibc", "kind": "in_use"}),
     "glibc_free": ("journeys_malloc_bytes", {"allocator": "glibc", "kind": "free_held"}),
     "je_used": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "in_use"}),
+    "je_active": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "active"}),
+    "je_meta": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "metadata"}),
+    "je_dirty": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "dirty"}),
     "je_resident": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "resident"}),
     "je_retained": ("journeys_malloc_bytes", {"allocator": "jemalloc", "kind": "retained"}),
 }
@@ -210,8 +213,10 @@ def markdown(r: dict[str, Any]) -> str:
         "Memory parts (MB), from each process's `/metrics`: `tables` = the RocksDB budget in use "
         "(`journeys_table_memory_bytes{kind=\"cache\"}`), `ch_tracked` = ClickHouse's MemoryTracking, "
         "`ch_marks` / `ch_pk` = its mark and primary-index caches (`journeys_store_memory_bytes`); "
-        "`glibc_used` / `glibc_free` = glibc's heap in use / freed but kept, `je_used` / `je_resident` / "
-        "`je_retained` = the embedded engine's jemalloc (`journeys_malloc_bytes`).",
+        "`glibc_used` / `glibc_free` = glibc's heap in use / freed but kept, `je_*` = the embedded engine's jemalloc "
+        "(`journeys_malloc_bytes`): `je_used` allocated, `je_active` the pages of live extents (`je_active - je_used` "
+        "is fragmentation), `je_meta` its metadata, `je_dirty` freed pages not yet purged, `je_resident` ≈ the three "
+        "together, `je_retained` address space kept (not memory).",
         "",
     ]
     parts = [f"{part}_{n}_mb" for n in names for part in MEMORY_SERIES

@@ -80,8 +80,9 @@ MALLOC = Gauge(
     "journeys_malloc_bytes",
     "This process's allocators: glibc (Python, RocksDB, the Kafka client; from mallinfo2) and, with "
     "the embedded store, chDB's jemalloc (system.jemalloc_stats, read with the table sizes). "
-    "'in_use' is allocated; glibc 'free_held' is freed but kept; jemalloc 'resident' and 'retained' "
-    "are pages it maps and keeps.",
+    "'in_use' is allocated; glibc 'free_held' is freed but kept; jemalloc 'active' the pages of live "
+    "extents (active - in_use: fragmentation), 'metadata' its own, 'dirty' freed pages not yet purged, "
+    "'tcache' held by thread caches, 'resident' the pages it holds, 'mapped' and 'retained' address space.",
     ["allocator", "kind"])
 STORE_MEMORY = Gauge(
     "journeys_store_memory_bytes",

@@ -42,8 +42,11 @@ STORE_MEMORY_METRICS = (
     "CompiledExpressionCacheBytes",
 )
 JEMALLOC_SQL = "SELECT stats FROM system.jemalloc_stats"
-JEMALLOC_TOTALS = re.compile(r"^Allocated: (\d+), active: \d+, metadata: \d+.*?, resident: (\d+), "
-                             r"mapped: \d+, retained: (\d+)", re.MULTILINE)
+JEMALLOC_TOTALS = re.compile(r"^Allocated: (\d+), active: (\d+), metadata: (\d+).*?, resident: (\d+), "
+                             r"mapped: (\d+), retained: (\d+)", re.MULTILINE)
+JEMALLOC_MERGED = re.compile(r"^Merged arenas stats:$.*?^ +dirty: +\S+ +(\d+).*?^tcache_bytes: +(\d+)$",
+                             re.MULTILINE | re.DOTALL)
+JEMALLOC_PAGE = re.compile(r"^Page size: (\d+)$", re.MULTILINE)
 STORE_MEMORY_SQL = "SELECT metric, value FROM system.metrics WHERE metric IN ({})".format(
     ", ".join(f"'{m}'" for m in STORE_MEMORY_METRICS))
 
@@ -115,11 +118,19 @@ def refresh_table_memory() -> None:
 
 
 def jemalloc_totals(stats: str) -> dict[str, int]:
-    """``in_use``, ``resident`` and ``retained`` bytes from jemalloc's ``malloc_stats_print`` text."""
+    """Bytes by kind from jemalloc's ``malloc_stats_print`` text: ``in_use`` (allocated), ``active``
+    (pages of live extents: ``active - in_use`` is fragmentation), ``metadata``, ``resident``,
+    ``mapped`` and ``retained`` (address space kept, not memory), and from the merged arenas
+    ``dirty`` (freed pages not yet purged) and ``tcache`` (held by threads' caches)."""
     found = JEMALLOC_TOTALS.search(stats)
     if found is None:
         return {}
-    return dict(zip(("in_use", "resident", "retained"), map(int, found.groups())))
+    totals = dict(zip(("in_use", "active", "metadata", "resident", "mapped", "retained"), map(int, found.groups())))
+    merged, page = JEMALLOC_MERGED.search(stats), JEMALLOC_PAGE.search(stats)
+    if merged is not None and page is not None:
+        totals["dirty"] = int(merged.group(1)) * int(page.group(1))
+        totals["tcache"] = int(merged.group(2))
+    return totals
 
 
 class _TableSizes:

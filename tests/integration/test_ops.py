@@ -122,7 +122,10 @@ def test_metrics_health_logs_and_doctor_on_a_running_worker(tracker_factory) -> 
     assert value(samples, "journeys_malloc_bytes", allocator="glibc", kind="in_use") > 10 * 1024 * 1024
     assert value(samples, "journeys_malloc_bytes", allocator="glibc", kind="free_held") >= 0
     je_used = value(samples, "journeys_malloc_bytes", allocator="jemalloc", kind="in_use")
-    assert 0 < je_used <= value(samples, "journeys_malloc_bytes", allocator="jemalloc", kind="resident")
+    je = {kind: value(samples, "journeys_malloc_bytes", allocator="jemalloc", kind=kind)
+          for kind in ("active", "metadata", "dirty", "tcache", "resident")}
+    assert 0 < je_used <= je["active"] <= je["resident"]
+    assert 0 < je["metadata"] and 0 <= je["dirty"] and 0 <= je["tcache"]
     # every table partition's RocksDB shares one budget (default 64 MiB), memtables included; the
     # cap is soft (pinned blocks and memtables may overshoot it a little, writers never stall)
     assert 0 < value(samples, "journeys_table_memory_bytes", kind="memtables") \

@@ -114,3 +114,28 @@ def test_child_is_the_registry_series_looked_up_once() -> None:
     before = sample(metrics.EVENTS_OUT, "unit-child", "first")
     counter.inc(3)
     assert sample(metrics.EVENTS_OUT, "unit-child", "first") == before + 3
+
+
+JEMALLOC_STATS = """___ Begin jemalloc statistics ___
+Page size: 4096
+Allocated: 32430096, active: 33128448, metadata: 3354464 (n_thp 0, edata 168320, rtree 2097152), resident: 45490176, mapped: 52998144, retained: 5197824
+Merged arenas stats:
+decaying:  time       npages       sweeps     madvises       purged
+   dirty:   N/A         2291            1            1            3
+   muzzy:   N/A            0            0            0            0
+tcache_bytes:                 1803816
+arenas[0]:
+   dirty:   N/A           17            1            1            3
+tcache_bytes:                   1000
+"""
+
+
+def test_jemalloc_totals_reads_the_totals_and_the_merged_arenas() -> None:
+    from streams.web.ops import jemalloc_totals
+
+    assert jemalloc_totals(JEMALLOC_STATS) == {
+        "in_use": 32430096, "active": 33128448, "metadata": 3354464, "resident": 45490176,
+        "mapped": 52998144, "retained": 5197824, "dirty": 2291 * 4096, "tcache": 1803816}
+    without_arenas = JEMALLOC_STATS.split("Merged")[0]
+    assert set(jemalloc_totals(without_arenas)) == {"in_use", "active", "metadata", "resident", "mapped", "retained"}
+    assert jemalloc_totals("a build without jemalloc") == {}
