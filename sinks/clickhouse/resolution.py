@@ -39,11 +39,13 @@ from sinks.clickhouse.rows import LINK_COLUMNS, OVERRIDE_COLUMNS, TIMELINE_COLUM
 
 
 class _Queries(Protocol):
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]: ...
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
 
 class _Runs(_Queries, Protocol):
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any: ...
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> Any: ...
 
 
 _UNMERGED = "(kind, src, dst) NOT IN (SELECT kind, src, dst FROM identity_overrides FINAL WHERE action = 'unmerge')"
@@ -83,7 +85,7 @@ _GIVEN = """
   merges AS (SELECT l.1 AS acct, l.2 AS canon FROM (SELECT arrayJoin({merges:Array(Tuple(String, String))}) AS l))"""
 
 
-def keymap(links: Iterable[tuple[str, str, str, int, int]]) -> dict[str, list[tuple]]:
+def keymap(links: Iterable[tuple[str, str, str, int, int]]) -> dict[str, list[tuple[Any, ...]]]:
     """``_DERIVED``'s ``keymap`` and ``merges`` from the links ``(kind, src, dst, valid_from_ms,
     valid_to_ms)`` a scoped refresh can reach, as the ``keymap`` and ``merges`` parameters of
     ``resolve_sql(scoped=True)``. Computed here, not in SQL, because the SQL's planning dominated a
@@ -246,18 +248,17 @@ def scope_links_sql() -> str:
         for kind, where in parts)
 
 
-def tombstones_sql(scoped: bool) -> str:
-    """``account_events`` rows that hide an event from the accounts it no longer resolves to:
-    every account of the event's ``resolution_history`` that its newest resolution lacks
-    (``scoped``: the events in the ``{ids:Array(String)}`` parameter). Each tombstone is newer
-    (``resolved_at`` now) than the row it hides; re-writing one is harmless."""
-    where = "PREWHERE event_id IN {ids:Array(String)}" if scoped else ""
-    return f"""
+def tombstones_sql() -> str:
+    """``account_events`` rows that hide every event from the accounts it no longer resolves to:
+    every account of the event's ``resolution_history`` that its newest resolution lacks (the
+    scoped refresh applies the same rule in Python to :data:`_HISTORY_SQL`'s rows). Each tombstone
+    is newer (``resolved_at`` now) than the row it hides; re-writing one is harmless."""
+    return """
 INSERT INTO account_events (account_id, event_id, event_time, deleted)
 SELECT account, event_id, at, 1 FROM (
   SELECT event_id, argMax(accounts, resolved_at) AS current, groupUniqArrayArray(accounts) AS ever,
          any(event_time) AS at
-  FROM resolution_history {where} GROUP BY event_id
+  FROM resolution_history GROUP BY event_id
 )
 ARRAY JOIN arrayFilter(x -> NOT has(current, x), ever) AS account
 """
@@ -301,7 +302,7 @@ _TOMBSTONE_COLUMNS = ("account_id", "event_id", "event_time", "deleted")
 def refresh_all(store: _Runs) -> None:
     """Resolve every stored event again (a backfill; the store process keeps the table current)."""
     store.command(_INSERT + resolve_sql(scoped=False))
-    store.command(tombstones_sql(scoped=False))
+    store.command(tombstones_sql())
     store.command(summaries_sql(scoped=False))
 
 
