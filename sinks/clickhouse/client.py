@@ -21,6 +21,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from schemas.errors import ConfigurationError, TerminalSinkError, TransientSinkError
+from sinks.clickhouse import engine_malloc
 
 # ClickHouse error codes worth retrying: timeouts, too many parts/queries, network, readonly
 # replica, memory limit. Everything else from the server is terminal (bad SQL, auth, schema).
@@ -216,6 +217,7 @@ class ReadOnlyStore:
 
 def _connect(url: str) -> Any:
     if is_embedded(url):
+        engine_malloc.configure()  # before chDB is loaded
         path = url[len("chdb://") :]
         if path.startswith("/"):
             Path(path).mkdir(parents=True, exist_ok=True)

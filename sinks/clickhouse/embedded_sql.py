@@ -20,10 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import chdb
+from sinks.clickhouse import engine_malloc
 
-from sinks.clickhouse import sql_guard
-from sinks.clickhouse.sql_guard import Refused
+engine_malloc.configure()  # before chDB is loaded: its allocator reads its options once
+
+import chdb  # noqa: E402
+
+from sinks.clickhouse import sql_guard  # noqa: E402
+from sinks.clickhouse.sql_guard import Refused  # noqa: E402
 
 
 @dataclass(frozen=True)
