@@ -2,7 +2,8 @@
 
 One real worker (``python -m streams worker``, both roles, embedded store) is fed generated
 journeys at a fixed rate — by default half the sustained throughput of the last full benchmark
-(``bench/results/latest.json``) — for ``--minutes`` (30). Every ``--sample-seconds`` the worker's
+(``bench/results/latest.json``), with the benchmark's worker settings (``bench.run.WORKER_ENV``:
+the rate was measured with them) — for ``--minutes`` (30). Every ``--sample-seconds`` the worker's
 RSS, the events stored and the accounts produced are recorded. At the end the worker must catch
 up (every produced event stored) and memory must be flat: the RSS growth over the second half
 of the run, per 10 minutes, must stay under ``--max-growth-mb`` (default 50 MB). Writes
@@ -28,6 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench import harness
 from bench.pipeline import Feed, stored
+from bench.run import WORKER_ENV
 from bench.synth import SynthConfig
 from tests.support.tracker import Tracker
 from streams.cli.replaying import key_of
@@ -122,8 +124,10 @@ def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work
     started_broker = harness.ensure_broker(bootstrap)
     prefix = f"soak-{uuid.uuid4().hex[:8]}-"  # a pid can come back: its old RocksDB files would not fit new topics
     work = work / prefix.rstrip("-")  # this run's state and logs, apart from earlier runs'
-    tracker = harness.make_tracker(bootstrap, work, prefix, **({"JOURNEYS_ROLES": "store"} if split_roles else {}))
-    streamer = (Tracker(bootstrap, work, prefix, extra_env={"JOURNEYS_ROLES": "stream"}, index=1)
+    # the settings the rate was measured with (the tests' defaults refresh the store every 0.3 s)
+    tracker = harness.make_tracker(bootstrap, work, prefix, **WORKER_ENV,
+                                   **({"JOURNEYS_ROLES": "store"} if split_roles else {}))
+    streamer = (Tracker(bootstrap, work, prefix, extra_env={**WORKER_ENV, "JOURNEYS_ROLES": "stream"}, index=1)
                 if split_roles else None)
     procs = {"worker": tracker} if not split_roles else {"store": tracker, "stream": streamer}
     seconds = minutes * 60
@@ -174,6 +178,7 @@ def run(minutes: float, rate: float, sample_s: float, max_growth_mb: float, work
     worst = max(growth.values())
     return {
         "minutes": minutes, "rate_per_s": rate, "sample_s": sample_s, "roles": "split" if split_roles else "one process",
+        "worker_env": WORKER_ENV,
         "events": final["produced"], "accounts": final["accounts"], "stored": final["stored"],
         "caught_up_after_s": round(catch_up, 1),
         "rss_mb": {name: {"start": samples[0][f"rss_{name}_mb"] if samples else None,
@@ -196,6 +201,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"- events produced {r['events']:,} ({r['accounts']:,} accounts), stored {r['stored']:,}, "
         f"caught up {r['caught_up_after_s']} s after the feed stopped",
+        "- worker settings: " + (", ".join(f"{k}={v}" for k, v in r["worker_env"].items())
+                                 if "worker_env" in r else "the test harness's"),
     ]
     for name in names:
         rss = r["rss_mb"][name]
