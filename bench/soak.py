@@ -19,8 +19,8 @@ import argparse
 import json
 import threading
 import time
-import uuid
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from bench import harness
 from bench.pipeline import Feed, stored
 from bench.run import WORKER_ENV
 from bench.synth import SynthConfig
-from tests.support.tracker import Tracker
 from streams.cli.replaying import key_of
+from tests.support.tracker import Tracker
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,7 +55,7 @@ def growth_per_10min(samples: list[dict[str, Any]], field: str = "rss_mb") -> fl
     ys = [s[field] for s in half]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     var = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
     return round(slope * 600, 1)
 
 
