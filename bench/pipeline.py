@@ -38,6 +38,7 @@ from kafka.admin import KafkaAdminClient
 
 from bench import harness
 from bench.synth import SynthConfig, generate
+from streams import packs
 from tests.support.tracker import Tracker
 
 SAMPLE_S = 0.1
@@ -139,7 +140,7 @@ def _read(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]
 def _timeline_records(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]) -> list[tuple]:
     """(partition, offset, produce time in s, entry) of the stored (non-replay) entries in [start, end)."""
     out = []
-    for msg in _read(bootstrap, topic, start, end):
+    for msg in packs.unpacked(_read(bootstrap, topic, start, end)):  # a pack's entries: its offset and time
         entry = orjson.loads(msg.value)
         if not entry.get("replay"):
             out.append((msg.partition, msg.offset, datetime.fromisoformat(entry["received_at"]).timestamp(), entry))

@@ -11,9 +11,9 @@ import faust
 from faust.sensors import Monitor
 
 from schemas.errors import ConfigurationError
-from streams import ack_guard, faust_startup, kafka_config, processes, tables
+from streams import ack_guard, faust_startup, kafka_config, packs, processes, tables
 from streams import topics as t
-from streams.agents import delivery
+from streams.agents import PACKED_ATTR, delivery
 from streams.definitions_source import DefinitionsSource
 from streams.settings import Settings
 from streams.storehandle import StoreHandle
@@ -137,6 +137,9 @@ def create_app(settings: Settings, stream_child: Any = None) -> faust.App:
     )
     app.journeys_settings = settings  # type: ignore[attr-defined]
     app.journeys_topics = topics  # type: ignore[attr-defined]
+    # the internal topics the stream stages write in packs (streams/packs.py; their readers unpack any)
+    setattr(app, PACKED_ATTR, frozenset(getattr(topics, name).get_topic_name() for name in packs.PACKED)
+            if settings.pack_records else frozenset())
 
     definitions = DefinitionsSource(settings.definitions)
     if settings.definitions_reload_seconds > 0:

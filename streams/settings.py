@@ -242,6 +242,10 @@ class Settings(BaseSettings):
         0.25, gt=0, description="Longest a stream stage waits to fill a batch while it is behind (the newest "
         "record queued had waited longer than this when the batch began): bigger batches, less work per event, when "
         "throughput matters more than latency (docs/benchmarks.md).")
+    pack_records: bool = Field(
+        True, description="The stream stages send the records of their internal hops (receipts) in packs: a "
+        "batch's records for one partition as one Kafka record (streams/packs.py; fewer records for the broker). "
+        "Set false while a worker of an earlier version, which cannot read packs, still reads those topics.")
     fault_kill_after_inserts: int = Field(
         0, ge=0, description="For fault tests only (tests/faults): the store process kills itself (SIGKILL) right "
         "after its n-th successful ClickHouse insert, before that batch is acked. 0 (default): off."

@@ -15,7 +15,7 @@ from aiokafka.structs import TopicPartition
 from faust.streams import _current_event
 
 from schemas.errors import Reason, RecordFailed, log_exc_info, loggable
-from streams import metrics
+from streams import metrics, packs
 from streams.agents import batching, delivery, dlq
 from streams.agents.table_io import DirectTable, append, watch_batch
 from streams.fence import Fence
@@ -73,15 +73,17 @@ async def guarded(event: faust.EventT, dead_letters: faust.TopicT, stage: str) -
 
 
 async def batches(stream: faust.StreamT, src: delivery.BatchSource, fence: Fence, settings: Any,
-                  stage: str | None = None, name: str | None = None) -> AsyncIterator[list[Any]]:
+                  stage: str | None = None, name: str | None = None) -> AsyncIterator[tuple[list[Any], list[Any]]]:
     """The source's records in batches (``JOURNEYS_STREAM_BATCH_SIZE`` records, or what came
     within the batch window: ``JOURNEYS_STREAM_BATCH_SECONDS`` while the stage keeps up,
     ``JOURNEYS_STREAM_BATCH_SECONDS_BEHIND`` while it is behind: the newest record queued has
     waited longer than that when the batch's first record is there — :func:`batching.next_window`),
     each checked against the fence and counted in ``journeys_events_in_total{stage}`` (and its
     size in ``journeys_stream_batch_records{stage: name}``). The records are Faust messages
-    handed on a fetch at a time (:mod:`streams.agents.delivery`); the caller acks a batch
-    (``src.ack``) once it is handled and its outputs sent, under :func:`crash_on_error`."""
+    handed on a fetch at a time (:mod:`streams.agents.delivery`). Each batch comes as its Kafka
+    messages and their records, packs unpacked (:mod:`streams.packs`; the sizes above count
+    records); the caller acks the messages (``src.ack``) once the records are handled and their
+    outputs sent, under :func:`crash_on_error`."""
     delivery.subscribe(stream)
     light, behind = settings.stream_batch_seconds, max(settings.stream_batch_seconds_behind,
                                                       settings.stream_batch_seconds)
@@ -91,10 +93,11 @@ async def batches(stream: faust.StreamT, src: delivery.BatchSource, fence: Fence
     window = lambda queued: batching.next_window(batching.newest_age([queued[-1]]), light, behind)  # noqa: E731
     async for messages in delivery.batches(src, settings.stream_batch_size, window):
         fence.check()
+        records = packs.unpacked(messages)
         if stage is not None:
-            metrics.EVENTS_IN.labels(stage).inc(len(messages))
-        metrics.STREAM_BATCH_RECORDS.labels(name or stage or "").observe(len(messages))
-        yield messages
+            metrics.EVENTS_IN.labels(stage).inc(len(records))
+        metrics.STREAM_BATCH_RECORDS.labels(name or stage or "").observe(len(records))
+        yield messages, records
 
 
 @asynccontextmanager
@@ -165,28 +168,35 @@ async def send(app: faust.App, out: Outbox) -> None:
     the broker before the batch's input is committed (at-least-once; every consumer of these
     topics is idempotent). A refused delivery stops the worker (:func:`_exit_if_refused`).
     With aiokafka (Faust's producer), the records go straight to its accumulator
-    (:func:`send_direct`)."""
+    (:func:`send_direct`), those of the packed topics in packs (:mod:`streams.packs`)."""
     if not out.items:
         return
     producer = app.producer
     kafka = getattr(producer, "_producer", None)
     if kafka is not None and hasattr(kafka, "_message_accumulator"):
-        await send_direct(kafka, out.items)
+        await send_direct(kafka, out.items, getattr(app, PACKED_ATTR, frozenset()))
         return
     for topic, key, value, headers in out.items:
         delivery = await producer.send(topic, key, value, None, None, headers)
         delivery.add_done_callback(_exit_if_refused(topic))
 
 
-async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes, Any]]) -> None:
+PACKED_ATTR = "journeys_packed"
+"""The app attribute naming the topics its stages write in packs (``streams.app``)."""
+
+
+async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes, Any]],
+                      packed: frozenset[str] = frozenset()) -> None:
     """``items`` into an aiokafka producer's accumulator, in order, each on the partition
     ``kafka.send`` would pick (the producer's partitioner on its key) — what ``kafka.send`` does,
     with the topic's metadata checked once per topic and each key partitioned once per batch
     instead of both per record, and without Faust's wrapper (the producer path was ≈ 8% of a live
     drain's event loop). Records still join the open record batch of their partition, as
     ``send`` does (aiokafka's ``send_batch`` would queue a batch per call and wait for the one
-    before it to drain: measured slower). A refused record stops the worker
-    (:func:`_exit_if_refused`, watched once per record batch: :func:`~streams.agents.table_io.watch_batch`)."""
+    before it to drain: measured slower). The records of a topic in ``packed`` go in packs, one
+    per partition (:func:`streams.packs.packs`), each record still on its own key's partition.
+    A refused record stops the worker (:func:`_exit_if_refused`, watched once per record batch:
+    :func:`~streams.agents.table_io.watch_batch`)."""
     accumulator = kafka._message_accumulator
     timeout = kafka._request_timeout_ms / 1000
     by_topic: dict[str, list[tuple[bytes | None, bytes, Any]]] = {}
@@ -197,16 +207,33 @@ async def send_direct(kafka: Any, items: Sequence[tuple[str, bytes | None, bytes
         refused = _exit_if_refused(topic)
         watched: set[int] = set()
         tps: dict[bytes, TopicPartition] = {}
+        if topic in packed:
+            by_tp: dict[TopicPartition, list[tuple[bytes | None, bytes, Any]]] = {}
+            for key, value, headers in records:
+                by_tp.setdefault(_partition(kafka, topic, tps, key, value), []).append((key, value, headers))
+            for tp, run in by_tp.items():
+                for key, value, headers in packs.packs(run):
+                    key, value = kafka._serialize(key, value, headers)  # a record over max_request_size raises
+                    await append(accumulator, tp, key, value, headers, timeout)
+                    watch_batch(accumulator, tp, refused, watched)
+            continue
         for key, value, headers in records:
             headers = headers or []
             key, value = kafka._serialize(key, value, headers)  # as kafka.send: a record over max_request_size raises
-            tp = tps.get(key) if key is not None else None
-            if tp is None:
-                tp = TopicPartition(topic, kafka._partition(topic, None, key, value, key, value))
-                if key is not None:
-                    tps[key] = tp
+            tp = _partition(kafka, topic, tps, key, value)
             await append(accumulator, tp, key, value, headers, timeout)
             watch_batch(accumulator, tp, refused, watched)
+
+
+def _partition(kafka: Any, topic: str, known: dict[bytes, TopicPartition], key: bytes | None,
+               value: bytes) -> TopicPartition:
+    """The partition ``kafka.send`` would pick for ``key`` (its partitioner), once per key."""
+    tp = known.get(key) if key is not None else None
+    if tp is None:
+        tp = TopicPartition(topic, kafka._partition(topic, None, key, value, key, value))
+        if key is not None:
+            known[key] = tp
+    return tp
 
 
 def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any, fence: Fence,
@@ -226,12 +253,12 @@ def stage_agent(app: faust.App, source: faust.TopicT, step: Step, settings: Any,
     @app.agent(source, name=step.name)
     async def run(stream: faust.StreamT) -> None:
         direct = None if table is None else DirectTable.of(table, app.producer)  # the producer has started
-        async for messages in batches(stream, src, fence, settings, stage, step.name):
+        async for messages, records in batches(stream, src, fence, settings, stage, step.name):
             async with crash_on_error(step.name):
                 out = Outbox()
                 # with the direct path, each key is read from its own partition's database (issue #17)
                 states = States(read) if direct is None else direct.states()
-                run_batch(step, messages, states, out, dead_letters)
+                run_batch(step, records, states, out, dead_letters)
                 fence.check()  # a worker frozen past its session writes nothing from stale state
                 if direct is not None:
                     await direct.write(app.producer._producer, states.written(), _exit_if_refused)

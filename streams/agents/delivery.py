@@ -47,6 +47,8 @@ from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from faust.types.tuples import Message
 from mode.services import Service
 
+from streams import packs
+
 log = logging.getLogger(__name__)
 
 SOURCES = "journeys_batch_sources"
@@ -57,18 +59,20 @@ stale = 0  # records not handed on because a rebalance began after they were fet
 
 
 class BatchSource:
-    """The records of ``topics`` for one agent, in the order they were fetched."""
+    """The records of ``topics`` for one agent, in the order they were fetched. Sizes (a batch's
+    ``most``, the ``limit``) count records, a pack as the records it holds (:mod:`streams.packs`)."""
 
     def __init__(self, app: faust.App, topics: Iterable[str], limit: int) -> None:
         self.app = app
         self.topics = frozenset(topics)
         self.limit = max(1, limit)
-        self._records: deque[Message] = deque()
+        self._records: deque[tuple[Message, int]] = deque()
+        self._weight = 0
         self._more: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
 
     def __len__(self) -> int:
-        return len(self._records)
+        return self._weight
 
     def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
         if self._more is None or self._room is None:  # made in the worker's loop, on first use
@@ -82,10 +86,12 @@ class BatchSource:
     async def deliver(self, messages: Sequence[Message]) -> None:
         """From the fetch loop: a fetch's records for this source, once there is room for them."""
         more, room = self._events()
-        while len(self._records) >= self.limit:
+        while self._weight >= self.limit:
             room.clear()
             await room.wait()
-        self._records.extend(messages)
+        weighed = [(m, packs.count(m.headers)) for m in messages]
+        self._records.extend(weighed)
+        self._weight += sum(w for _, w in weighed)
         more.set()
 
     async def take(self, most: int, window: float | Callable[[Sequence[Message]], float]) -> list[Message]:
@@ -99,10 +105,10 @@ class BatchSource:
             while not records:
                 more.clear()
                 await more.wait()
-            wait = window(records) if callable(window) else window
-            if len(records) < most and wait > 0:
+            wait = window([records[-1][0]]) if callable(window) else window
+            if self._weight < most and wait > 0:
                 deadline = time.monotonic() + wait
-                while len(records) < most:
+                while self._weight < most:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -111,7 +117,13 @@ class BatchSource:
                         await asyncio.wait_for(more.wait(), left)
                     except asyncio.TimeoutError:
                         break
-            batch = [records.popleft() for _ in range(min(most, len(records)))]
+            batch: list[Message] = []
+            taken = 0
+            while records and (not batch or taken + records[0][1] <= most):  # whole packs, at least one
+                message, weight = records.popleft()
+                batch.append(message)
+                taken += weight
+            self._weight -= taken
             room.set()
             kept = [m for m in batch if self._current(m)]
             if len(kept) < len(batch):

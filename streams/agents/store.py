@@ -33,7 +33,7 @@ from schemas.timeline import TimelineEvent
 from sinks.clickhouse import resolution
 from sinks.clickhouse import rows as r
 from sinks.clickhouse.writer import insert_until_done, until_done
-from streams import metrics
+from streams import metrics, packs
 from streams.agents import crash_on_error, delivery, dlq
 from streams.agents.batching import offsets_token
 from streams.agents.dlq import row_of
@@ -259,16 +259,17 @@ def sink_agent(app: faust.App, topic: faust.TopicT, name: str, targets: Sequence
         async for messages in delivery.batches(src, settings.sink_batch_size, window):
             async with crash_on_error(name):  # an error not handled below: exit before the ack, read again
                 refreshed: asyncio.Future | None = None
+                records = packs.unpacked(messages)  # a pack's records, each with its pack's place
                 # a refresh about to start waits for this batch's rows (Resolver.window)
                 with resolver.inserts() if resolver is not None and resolving else contextlib.nullcontext():
                     for target in targets:
                         rows: list[tuple] = []
-                        for message in messages:
+                        for message in records:
                             try:
                                 rows.extend(target.rows_of(message))
                             except (ValidationError, orjson.JSONDecodeError, ValueError) as exc:  # our own output: a bug
                                 await unreadable(message, target.table, exc, dead_letters)
-                        with metrics.sink_insert(target.table, len(messages), len(rows)):
+                        with metrics.sink_insert(target.table, len(records), len(rows)):
                             await insert_until_done(handle.get(), target.table, rows, target.columns,
                                                     dedup_token=offsets_token(target.table, messages),
                                                     on_retry=metrics.on_retry(target.table))

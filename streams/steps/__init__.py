@@ -140,7 +140,10 @@ def is_forget(record: Any) -> bool:
 
 
 def where(record: Any) -> str:
-    return f"{record.topic}/{record.partition}@{record.offset}"
+    """Where a record was read: ``topic/partition@offset``, and ``#i`` for the i-th record of a
+    pack (:mod:`streams.packs`)."""
+    index = getattr(record, "index", None)
+    return f"{record.topic}/{record.partition}@{record.offset}" + ("" if index is None else f"#{index}")
 
 
 def dead_letter(out: Outbox, dead_letters: str, record: Any, stage: str, exc: Exception) -> None:

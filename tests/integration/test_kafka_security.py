@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from kafka import KafkaConsumer, TopicPartition
 
+from streams import packs
 from streams import topics as t
 from streams.admin import ensure_topics
 from streams.collector.kafka_out import KafkaOut, OutRecord
@@ -154,7 +155,7 @@ def _read_all(settings: Settings, topic: str, expected: int, timeout: float = 30
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
+                records.extend(packs.unpacked(batch))  # the stages' internal hops: packs (streams/packs.py)
         return records
     finally:
         consumer.close()
