@@ -72,11 +72,13 @@ def test_packed_hops_store_what_unpacked_hops_store(tracker_factory, tmp_path) -
         kafka, one_by_one = raw(packing, name), raw(plain, name)
         assert not any(packs.count(r.headers) > 1 for r in one_by_one), name
         inside = packs.unpacked(kafka)
-        assert len(inside) == len(one_by_one), name  # the same records, fewer Kafka records
-        assert len(kafka) * 5 <= len(inside), (name, len(kafka), len(inside))
-    receipts = packs.unpacked(raw(packing, "journeys-receipts-v1"))
-    assert sorted(dict(r.headers)["journeys.receipt"] for r in receipts) == sorted(
-        dict(r.headers)["journeys.receipt"] for r in packs.unpacked(raw(plain, "journeys-receipts-v1"))) != []
+        assert len(kafka) * 5 <= len(inside), (name, len(kafka), len(inside))  # fewer Kafka records
+        if name == "journeys-receipts-v1":  # one per event (the other hops' replays depend on the batches)
+            assert len(inside) == len(one_by_one) == EVENTS
+    receipts = packs.unpacked(raw(packing, "journeys-receipts-v1"))  # each record its own key and headers
+    assert sorted(r.key for r in receipts) == sorted(r.key for r in raw(plain, "journeys-receipts-v1"))
+    assert all(dict(r.headers)["journeys.receipt"].startswith(packing.topic("journeys-inbound-v1").encode())
+               for r in receipts)
 
 
 def test_a_worker_reads_packs_and_single_records_on_one_topic(tracker_factory) -> None:
@@ -92,4 +94,4 @@ def test_a_worker_reads_packs_and_single_records_on_one_topic(tracker_factory) -
     kinds = {packs.count(r.headers) > 1 for r in raw(again, "journeys-events-v1")}
     assert kinds == {True, False}  # both kinds on the topic, every event stored once
     stored = again.journeys("sql", "SELECT count(), uniqExact(event_id) FROM timeline FINAL", "--format", "csv").stdout
-    assert stored.split() == [f"{len(first) + len(later)},{len(first) + len(later)}"]
+    assert stored.split()[-1] == f"{len(first) + len(later)},{len(first) + len(later)}"
