@@ -189,3 +189,29 @@ def test_the_window_is_decided_when_the_first_record_is_there_from_what_is_queue
 
     assert asyncio.run(asyncio.wait_for(run(), 2.0)) == [10]
     assert seen == [[0], [10]]
+
+
+def test_sizes_count_the_records_a_pack_holds_and_a_batch_takes_whole_packs() -> None:
+    """A pack (streams/packs.py) weighs the records it holds: a batch of at most ``most`` records
+    takes whole packs (at least one, however big), and the source's limit counts records too."""
+    app = fake_app()
+    src = delivery.source(app, channel("t"), limit=1_000)
+
+    def pack(offset: int, count: int) -> ConsumerMessage:
+        return ConsumerMessage("t", 0, offset, 1.0, 0, [("journeys.pack", str(count).encode())], b"k", b"v", None,
+                               generation_id=1)
+
+    async def run() -> list[list[int]]:
+        await src.deliver([pack(0, 600), pack(1, 300), msg(2), pack(3, 150)])
+        assert len(src) == 1_051
+        room = asyncio.ensure_future(src.deliver([msg(4)]))  # over the limit: waits for the agent
+        await asyncio.sleep(0)
+        assert not room.done()
+        taken = [[m.offset for m in await src.take(500, window=0)]]  # the first pack alone: bigger than most
+        await asyncio.sleep(0)
+        assert room.done() and len(src) == 452
+        taken.append([m.offset for m in await src.take(451, window=0)])  # 300 + 1 + 150 records: not the next
+        taken.append([m.offset for m in await src.take(451, window=0)])
+        return taken
+
+    assert asyncio.run(run()) == [[0], [1, 2, 3], [4]]
