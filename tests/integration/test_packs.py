@@ -16,11 +16,11 @@ from itertools import islice
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from bench.synth import SynthConfig, generate
 from streams import packs
 from tests.support import events as ev
+from tests.support.topics import read_all
 
 pytestmark = pytest.mark.integration
 
@@ -31,20 +31,7 @@ HOPS = ("journeys-receipts-v1", "journeys-events-v1", "journeys-persons-v1", "jo
 
 def raw(tracker, name: str) -> list:
     """Every Kafka record of the tracker's topic ``name``, as stored on the broker."""
-    consumer = KafkaConsumer(bootstrap_servers=tracker.bootstrap, enable_auto_commit=False)
-    try:
-        topic = tracker.topic(name)
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out: list = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                out.extend(batch)
-        return out
-    finally:
-        consumer.close()
+    return read_all(tracker.bootstrap, tracker.topic(name), int(tracker.env["JOURNEYS_TOPIC_PARTITIONS"]))
 
 
 def resolved(tracker) -> list[tuple[str, str]]:
