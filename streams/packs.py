@@ -8,7 +8,8 @@ event (a drain without the one changelog record per event — ``python -m bench.
 20000`` with it sent and not — went from 1,359 / 1,468 to 1,475 / 1,603 events/s, the worker's
 own CPU per event unchanged: the broker's share).
 
-So the stages send the records of a :data:`PACKED` topic in **packs**: the records a batch sends
+So the stages can send the records of a :data:`PACKED` topic in **packs** (``JOURNEYS_PACK_RECORDS=true``;
+off by default: at 700 events/s they made event → queryable p99 worse, docs/benchmarks.md): the records a batch sends
 to one partition, in their order, as one Kafka record whose value is their ``[key, value,
 headers]`` list in MessagePack (a binary format with a C codec: record values are bytes, which
 JSON cannot carry), under the header ``journeys.pack: <count>``. Each record still goes to the

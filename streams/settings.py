@@ -243,9 +243,11 @@ class Settings(BaseSettings):
         "record queued had waited longer than this when the batch began): bigger batches, less work per event, when "
         "throughput matters more than latency (docs/benchmarks.md).")
     pack_records: bool = Field(
-        True, description="The stream stages send the records of their internal hops (receipts) in packs: a "
-        "batch's records for one partition as one Kafka record (streams/packs.py; fewer records for the broker). "
-        "Set false while a worker of an earlier version, which cannot read packs, still reads those topics.")
+        False, description="The stream stages send the records of their internal hops (receipts, events, persons, "
+        "timeline, identity links) in packs: a batch's records for one partition as one Kafka record "
+        "(streams/packs.py; far fewer records for the broker and the reading stages). Off by default: measured at "
+        "700 events/s it made event → queryable p99 worse (docs/benchmarks.md, twenty-eighth session). Every "
+        "worker reads packs either way; turn it on only once no worker of an earlier version reads those topics.")
     fault_kill_after_inserts: int = Field(
         0, ge=0, description="For fault tests only (tests/faults): the store process kills itself (SIGKILL) right "
         "after its n-th successful ClickHouse insert, before that batch is acked. 0 (default): off."

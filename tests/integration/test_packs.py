@@ -43,7 +43,7 @@ def resolved(tracker) -> list[tuple[str, str]]:
 
 def test_packed_hops_store_what_unpacked_hops_store(tracker_factory, tmp_path) -> None:
     lines = [orjson.dumps(s.obj) for s in islice(generate(SynthConfig(events=EVENTS, seed=5)), EVENTS)]
-    packing = tracker_factory()
+    packing = tracker_factory(JOURNEYS_PACK_RECORDS="true")
     plain = tracker_factory(JOURNEYS_TOPIC_PREFIX=packing.prefix + "plain-", JOURNEYS_APP_ID=packing.prefix + "plain",
                             JOURNEYS_CLICKHOUSE_URL=f"chdb://{tmp_path / 'plain-store'}", JOURNEYS_PACK_RECORDS="false")
     for tracker in (packing, plain):
@@ -74,7 +74,7 @@ def test_a_worker_reads_packs_and_single_records_on_one_topic(tracker_factory) -
     tracker.produce(ev.encode(first))
     tracker.wait_for_stored(events=len(first))
     tracker.stop()
-    again = tracker_factory().start()  # the same topics, group and store; packing now
+    again = tracker_factory(JOURNEYS_PACK_RECORDS="true").start()  # the same topics, group and store; packing now
     later = [ev.page(50 + h, anon=f"mix-{h % 4}") for h in range(40)] + [ev.identify(91, anon="mix-2", user="max")]
     again.produce(ev.encode(later))
     again.wait_for_stored(events=len(first) + len(later))
