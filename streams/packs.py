@@ -3,10 +3,8 @@
 A record on the broker costs about the same whatever it holds: the producer appends it, the
 broker validates and indexes it, the consumer decodes it into a message that the worker tracks,
 hands on and acks. A batch stage sends hundreds of small records per batch to the same few
-partitions of its next topic, and those per-record costs were most of what the broker spent per
-event (a drain without the one changelog record per event — ``python -m bench.drain --events
-20000`` with it sent and not — went from 1,359 / 1,468 to 1,475 / 1,603 events/s, the worker's
-own CPU per event unchanged: the broker's share).
+partitions of its next topic: 4.25 records per inbound event on the five hops below, 0.03 in
+packs (docs/benchmarks.md, twenty-eighth session, with the drains and latencies measured).
 
 So the stages can send the records of a :data:`PACKED` topic in **packs** (``JOURNEYS_PACK_RECORDS=true``;
 off by default: at 700 events/s they made event → queryable p99 worse, docs/benchmarks.md): the records a batch sends
